@@ -1,0 +1,172 @@
+//! [`MatchInfo`]: what is known of a match before its first event is folded (who plays whom, where,
+//! and how many periods the recording has), and the checks that an events file fits it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::Side;
+use crate::statsbomb::{Event, EventKind, MatchMetadata};
+
+/// A team as the scoreboard names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamRef {
+    pub id: u64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchInfo {
+    pub match_id: u64,
+    pub home: TeamRef,
+    pub away: TeamRef,
+    pub competition: Option<String>,
+    pub season: Option<String>,
+    /// `YYYY-MM-DD`, as StatsBomb writes it.
+    pub date: Option<String>,
+    pub kick_off: Option<String>,
+    pub stadium: Option<String>,
+    /// The last period of the recording (2, or 4 after extra time, or 5 with a shoot-out): its
+    /// "Half End" is the final whistle. A live feed knows this from the referee; a replay from the file.
+    pub last_period: u8,
+}
+
+/// Why an events file cannot be folded as the match it claims to be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InfoError {
+    #[error("the events file holds no events")]
+    NoEvents,
+    #[error(
+        "cannot tell the teams: there is no match metadata and the events have no two Starting XI events"
+    )]
+    NoTeams,
+    #[error("the match metadata is for match {metadata}, not {requested}")]
+    WrongMetadata { requested: u64, metadata: u64 },
+    #[error(
+        "event {index}: team {team_id} ({team_name}) is neither the home team ({home}) nor the away team ({away})"
+    )]
+    UnknownTeam {
+        index: u32,
+        team_id: u64,
+        team_name: String,
+        home: String,
+        away: String,
+    },
+    #[error("event {index}: period {period} is not a StatsBomb period (1 to 5)")]
+    BadPeriod { index: u32, period: u8 },
+}
+
+impl MatchInfo {
+    /// Builds the info of match `match_id` from its metadata where there is some (StatsBomb's
+    /// `matches/` files: names, date, home and away), else from its two "Starting XI" events (the
+    /// first is the home team), and checks that every event fits: a known team and a real period.
+    pub fn new(
+        match_id: u64,
+        metadata: Option<&MatchMetadata>,
+        events: &[Event],
+    ) -> Result<MatchInfo, InfoError> {
+        if events.is_empty() {
+            return Err(InfoError::NoEvents);
+        }
+        let mut info = match metadata {
+            Some(metadata) if metadata.match_id != match_id => {
+                return Err(InfoError::WrongMetadata {
+                    requested: match_id,
+                    metadata: metadata.match_id,
+                });
+            }
+            Some(metadata) => MatchInfo::from_metadata(metadata),
+            None => MatchInfo::from_starting_elevens(match_id, events)?,
+        };
+        for event in events {
+            if !(1..=5).contains(&event.period) {
+                return Err(InfoError::BadPeriod {
+                    index: event.index,
+                    period: event.period,
+                });
+            }
+            for team in event.team.iter().chain(&event.possession_team) {
+                if info.side_of(team.id).is_none() {
+                    return Err(InfoError::UnknownTeam {
+                        index: event.index,
+                        team_id: team.id,
+                        team_name: team.name.clone(),
+                        home: info.home.name.clone(),
+                        away: info.away.name.clone(),
+                    });
+                }
+            }
+            info.last_period = info.last_period.max(event.period);
+        }
+        Ok(info)
+    }
+
+    fn from_metadata(metadata: &MatchMetadata) -> MatchInfo {
+        MatchInfo {
+            match_id: metadata.match_id,
+            home: TeamRef {
+                id: metadata.home_team.id,
+                name: metadata.home_team.name.clone(),
+            },
+            away: TeamRef {
+                id: metadata.away_team.id,
+                name: metadata.away_team.name.clone(),
+            },
+            competition: Some(metadata.competition.competition_name.clone()),
+            season: Some(metadata.season.season_name.clone()),
+            date: Some(metadata.match_date.clone()),
+            kick_off: metadata.kick_off.clone(),
+            stadium: metadata
+                .stadium
+                .as_ref()
+                .map(|stadium| stadium.name.clone()),
+            last_period: 1,
+        }
+    }
+
+    fn from_starting_elevens(match_id: u64, events: &[Event]) -> Result<MatchInfo, InfoError> {
+        let mut teams = events
+            .iter()
+            .filter(|event| event.kind() == EventKind::StartingXi)
+            .filter_map(|event| event.team.as_ref());
+        let (Some(home), Some(away)) = (teams.next(), teams.next()) else {
+            return Err(InfoError::NoTeams);
+        };
+        if home.id == away.id {
+            return Err(InfoError::NoTeams);
+        }
+        Ok(MatchInfo {
+            match_id,
+            home: TeamRef {
+                id: home.id,
+                name: home.name.clone(),
+            },
+            away: TeamRef {
+                id: away.id,
+                name: away.name.clone(),
+            },
+            competition: None,
+            season: None,
+            date: None,
+            kick_off: None,
+            stadium: None,
+            last_period: 1,
+        })
+    }
+
+    /// Which side a StatsBomb team id plays on, if either.
+    pub fn side_of(&self, team_id: u64) -> Option<Side> {
+        if team_id == self.home.id {
+            Some(Side::Home)
+        } else if team_id == self.away.id {
+            Some(Side::Away)
+        } else {
+            None
+        }
+    }
+
+    pub fn team(&self, side: Side) -> &TeamRef {
+        match side {
+            Side::Home => &self.home,
+            Side::Away => &self.away,
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The livescore match engine: pure, synchronous, no I/O and no clock.
+//!
+//! - [`statsbomb`]: the StatsBomb event and metadata formats, parsed with serde.
+//! - [`info`]: what is known of a match before its first event, and the checks a file must pass.
+//! - [`state`]: [`MatchState`], everything a viewer sees of one match.
+//! - [`fold`]: events into state, with an [`Update`] per visible change.
+//! - [`update`]: the updates viewers receive, and how a client applies them.
+//! - [`schedule`]: when each event happens on the replay's virtual clock.
+
+pub mod fold;
+pub mod info;
+pub mod schedule;
+pub mod state;
+pub mod statsbomb;
+pub mod update;
+
+pub use fold::{FoldProgress, MatchFold, fold_match};
+pub use info::{InfoError, MatchInfo, TeamRef};
+pub use schedule::{Breaks, schedule};
+pub use state::{MatchState, Side, Status};
+pub use statsbomb::{Event, MatchMetadata, ParseError, parse_events, parse_matches};
+pub use update::{Change, Headline, Update};

@@ -1,0 +1,99 @@
+//! The `livescore` binary as a user runs it: `games` and `fold`, with good and bad input.
+
+// Test helpers may unwrap: a panic in a test is a failure with its message.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn livescore(args: &[&str]) -> Output {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data");
+    Command::new(env!("CARGO_BIN_EXE_livescore"))
+        .args(args)
+        .env("DATA_DIR", data)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("livescore runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn games_lists_the_catalog() {
+    let output = livescore(&["games"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    assert_eq!(
+        table.lines().count(),
+        8,
+        "a header and seven games:\n{table}"
+    );
+    assert!(table.contains("Turkey 0-3 Italy"), "{table}");
+
+    let output = livescore(&["games", "--json"]);
+    let games: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(games.as_array().unwrap().len(), 7);
+    assert_eq!(games[0]["id"], 18236);
+}
+
+#[test]
+fn fold_prints_the_final_state() {
+    let output = livescore(&["fold", "7471"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let state: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(state["score"], serde_json::json!({"home": 0, "away": 3}));
+    assert_eq!(state["status"], "finished");
+    assert_eq!(state["info"]["away"]["name"], "North Carolina Courage");
+}
+
+#[test]
+fn fold_accepts_a_path_and_prints_updates() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/events/3788741.json");
+    let output = livescore(&["fold", path.to_str().unwrap(), "--updates"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let updates: Vec<serde_json::Value> = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let last = updates.last().unwrap();
+    assert_eq!(last["type"], "stats");
+    assert_eq!(last["headline"]["status"], "finished");
+    assert_eq!(
+        last["headline"]["score"],
+        serde_json::json!({"home": 0, "away": 3})
+    );
+}
+
+#[test]
+fn fold_fails_clearly_on_an_unknown_game_or_a_bad_file() {
+    let output = livescore(&["fold", "99"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("no game 99"),
+        "{}",
+        stderr(&output)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("123.json");
+    std::fs::write(&bad, "[{\"id\": \"x\",\n\"index\": \"one\"}]").unwrap();
+    let output = livescore(&["fold", bad.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("123.json: line 2"), "{message}");
+    assert!(message.contains("invalid type"), "{message}");
+
+    let output = livescore(&["--data-dir", "/nonexistent", "games"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("/nonexistent"),
+        "{}",
+        stderr(&output)
+    );
+}
