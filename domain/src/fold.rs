@@ -154,7 +154,7 @@ impl MatchFold {
             }
             EventKind::FoulCommitted => {
                 if counts_for_stats {
-                    self.progress.tallies.get_mut(side).fouls += 1;
+                    bump(&mut self.progress.tallies.get_mut(side).fouls);
                 }
                 let card = event.foul_committed.as_ref().and_then(|f| f.card.as_ref());
                 self.card(event, side, card, &mut out);
@@ -359,13 +359,13 @@ impl MatchFold {
         let xg = shot.statsbomb_xg.unwrap_or(0.0);
         let outcome = shot.outcome.name.as_str();
         let tally = self.progress.tallies.get_mut(side);
-        tally.shots += 1;
+        bump(&mut tally.shots);
         tally.xg += xg;
         if ["goal", "saved", "saved to post"]
             .iter()
             .any(|on_target| outcome.eq_ignore_ascii_case(on_target))
         {
-            tally.shots_on_target += 1;
+            bump(&mut tally.shots_on_target);
         }
         self.add_momentum(side, MOMENTUM_SHOT + xg);
         if outcome == "Goal" {
@@ -374,7 +374,7 @@ impl MatchFold {
                 "Free Kick" => GoalKind::FreeKick,
                 _ => GoalKind::OpenPlay,
             };
-            *self.state.score.get_mut(side) += 1;
+            bump_goals(self.state.score.get_mut(side));
             let incident = self.incident(
                 event,
                 side,
@@ -401,7 +401,7 @@ impl MatchFold {
         };
         let shootout = self.state.shootout.get_or_insert_with(Shootout::default);
         if scored {
-            *shootout.score.get_mut(side) += 1;
+            bump_goals(shootout.score.get_mut(side));
         }
         shootout.kicks.push(kick.clone());
         self.emit(out, event, Change::ShootoutKick { kick });
@@ -412,16 +412,16 @@ impl MatchFold {
             return;
         };
         let tally = self.progress.tallies.get_mut(side);
-        tally.passes += 1;
+        bump(&mut tally.passes);
         if pass.outcome.is_none() {
-            tally.passes_completed += 1;
+            bump(&mut tally.passes_completed);
         }
         let corner = pass
             .pass_type
             .as_ref()
             .is_some_and(|kind| kind.name == "Corner");
         if corner {
-            tally.corners += 1;
+            bump(&mut tally.corners);
             self.add_momentum(side, MOMENTUM_CORNER);
         }
         if pass.end_location.is_some_and(|end| end.x >= FINAL_THIRD_X) {
@@ -441,12 +441,12 @@ impl MatchFold {
         };
         let tally = self.progress.tallies.get_mut(side);
         match card {
-            Card::Yellow => tally.yellow_cards += 1,
+            Card::Yellow => bump(&mut tally.yellow_cards),
             Card::SecondYellow => {
-                tally.yellow_cards += 1;
-                tally.red_cards += 1;
+                bump(&mut tally.yellow_cards);
+                bump(&mut tally.red_cards);
             }
-            Card::Red => tally.red_cards += 1,
+            Card::Red => bump(&mut tally.red_cards),
         }
         let detail = IncidentDetail::Card {
             player: booked,
@@ -509,7 +509,7 @@ impl MatchFold {
             }
             return;
         }
-        *self.state.score.get_mut(credited) += 1;
+        bump_goals(self.state.score.get_mut(credited));
         let detail = IncidentDetail::Goal {
             scorer,
             kind: GoalKind::OwnGoal,
@@ -536,6 +536,16 @@ impl MatchFold {
             detail,
         }
     }
+}
+
+/// Counts one more. Counters saturate rather than overflow: a garbage event stream may not panic
+/// the fold.
+fn bump(counter: &mut u16) {
+    *counter = counter.saturating_add(1);
+}
+
+fn bump_goals(goals: &mut u8) {
+    *goals = goals.saturating_add(1);
 }
 
 fn player(named: Option<&Named>) -> Option<Player> {
