@@ -169,3 +169,42 @@ fn updates_are_small() {
         }
     }
 }
+
+#[test]
+fn the_replay_schedule_lays_real_periods_end_to_end() {
+    use livescore_domain::{Breaks, schedule};
+    use std::time::Duration;
+
+    for game in catalog().games() {
+        let loaded = load(game.id);
+        let times = schedule(&loaded.events, &Breaks::default());
+        assert_eq!(times.len(), loaded.events.len());
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "match {}", game.id);
+        assert_eq!(times[0], Duration::ZERO);
+    }
+    // 18236: the first half ends at 45:04.772, the second starts 15 minutes later and ends at
+    // 48:04.347 into it.
+    let loaded = load(18236);
+    let times = schedule(&loaded.events, &Breaks::default());
+    let second_half = loaded.events.iter().position(|e| e.period == 2).unwrap();
+    let first_half_end = Duration::from_millis(45 * 60_000 + 4_772);
+    assert_eq!(times[second_half - 1], first_half_end);
+    assert_eq!(
+        times[second_half],
+        first_half_end + Duration::from_secs(15 * 60)
+    );
+    let end =
+        first_half_end + Duration::from_secs(15 * 60) + Duration::from_millis(48 * 60_000 + 4_347);
+    assert_eq!(*times.last().unwrap(), end);
+    // A shorter break moves the second half, and only it.
+    let quick = Breaks {
+        half_time: Duration::from_secs(60),
+        ..Breaks::default()
+    };
+    let quick_times = schedule(&loaded.events, &quick);
+    assert_eq!(quick_times[second_half - 1], first_half_end);
+    assert_eq!(
+        *quick_times.last().unwrap(),
+        end - Duration::from_secs(14 * 60)
+    );
+}
