@@ -164,7 +164,9 @@ fn fold(data_dir: &Path, game: &str, print_updates: bool) -> anyhow::Result<()> 
         open_catalog(data_dir)?.load(game)?
     } else {
         // A path: the data directory's metadata helps if there is one, but is not required.
-        let catalog = Catalog::open(data_dir).ok();
+        let catalog = Catalog::open(data_dir)
+            .inspect_err(|err| tracing::warn!("folding without match metadata: {err}"))
+            .ok();
         livescore_catalog::load_file(Path::new(game), catalog.as_ref())?
     };
     let _span = info_span!("fold", match_id = info.match_id).entered();
