@@ -6,7 +6,10 @@ mod support;
 use livescore_domain::state::{Card, Clock, GoalKind, IncidentDetail, Status};
 use livescore_domain::{Change, Side, Update};
 use serde_json::{Value, json};
-use support::{append_period, first_of, fold_raw, insert_in_order, moved, raw_events, type_name};
+use support::{
+    append_period, first_half_markers, first_of, fold_raw, insert_in_order, moved, raw_events,
+    type_name,
+};
 
 /// Barcelona 2-2 Girona: a draw, so extra time and penalties are plausible.
 const DRAW: u64 = 15986;
@@ -112,16 +115,8 @@ fn extra_time_is_played_after_the_second_half_and_counts() {
 #[test]
 fn a_shootout_moves_its_own_tally_and_never_the_score() {
     let mut raw = with_extra_time();
-    let starts: Vec<Value> = raw
-        .iter()
-        .filter(|e| type_name(e) == "Half Start" && e["period"] == json!(1))
-        .cloned()
-        .collect();
-    let ends: Vec<Value> = raw
-        .iter()
-        .filter(|e| type_name(e) == "Half End" && e["period"] == json!(1))
-        .cloned()
-        .collect();
+    let starts = first_half_markers(&raw, "Half Start");
+    let ends = first_half_markers(&raw, "Half End");
     for start in &starts {
         raw.push(moved(start, 5, 0, "p5"));
     }

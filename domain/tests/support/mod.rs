@@ -83,19 +83,19 @@ pub fn moved(event: &Value, period: u8, ms: u64, id_suffix: &str) -> Value {
     event
 }
 
+/// The first half's "Half Start" (or "Half End") pair: one event per team.
+pub fn first_half_markers(raw: &[Value], marker: &str) -> Vec<Value> {
+    raw.iter()
+        .filter(|e| type_name(e) == marker && e["period"] == json!(1))
+        .cloned()
+        .collect()
+}
+
 /// Appends a period to a match: its "Half Start" pair, the first `minutes` (plus `added` minutes of
 /// stoppage time) of the match's first half replayed in it, and its "Half End" pair.
 pub fn append_period(raw: &mut Vec<Value>, period: u8, minutes: u64, added: u64) {
-    let halves: Vec<Value> = raw
-        .iter()
-        .filter(|e| type_name(e) == "Half Start" && e["period"] == json!(1))
-        .cloned()
-        .collect();
-    let ends: Vec<Value> = raw
-        .iter()
-        .filter(|e| type_name(e) == "Half End" && e["period"] == json!(1))
-        .cloned()
-        .collect();
+    let halves = first_half_markers(raw, "Half Start");
+    let ends = first_half_markers(raw, "Half End");
     let limit_ms = (minutes + added) * 60_000 - 1;
     let body: Vec<Value> = raw
         .iter()
