@@ -6,9 +6,11 @@
 //! - [`fold`]: events into state, with an [`Update`] per visible change.
 //! - [`update`]: the updates viewers receive, and how a client applies them.
 //! - [`schedule`]: when each event happens on the replay's virtual clock.
+//! - [`replay`]: a replay's speed and status, shared by the producer, the log and the store.
 
 pub mod fold;
 pub mod info;
+pub mod replay;
 pub mod schedule;
 pub mod state;
 pub mod statsbomb;
@@ -16,6 +18,7 @@ pub mod update;
 
 pub use fold::{FoldProgress, MatchFold, fold_match};
 pub use info::{InfoError, MatchInfo, TeamRef};
+pub use replay::{ReplayStatus, Speed, SpeedError};
 pub use schedule::{Breaks, schedule};
 pub use state::{MatchState, Side, Status};
 pub use statsbomb::{Event, MatchMetadata, ParseError, parse_events, parse_matches};

@@ -1,0 +1,66 @@
+//! What travels in the log: one [`Envelope`] per record, holding either a StatsBomb event or a
+//! control record (replay started, paused...), in the order the producer sent them.
+
+use livescore_domain::{Event, MatchInfo, Speed};
+use serde::{Deserialize, Serialize};
+
+/// One record of the log. The key is the match id, so one match stays in order.
+///
+/// `run` identifies one replay of a match: a restarted match gets a larger run, and the projector
+/// starts it afresh. `seq` counts records within a run, from 0 (the `started` control record):
+/// the pair `(run, seq)` is what makes applying a record idempotent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub match_id: u64,
+    pub run: u64,
+    pub seq: u64,
+    /// Wall-clock time the producer sent it, in Unix milliseconds (for lag measurements only).
+    pub emitted_at_ms: u64,
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+/// `{"event": {...}}` or `{"control": {...}}` beside the envelope's fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Body {
+    Event(Box<Event>),
+    Control(Control),
+}
+
+/// What the producer tells the projector about the replay itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Control {
+    /// A new run of the match begins: the projector starts a fresh fold from `info`.
+    Started {
+        info: Box<MatchInfo>,
+        speed: Speed,
+        /// How many events the run will send.
+        events: u32,
+    },
+    Paused,
+    Resumed,
+    SpeedChanged {
+        speed: Speed,
+    },
+    /// Stopped on request before the end.
+    Stopped,
+    /// Every event was sent.
+    Finished,
+}
+
+impl Envelope {
+    pub fn key(&self) -> String {
+        self.match_id.to_string()
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // An envelope holds only strings, numbers and derived types: serializing cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Envelope, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}

@@ -1,0 +1,212 @@
+//! The Kafka event log (rdkafka): an idempotent producer with `acks=all`, a consumer group whose
+//! offsets are stored only when the projector says a record is processed, and a dead-letter topic.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::{Delivery, Envelope, EventLog, LogConsumer, LogError, LogRecord, last_offsets};
+
+/// Where the log lives and what it is called.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port...]`
+    pub brokers: String,
+    pub topic: String,
+    /// Created at start-up if missing, with this many partitions.
+    pub partitions: i32,
+}
+
+impl KafkaConfig {
+    pub fn dead_letter_topic(&self) -> String {
+        format!("{}-dlq", self.topic)
+    }
+}
+
+pub struct KafkaLog {
+    config: KafkaConfig,
+    producer: FutureProducer,
+}
+
+fn kafka(err: KafkaError) -> LogError {
+    LogError::Kafka(err.to_string())
+}
+
+impl KafkaLog {
+    /// Connects, and creates the topic and its dead-letter topic if they do not exist (brokers
+    /// with auto-creation off, such as tansu, need this; "already exists" is fine).
+    pub async fn connect(config: KafkaConfig) -> Result<KafkaLog, LogError> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // Retries are librdkafka's; a record still not written after this long fails its
+            // delivery, and the replay stops with an error rather than dropping it.
+            .set("message.timeout.ms", "30000")
+            .set("linger.ms", "2")
+            // One record per batch. tansu 0.6 cannot serve a fetch that starts inside a batch,
+            // so a consumer group that committed mid-batch would stall there; Kafka can, and
+            // loses little to this on a stream of small records.
+            .set("batch.num.messages", "1")
+            .create()
+            .map_err(kafka)?;
+        let log = KafkaLog { config, producer };
+        log.create_topics().await?;
+        Ok(log)
+    }
+
+    async fn create_topics(&self) -> Result<(), LogError> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.config.brokers)
+            .create()
+            .map_err(kafka)?;
+        let dead_letters = self.config.dead_letter_topic();
+        let topics = [
+            NewTopic::new(
+                &self.config.topic,
+                self.config.partitions,
+                TopicReplication::Fixed(1),
+            ),
+            NewTopic::new(&dead_letters, 1, TopicReplication::Fixed(1)),
+        ];
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin
+            .create_topics(&topics, &options)
+            .await
+            .map_err(kafka)?
+        {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(LogError::Kafka(format!(
+                        "cannot create topic {topic}: {code}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn queue(&self, topic: &str, key: &[u8], payload: &[u8]) -> Result<Delivery, LogError> {
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        let delivery = self
+            .producer
+            .send_result(record)
+            .map_err(|(err, _)| kafka(err))?;
+        Ok(Box::pin(async move {
+            match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((err, _))) => Err(kafka(err)),
+                Err(_cancelled) => Err(LogError::Closed),
+            }
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl EventLog for KafkaLog {
+    fn send(&self, envelope: &Envelope) -> Result<Delivery, LogError> {
+        self.queue(
+            &self.config.topic,
+            envelope.key().as_bytes(),
+            &envelope.to_json(),
+        )
+    }
+
+    async fn consumer(&self, group: &str) -> Result<Box<dyn LogConsumer>, LogError> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.config.brokers)
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            // Offsets are stored by `commit` once the projector has written the store, and
+            // committed in the background from there.
+            .set("enable.auto.offset.store", "false")
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "500")
+            // A consumer that dies gives its partitions back within seconds, not the default 45.
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .create()
+            .map_err(kafka)?;
+        consumer.subscribe(&[&self.config.topic]).map_err(kafka)?;
+        Ok(Box::new(KafkaConsumer {
+            consumer,
+            topic: self.config.topic.clone(),
+        }))
+    }
+
+    async fn dead_letter(&self, record: &LogRecord, reason: &str) -> Result<(), LogError> {
+        let key = record.key.clone().unwrap_or_default();
+        let topic = self.config.dead_letter_topic();
+        let delivery = self.queue(&topic, &key, &record.payload)?;
+        tracing::warn!(
+            partition = record.partition,
+            offset = record.offset,
+            "record sent to {topic}: {reason}"
+        );
+        delivery.await
+    }
+}
+
+struct KafkaConsumer {
+    consumer: StreamConsumer,
+    topic: String,
+}
+
+fn record_of(message: &impl Message) -> LogRecord {
+    LogRecord {
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+    }
+}
+
+#[async_trait::async_trait]
+impl LogConsumer for KafkaConsumer {
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<LogRecord>, LogError> {
+        let first = self.consumer.recv().await.map_err(kafka)?;
+        let mut batch = vec![record_of(&first)];
+        drop(first);
+        // Whatever else has already arrived joins the batch, without waiting for more.
+        while batch.len() < max {
+            match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
+                Ok(Ok(message)) => batch.push(record_of(&message)),
+                Ok(Err(err)) => return Err(kafka(err)),
+                Err(_nothing_ready) => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    fn commit(&mut self, records: &[LogRecord]) -> Result<(), LogError> {
+        // rdkafka stores `offset + 1`, the next one to read, as Kafka's commit expects.
+        for (partition, last) in last_offsets(records) {
+            self.consumer
+                .store_offset(&self.topic, partition, last)
+                .map_err(kafka)?;
+        }
+        Ok(())
+    }
+
+    async fn rewind(&mut self) -> Result<(), LogError> {
+        let assignment = self.consumer.assignment().map_err(kafka)?;
+        let mut beginning = TopicPartitionList::new();
+        for element in assignment.elements() {
+            beginning
+                .add_partition_offset(element.topic(), element.partition(), Offset::Beginning)
+                .map_err(kafka)?;
+        }
+        self.consumer
+            .seek_partitions(beginning, Duration::from_secs(10))
+            .map_err(kafka)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! The event log: the seam between the producer, which appends a match's records, and the
+//! projector, which consumes them. Two implementations with the same behaviour:
+//! [`kafka::KafkaLog`] (rdkafka: idempotent producer, consumer group) and [`memory::MemoryLog`]
+//! (in-process, for `livescore up` with nothing else installed, and for tests).
+//!
+//! The contract both keep:
+//! - records with the same key (the match id) are consumed in the order they were sent;
+//! - [`EventLog::send`] queues a record at once and its [`Delivery`] resolves when it is durable;
+//! - a consumer group resumes after the last offset it committed, and [`LogConsumer::rewind`]
+//!   starts it again from the beginning of the log (a rebuild);
+//! - a record that cannot be decoded can be set aside with [`EventLog::dead_letter`].
+
+pub mod envelope;
+pub mod kafka;
+pub mod memory;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use envelope::{Body, Control, Envelope};
+
+/// The future of one record's delivery: `Ok` once the log has it durably.
+pub type Delivery = Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    #[error("kafka: {0}")]
+    Kafka(String),
+    #[error("the log is closed")]
+    Closed,
+}
+
+/// One record as a consumer receives it: where it is, and its bytes (an [`Envelope`] in JSON, or
+/// garbage, which is the consumer's to handle).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+}
+
+#[async_trait::async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Queues `envelope`, keyed by its match id. Records sent one after another for the same
+    /// match are stored in that order; await the [`Delivery`] to know it is durable.
+    fn send(&self, envelope: &Envelope) -> Result<Delivery, LogError>;
+
+    /// Joins consumer group `group`: it starts after the group's last committed offsets, or at
+    /// the beginning of the log.
+    async fn consumer(&self, group: &str) -> Result<Box<dyn LogConsumer>, LogError>;
+
+    /// Sets a record that cannot be decoded aside, with the reason, in the dead-letter log.
+    async fn dead_letter(&self, record: &LogRecord, reason: &str) -> Result<(), LogError>;
+}
+
+#[async_trait::async_trait]
+pub trait LogConsumer: Send {
+    /// Waits for at least one record, then returns all that are ready, up to `max`, in order
+    /// within each partition.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<LogRecord>, LogError>;
+
+    /// Marks `records` as processed: after a restart the group resumes after them.
+    fn commit(&mut self, records: &[LogRecord]) -> Result<(), LogError>;
+
+    /// Starts consuming again from the beginning of the log.
+    async fn rewind(&mut self) -> Result<(), LogError>;
+}
+
+/// For each partition in `records`, the offset of the last record processed.
+pub(crate) fn last_offsets(records: &[LogRecord]) -> Vec<(i32, i64)> {
+    let mut last: Vec<(i32, i64)> = Vec::new();
+    for record in records {
+        match last.iter_mut().find(|(p, _)| *p == record.partition) {
+            Some((_, offset)) => *offset = (*offset).max(record.offset),
+            None => last.push((record.partition, record.offset)),
+        }
+    }
+    last
+}

@@ -1,0 +1,79 @@
+//! The match store: the seam between the projector, its only writer, and the API replicas, which
+//! read and subscribe. Two implementations with the same behaviour: [`redis::RedisStore`] and
+//! [`memory::MemoryStore`] (in-process, for `livescore up` with nothing else installed, and tests).
+//!
+//! The contract both keep:
+//! - [`MatchStore::write`] is atomic: it checks the store's epoch and the match's `(run, seq)`,
+//!   writes the state, appends the log entries and the feed summary, and publishes each entry
+//!   with its cursor, or does none of it;
+//! - a match's log and the feed are streams whose entry ids are the clients' resume cursors;
+//! - the epoch names the store's lifetime: if the store loses its data, the epoch changes and the
+//!   projector rebuilds it from the event log.
+
+pub mod memory;
+pub mod model;
+pub mod redis;
+
+pub use model::{
+    Entry, LogRead, MatchSummary, MatchWrite, Published, ReplayInfo, StoredMatch, Topic,
+    WriteOutcome,
+};
+use tokio::sync::broadcast;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    #[error("stored data for match {match_id} is not valid: {source}")]
+    Corrupt {
+        match_id: u64,
+        source: serde_json::Error,
+    },
+    #[error("unexpected answer from the store: {0}")]
+    Protocol(String),
+}
+
+/// How many entries a match's log keeps (a whole match has about 200) and the feed keeps.
+pub const LOG_RETAINED: usize = 10_000;
+
+#[async_trait::async_trait]
+pub trait MatchStore: Send + Sync + 'static {
+    /// The store's epoch, created if there is none yet.
+    async fn epoch(&self) -> Result<String, StoreError>;
+
+    /// A match as last written.
+    async fn load(&self, match_id: u64) -> Result<Option<StoredMatch>, StoreError>;
+
+    /// Applies one projector step atomically, if the epoch and the expected `(run, seq)` hold.
+    async fn write(&self, epoch: &str, write: &MatchWrite) -> Result<WriteOutcome, StoreError>;
+
+    /// Every match's summary, most recently changed first.
+    async fn list(&self) -> Result<Vec<MatchSummary>, StoreError>;
+
+    /// The entries of `topic` after `cursor` (all retained entries when `cursor` is `None`).
+    async fn read_after(&self, topic: Topic, cursor: Option<&str>) -> Result<LogRead, StoreError>;
+
+    /// Live entries of every topic, as they are written.
+    async fn subscribe(&self) -> Result<broadcast::Receiver<Published>, StoreError>;
+
+    /// Deletes everything, epoch included: the projector will rebuild from the event log.
+    async fn clear(&self) -> Result<(), StoreError>;
+}
+
+/// A stream id `<ms>-<seq>` as a comparable pair, if it is one.
+pub fn parse_cursor(cursor: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = cursor.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Unix milliseconds now, for `updated_at_ms` (display only: never used for ordering).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// Orders a games list as the API shows it: most recently changed first.
+pub(crate) fn most_recent_first(list: &mut [MatchSummary]) {
+    list.sort_by_key(|summary| std::cmp::Reverse((summary.updated_at_ms, summary.match_id)));
+}

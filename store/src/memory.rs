@@ -1,0 +1,185 @@
+//! The in-process match store: the same behaviour as the Redis store, in one process's memory.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::broadcast;
+
+use crate::{
+    LOG_RETAINED, LogRead, MatchStore, MatchSummary, MatchWrite, Published, StoreError,
+    StoredMatch, Topic, WriteOutcome, parse_cursor,
+};
+
+/// A cheap handle: clones share the same store.
+#[derive(Clone)]
+pub struct MemoryStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<StoreState>,
+    live: broadcast::Sender<Published>,
+}
+
+#[derive(Default)]
+struct StoreState {
+    epoch: Option<String>,
+    epochs_made: u64,
+    matches: HashMap<u64, StoredMatch>,
+    summaries: HashMap<u64, (MatchSummary, String)>,
+    logs: HashMap<Topic, VecDeque<Published>>,
+    /// The last stream id handed out, as in Redis: ids only grow.
+    last_id: u64,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        let (live, _) = broadcast::channel(4096);
+        MemoryStore {
+            shared: Arc::new(Shared {
+                state: Mutex::new(StoreState::default()),
+                live,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, StoreState> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl StoreState {
+    fn append(&mut self, topic: Topic, json: &str) -> Published {
+        self.last_id += 1;
+        let entry = Published {
+            topic,
+            cursor: format!("{}-0", self.last_id),
+            json: Arc::from(json),
+        };
+        let log = self.logs.entry(topic).or_default();
+        log.push_back(entry.clone());
+        if log.len() > LOG_RETAINED {
+            log.pop_front();
+        }
+        entry
+    }
+}
+
+#[async_trait::async_trait]
+impl MatchStore for MemoryStore {
+    async fn epoch(&self) -> Result<String, StoreError> {
+        let mut state = self.lock();
+        if state.epoch.is_none() {
+            state.epochs_made += 1;
+            state.epoch = Some(format!("memory-{}", state.epochs_made));
+        }
+        Ok(state.epoch.clone().unwrap_or_default())
+    }
+
+    async fn load(&self, match_id: u64) -> Result<Option<StoredMatch>, StoreError> {
+        Ok(self.lock().matches.get(&match_id).cloned())
+    }
+
+    async fn write(&self, epoch: &str, write: &MatchWrite) -> Result<WriteOutcome, StoreError> {
+        let match_id = write.match_id();
+        let mut published = Vec::new();
+        {
+            let mut state = self.lock();
+            if state.epoch.as_deref() != Some(epoch) {
+                return Ok(WriteOutcome::EpochChanged);
+            }
+            let current = state.matches.get(&match_id).map(StoredMatch::position);
+            if current != write.expected {
+                return Ok(WriteOutcome::Conflict);
+            }
+            state.matches.insert(match_id, write.stored.clone());
+            for entry in &write.entries {
+                published.push(state.append(Topic::Match(match_id), entry));
+            }
+            if let Some(summary) = &write.summary {
+                let parsed: MatchSummary = serde_json::from_str(summary)
+                    .map_err(|source| StoreError::Corrupt { match_id, source })?;
+                state.summaries.insert(match_id, (parsed, summary.clone()));
+                let feed = state.append(Topic::Feed, summary);
+                published.push(feed);
+            }
+        }
+        let cursors = published
+            .iter()
+            .filter(|p| p.topic != Topic::Feed)
+            .map(|p| p.cursor.clone())
+            .collect();
+        for entry in published {
+            // No subscriber is fine: nobody is watching.
+            let _ = self.shared.live.send(entry);
+        }
+        Ok(WriteOutcome::Written { cursors })
+    }
+
+    async fn list(&self) -> Result<Vec<MatchSummary>, StoreError> {
+        let mut list: Vec<MatchSummary> = self
+            .lock()
+            .summaries
+            .values()
+            .map(|(summary, _)| summary.clone())
+            .collect();
+        crate::most_recent_first(&mut list);
+        Ok(list)
+    }
+
+    async fn read_after(&self, topic: Topic, cursor: Option<&str>) -> Result<LogRead, StoreError> {
+        let state = self.lock();
+        let Some(log) = state.logs.get(&topic) else {
+            return Ok(match cursor {
+                None => LogRead::After(Vec::new()),
+                Some(_) => LogRead::Unknown,
+            });
+        };
+        let Some(cursor) = cursor else {
+            return Ok(LogRead::After(log.iter().cloned().collect()));
+        };
+        let Some(after) = parse_cursor(cursor) else {
+            return Ok(LogRead::Unknown);
+        };
+        let retained = |p: &Published| parse_cursor(&p.cursor).unwrap_or_default();
+        let (Some(first), Some(last)) = (log.front(), log.back()) else {
+            return Ok(LogRead::Unknown);
+        };
+        // Outside the retained range: entries after it may be trimmed, or it was never handed
+        // out by this store (it lost its data since).
+        if after < retained(first) || after > retained(last) {
+            return Ok(LogRead::Unknown);
+        }
+        Ok(LogRead::After(
+            log.iter()
+                .filter(|p| retained(p) > after)
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    async fn subscribe(&self) -> Result<broadcast::Receiver<Published>, StoreError> {
+        Ok(self.shared.live.subscribe())
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let made = state.epochs_made;
+        let last_id = state.last_id;
+        *state = StoreState {
+            epochs_made: made,
+            last_id,
+            ..StoreState::default()
+        };
+        Ok(())
+    }
+}

@@ -1,0 +1,131 @@
+//! What the store holds for each match, and what it hands to the API: the stored fold, the
+//! list-level summary, and the entries of the per-match log that clients receive.
+
+use livescore_domain::{Headline, MatchFold, MatchInfo, MatchState, ReplayStatus, Speed, Update};
+use serde::{Deserialize, Serialize};
+
+/// Where a match's replay stands, as viewers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReplayInfo {
+    pub run: u64,
+    pub status: ReplayStatus,
+    pub speed: Speed,
+}
+
+/// One match as the projector stores it: the fold (state and tallies), the replay, and the
+/// `(run, seq)` of the last record applied, which makes applying idempotent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMatch {
+    pub run: u64,
+    pub seq: u64,
+    pub replay: ReplayInfo,
+    pub fold: MatchFold,
+}
+
+impl StoredMatch {
+    pub fn position(&self) -> (u64, u64) {
+        (self.run, self.seq)
+    }
+
+    pub fn summary(&self, updated_at_ms: u64) -> MatchSummary {
+        MatchSummary {
+            match_id: self.fold.state.info.match_id,
+            info: self.fold.state.info.clone(),
+            headline: Headline::of(&self.fold.state),
+            replay: self.replay,
+            updated_at_ms,
+        }
+    }
+}
+
+/// A line of the games list: who plays, the scoreboard, and the replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchSummary {
+    pub match_id: u64,
+    pub info: MatchInfo,
+    pub headline: Headline,
+    pub replay: ReplayInfo,
+    /// Unix milliseconds of the last change.
+    pub updated_at_ms: u64,
+}
+
+/// One entry of a match's log, as clients receive it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// The whole state: the first entry of a run (a replay started or restarted).
+    Snapshot {
+        state: Box<MatchState>,
+        replay: ReplayInfo,
+    },
+    /// A change a viewer can see (see `livescore_domain::Update`).
+    Update { update: Box<Update> },
+    /// The replay was paused, resumed, sped up, stopped or finished.
+    Replay { replay: ReplayInfo },
+}
+
+impl Entry {
+    pub fn to_json(&self) -> String {
+        // Entries hold only strings, numbers and derived types: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Everything one projector step writes for one match, atomically.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchWrite {
+    /// The `(run, seq)` the writer's copy was at, `None` if the match was not in the store: if
+    /// the store holds something else, another writer got there first and nothing is written.
+    pub expected: Option<(u64, u64)>,
+    pub stored: StoredMatch,
+    /// New log entries, in order, each serialized once.
+    pub entries: Vec<String>,
+    /// The new summary when the headline or the replay changed (it also goes to the feed).
+    pub summary: Option<String>,
+}
+
+impl MatchWrite {
+    pub fn match_id(&self) -> u64 {
+        self.stored.fold.state.info.match_id
+    }
+}
+
+/// What became of a [`MatchWrite`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Written; the cursors of the new log entries, in order.
+    Written { cursors: Vec<String> },
+    /// The store holds another `(run, seq)` than expected: reload and try again.
+    Conflict,
+    /// The store is not the one the writer knew (it lost its data, or was cleared): rebuild.
+    EpochChanged,
+}
+
+/// Which stream a published entry belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "topic", content = "match_id")]
+pub enum Topic {
+    /// One match's log.
+    Match(u64),
+    /// The list-level feed of every match's summaries.
+    Feed,
+}
+
+/// An entry as it is pushed live: its topic, its cursor in the stream, and its JSON, serialized
+/// once for every client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub topic: Topic,
+    pub cursor: String,
+    pub json: std::sync::Arc<str>,
+}
+
+/// The answer to "what came after this cursor?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogRead {
+    /// Everything after the cursor, in order (possibly nothing).
+    After(Vec<Published>),
+    /// The cursor is not in the retained log (too old, from a store that lost its data, or not
+    /// a cursor at all): the client needs a fresh snapshot.
+    Unknown,
+}

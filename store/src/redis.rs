@@ -1,0 +1,347 @@
+//! The Redis match store. Keys live under a configurable prefix, so several stores (tests, or
+//! deployments) can share one server:
+//!
+//! - `{prefix}:epoch`: the store's lifetime; gone after a flush, which tells the projector to rebuild
+//! - `{prefix}:match:{id}`: a hash of `run`, `seq` and `doc` (the [`StoredMatch`] JSON)
+//! - `{prefix}:match:{id}:log`: a stream of the match's [`crate::Entry`]s, field `e`
+//! - `{prefix}:feed`: a stream of every match's summaries, field `e`
+//! - `{prefix}:games`: a hash of match id to its latest summary, for the games list
+//! - channel `{prefix}:live`: every new stream entry, with its topic and cursor
+//!
+//! A write is one Lua script (one round trip, atomic): check the epoch and the expected
+//! `(run, seq)`, write the state, XADD the entries and the summary, PUBLISH each.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use redis::streams::StreamRangeReply;
+use redis::{AsyncCommands, Client, Script};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::{OnceCell, broadcast};
+
+use crate::{
+    LOG_RETAINED, LogRead, MatchStore, MatchSummary, MatchWrite, Published, StoreError,
+    StoredMatch, Topic, WriteOutcome, parse_cursor,
+};
+
+const WRITE_SCRIPT: &str = r#"
+-- KEYS: epoch, match hash, match log, feed, games
+-- ARGV: epoch, expected run ('' = absent), expected seq, run, seq, doc, match id, summary
+--       ('' = none), max stream length, channel, entries...
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'EPOCH'} end
+local current = redis.call('HMGET', KEYS[2], 'run', 'seq')
+if ARGV[2] == '' then
+  if current[1] then return {'CONFLICT'} end
+elseif current[1] ~= ARGV[2] or current[2] ~= ARGV[3] then
+  return {'CONFLICT'}
+end
+redis.call('HSET', KEYS[2], 'run', ARGV[4], 'seq', ARGV[5], 'doc', ARGV[6])
+local reply = {'OK'}
+for i = 11, #ARGV do
+  local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*', 'e', ARGV[i])
+  reply[#reply + 1] = id
+  redis.call('PUBLISH', ARGV[10],
+    '{"topic":"match","match_id":' .. ARGV[7] .. ',"cursor":"' .. id .. '","data":' .. ARGV[i] .. '}')
+end
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[5], ARGV[7], ARGV[8])
+  local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 'e', ARGV[8])
+  redis.call('PUBLISH', ARGV[10],
+    '{"topic":"feed","match_id":' .. ARGV[7] .. ',"cursor":"' .. id .. '","data":' .. ARGV[8] .. '}')
+end
+return reply
+"#;
+
+/// Where the store lives.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`
+    pub url: String,
+    /// Prefix of every key and channel.
+    pub prefix: String,
+}
+
+pub struct RedisStore {
+    client: Client,
+    conn: ConnectionManager,
+    prefix: String,
+    write_script: Script,
+    /// The replica's one subscription, started on the first `subscribe`.
+    live: OnceCell<broadcast::Sender<Published>>,
+}
+
+impl RedisStore {
+    pub async fn connect(config: RedisConfig) -> Result<RedisStore, StoreError> {
+        let client = Client::open(config.url.as_str())?;
+        let conn = ConnectionManager::new(client.clone()).await?;
+        Ok(RedisStore {
+            client,
+            conn,
+            prefix: config.prefix,
+            write_script: Script::new(WRITE_SCRIPT),
+            live: OnceCell::new(),
+        })
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}:{suffix}", self.prefix)
+    }
+
+    fn match_key(&self, match_id: u64) -> String {
+        self.key(&format!("match:{match_id}"))
+    }
+
+    fn stream_key(&self, topic: Topic) -> String {
+        match topic {
+            Topic::Match(match_id) => self.key(&format!("match:{match_id}:log")),
+            Topic::Feed => self.key("feed"),
+        }
+    }
+
+    fn channel(&self) -> String {
+        self.key("live")
+    }
+
+    /// Opens a subscription to the `live` channel; returns once Redis has confirmed it.
+    async fn open_live(client: &Client, channel: &str) -> Result<redis::aio::PubSub, StoreError> {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok(pubsub)
+    }
+
+    /// Forwards the `live` channel into `sender`, resubscribing if the connection drops.
+    /// Entries published while it was down are not replayed here: readers catch up from the
+    /// streams with their cursors.
+    async fn forward_live(
+        client: Client,
+        channel: String,
+        mut pubsub: redis::aio::PubSub,
+        sender: broadcast::Sender<Published>,
+    ) {
+        loop {
+            let mut messages = pubsub.on_message();
+            while let Some(message) = messages.next().await {
+                match decode_live(message.get_payload_bytes()) {
+                    Some(published) => {
+                        // No receiver is fine: nobody is watching right now.
+                        let _ = sender.send(published);
+                    }
+                    None => tracing::warn!("ignoring a malformed message on {channel}"),
+                }
+            }
+            drop(messages);
+            tracing::warn!("the redis subscription to {channel} ended; resubscribing");
+            pubsub = loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                match RedisStore::open_live(&client, &channel).await {
+                    Ok(pubsub) => break pubsub,
+                    Err(err) => tracing::warn!("cannot resubscribe to {channel}: {err}"),
+                }
+            };
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LiveMessage<'a> {
+    topic: &'a str,
+    match_id: u64,
+    cursor: String,
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+fn decode_live(payload: &[u8]) -> Option<Published> {
+    let message: LiveMessage = serde_json::from_slice(payload).ok()?;
+    let topic = match message.topic {
+        "match" => Topic::Match(message.match_id),
+        "feed" => Topic::Feed,
+        _ => return None,
+    };
+    Some(Published {
+        topic,
+        cursor: message.cursor,
+        json: Arc::from(message.data.get()),
+    })
+}
+
+fn protocol(what: impl Into<String>) -> StoreError {
+    StoreError::Protocol(what.into())
+}
+
+fn entries_of(topic: Topic, reply: StreamRangeReply) -> Vec<Published> {
+    reply
+        .ids
+        .into_iter()
+        .filter_map(|entry| {
+            let json: String = entry.get("e")?;
+            Some(Published {
+                topic,
+                cursor: entry.id,
+                json: Arc::from(json),
+            })
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl MatchStore for RedisStore {
+    async fn epoch(&self) -> Result<String, StoreError> {
+        let key = self.key("epoch");
+        let mut conn = self.conn.clone();
+        let fresh = format!("{}-{}", crate::now_ms(), std::process::id());
+        let _: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(&fresh)
+            .arg("NX")
+            .query_async(&mut conn)
+            .await?;
+        let epoch: Option<String> = conn.get(&key).await?;
+        epoch.ok_or_else(|| protocol("the epoch vanished as it was set"))
+    }
+
+    async fn load(&self, match_id: u64) -> Result<Option<StoredMatch>, StoreError> {
+        let mut conn = self.conn.clone();
+        let doc: Option<String> = conn.hget(self.match_key(match_id), "doc").await?;
+        doc.map(|doc| {
+            serde_json::from_str(&doc).map_err(|source| StoreError::Corrupt { match_id, source })
+        })
+        .transpose()
+    }
+
+    async fn write(&self, epoch: &str, write: &MatchWrite) -> Result<WriteOutcome, StoreError> {
+        let match_id = write.match_id();
+        let doc = serde_json::to_string(&write.stored)
+            .map_err(|source| StoreError::Corrupt { match_id, source })?;
+        let (expected_run, expected_seq) = write
+            .expected
+            .map_or((String::new(), String::new()), |(run, seq)| {
+                (run.to_string(), seq.to_string())
+            });
+        let mut invocation = self.write_script.prepare_invoke();
+        invocation
+            .key(self.key("epoch"))
+            .key(self.match_key(match_id))
+            .key(self.stream_key(Topic::Match(match_id)))
+            .key(self.stream_key(Topic::Feed))
+            .key(self.key("games"))
+            .arg(epoch)
+            .arg(expected_run)
+            .arg(expected_seq)
+            .arg(write.stored.run)
+            .arg(write.stored.seq)
+            .arg(doc)
+            .arg(match_id)
+            .arg(write.summary.as_deref().unwrap_or(""))
+            .arg(LOG_RETAINED)
+            .arg(self.channel());
+        for entry in &write.entries {
+            invocation.arg(entry);
+        }
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
+        match reply.first().map(String::as_str) {
+            Some("OK") => Ok(WriteOutcome::Written {
+                cursors: reply[1..].to_vec(),
+            }),
+            Some("CONFLICT") => Ok(WriteOutcome::Conflict),
+            Some("EPOCH") => Ok(WriteOutcome::EpochChanged),
+            other => Err(protocol(format!("write script answered {other:?}"))),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<MatchSummary>, StoreError> {
+        let mut conn = self.conn.clone();
+        let games: Vec<(u64, String)> = conn.hgetall(self.key("games")).await?;
+        let mut list = Vec::with_capacity(games.len());
+        for (match_id, summary) in games {
+            list.push(
+                serde_json::from_str::<MatchSummary>(&summary)
+                    .map_err(|source| StoreError::Corrupt { match_id, source })?,
+            );
+        }
+        crate::most_recent_first(&mut list);
+        Ok(list)
+    }
+
+    async fn read_after(&self, topic: Topic, cursor: Option<&str>) -> Result<LogRead, StoreError> {
+        let key = self.stream_key(topic);
+        let mut conn = self.conn.clone();
+        let Some(cursor) = cursor else {
+            let all: StreamRangeReply = conn.xrange_all(&key).await?;
+            return Ok(LogRead::After(entries_of(topic, all)));
+        };
+        let Some(after) = parse_cursor(cursor) else {
+            return Ok(LogRead::Unknown);
+        };
+        let (first, last, rest): (StreamRangeReply, StreamRangeReply, StreamRangeReply) =
+            redis::pipe()
+                .cmd("XRANGE")
+                .arg(&key)
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(1)
+                .cmd("XREVRANGE")
+                .arg(&key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .cmd("XRANGE")
+                .arg(&key)
+                .arg(format!("({}-{}", after.0, after.1))
+                .arg("+")
+                .query_async(&mut conn)
+                .await?;
+        let bound = |reply: &StreamRangeReply| reply.ids.first().and_then(|e| parse_cursor(&e.id));
+        match (bound(&first), bound(&last)) {
+            // Outside the retained range: entries after it may be trimmed, or it was never
+            // handed out by this store (it lost its data since).
+            (Some(first), Some(last)) if after >= first && after <= last => {
+                Ok(LogRead::After(entries_of(topic, rest)))
+            }
+            _ => Ok(LogRead::Unknown),
+        }
+    }
+
+    async fn subscribe(&self) -> Result<broadcast::Receiver<Published>, StoreError> {
+        let sender = self
+            .live
+            .get_or_try_init(|| async {
+                let pubsub = RedisStore::open_live(&self.client, &self.channel()).await?;
+                let (sender, _) = broadcast::channel(4096);
+                tokio::spawn(RedisStore::forward_live(
+                    self.client.clone(),
+                    self.channel(),
+                    pubsub,
+                    sender.clone(),
+                ));
+                Ok::<_, StoreError>(sender)
+            })
+            .await?;
+        Ok(sender.subscribe())
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}:*", self.prefix);
+        let keys: Vec<String> = {
+            let mut iter = conn.scan_match::<_, String>(&pattern).await?;
+            let mut keys = Vec::new();
+            while let Some(key) = iter.next_item().await {
+                keys.push(key?);
+            }
+            keys
+        };
+        for chunk in keys.chunks(500) {
+            let _: () = redis::cmd("UNLINK")
+                .arg(chunk)
+                .query_async(&mut conn)
+                .await?;
+        }
+        Ok(())
+    }
+}

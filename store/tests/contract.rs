@@ -1,0 +1,264 @@
+//! The behaviour both match stores promise, run against each: the in-process store, and Redis
+//! (REDIS_URL, default redis://127.0.0.1:6379; each test uses a key prefix of its own).
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use livescore_domain::{MatchFold, MatchInfo, ReplayStatus, Speed, TeamRef};
+use livescore_store::memory::MemoryStore;
+use livescore_store::redis::{RedisConfig, RedisStore};
+use livescore_store::{
+    LogRead, MatchStore, MatchWrite, ReplayInfo, StoredMatch, Topic, WriteOutcome,
+};
+
+fn stored(match_id: u64, run: u64, seq: u64) -> StoredMatch {
+    let info = MatchInfo {
+        match_id,
+        home: TeamRef {
+            id: 1,
+            name: "Home".into(),
+        },
+        away: TeamRef {
+            id: 2,
+            name: "Away".into(),
+        },
+        competition: None,
+        season: None,
+        date: None,
+        kick_off: None,
+        stadium: None,
+        last_period: 2,
+    };
+    StoredMatch {
+        run,
+        seq,
+        replay: ReplayInfo {
+            run,
+            status: ReplayStatus::Running,
+            speed: Speed::Max,
+        },
+        fold: MatchFold::new(info),
+    }
+}
+
+fn write(match_id: u64, expected: Option<(u64, u64)>, seq: u64, entries: &[&str]) -> MatchWrite {
+    let stored = stored(match_id, 1, seq);
+    let summary = serde_json::to_string(&stored.summary(seq)).unwrap();
+    MatchWrite {
+        expected,
+        stored,
+        entries: entries.iter().map(|e| e.to_string()).collect(),
+        summary: Some(summary),
+    }
+}
+
+fn written(outcome: WriteOutcome) -> Vec<String> {
+    match outcome {
+        WriteOutcome::Written { cursors } => cursors,
+        other => panic!("expected a write, got {other:?}"),
+    }
+}
+
+fn jsons(read: LogRead) -> Vec<String> {
+    match read {
+        LogRead::After(entries) => entries.iter().map(|e| e.json.to_string()).collect(),
+        LogRead::Unknown => panic!("expected entries, got Unknown"),
+    }
+}
+
+async fn writes_check_the_expected_position(store: &dyn MatchStore) {
+    let epoch = store.epoch().await.unwrap();
+    assert_eq!(store.epoch().await.unwrap(), epoch, "the epoch is stable");
+    assert_eq!(store.load(5).await.unwrap(), None);
+
+    written(
+        store
+            .write(&epoch, &write(5, None, 0, &[r#"{"n":0}"#]))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(store.load(5).await.unwrap(), Some(stored(5, 1, 0)));
+    // A second writer that also thought the match was new loses.
+    let outcome = store
+        .write(&epoch, &write(5, None, 0, &[r#"{"n":0}"#]))
+        .await
+        .unwrap();
+    assert_eq!(outcome, WriteOutcome::Conflict);
+    let outcome = store
+        .write(&epoch, &write(5, Some((1, 7)), 8, &[]))
+        .await
+        .unwrap();
+    assert_eq!(outcome, WriteOutcome::Conflict);
+    written(
+        store
+            .write(&epoch, &write(5, Some((1, 0)), 1, &[r#"{"n":1}"#]))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(store.load(5).await.unwrap().unwrap().seq, 1);
+    // Nothing of a refused write was kept.
+    assert_eq!(
+        jsons(store.read_after(Topic::Match(5), None).await.unwrap()),
+        vec![r#"{"n":0}"#, r#"{"n":1}"#]
+    );
+    let outcome = store
+        .write("another epoch", &write(5, Some((1, 1)), 2, &[]))
+        .await
+        .unwrap();
+    assert_eq!(outcome, WriteOutcome::EpochChanged);
+}
+
+async fn entries_are_published_and_read_back_by_cursor(store: &dyn MatchStore) {
+    let epoch = store.epoch().await.unwrap();
+    let mut live = store.subscribe().await.unwrap();
+    let entries = [r#"{"n":1}"#, r#"{"n":2}"#, r#"{"n":3}"#];
+    let cursors = written(
+        store
+            .write(&epoch, &write(9, None, 0, &entries))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(cursors.len(), 3);
+
+    // Live: the three entries then the feed summary, each with its cursor.
+    let mut received = Vec::new();
+    while received.len() < 4 {
+        let published = tokio::time::timeout(Duration::from_secs(10), live.recv())
+            .await
+            .expect("published in time")
+            .unwrap();
+        received.push(published);
+    }
+    let match_entries: Vec<_> = received
+        .iter()
+        .filter(|p| p.topic == Topic::Match(9))
+        .collect();
+    assert_eq!(
+        match_entries
+            .iter()
+            .map(|p| p.cursor.clone())
+            .collect::<Vec<_>>(),
+        cursors
+    );
+    assert_eq!(&*match_entries[1].json, entries[1]);
+    assert!(
+        received
+            .iter()
+            .any(|p| p.topic == Topic::Feed && p.json.contains("\"match_id\":9"))
+    );
+
+    // Read back: after the first cursor come the other two.
+    let after_first = jsons(
+        store
+            .read_after(Topic::Match(9), Some(&cursors[0]))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(after_first, vec![entries[1], entries[2]]);
+    let after_last = jsons(
+        store
+            .read_after(Topic::Match(9), Some(&cursors[2]))
+            .await
+            .unwrap(),
+    );
+    assert!(after_last.is_empty());
+    for unknown in ["garbage", "99999999999999-0", ""] {
+        assert_eq!(
+            store
+                .read_after(Topic::Match(9), Some(unknown))
+                .await
+                .unwrap(),
+            LogRead::Unknown,
+            "{unknown:?}"
+        );
+    }
+    let list = store.list().await.unwrap();
+    assert_eq!(list.iter().map(|s| s.match_id).collect::<Vec<_>>(), vec![9]);
+}
+
+async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors(store: &dyn MatchStore) {
+    let epoch = store.epoch().await.unwrap();
+    let cursors = written(
+        store
+            .write(&epoch, &write(3, None, 0, &["{}"]))
+            .await
+            .unwrap(),
+    );
+    store.clear().await.unwrap();
+    let outcome = store
+        .write(&epoch, &write(3, Some((1, 0)), 1, &[]))
+        .await
+        .unwrap();
+    assert_eq!(outcome, WriteOutcome::EpochChanged);
+    let fresh = store.epoch().await.unwrap();
+    assert_ne!(fresh, epoch);
+    assert_eq!(store.load(3).await.unwrap(), None);
+    assert!(store.list().await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .read_after(Topic::Match(3), Some(&cursors[0]))
+            .await
+            .unwrap(),
+        LogRead::Unknown
+    );
+}
+
+mod memory {
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_check_the_expected_position() {
+        super::writes_check_the_expected_position(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn entries_are_published_and_read_back_by_cursor() {
+        super::entries_are_published_and_read_back_by_cursor(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors() {
+        super::a_cleared_store_has_a_new_epoch_and_forgets_cursors(&MemoryStore::new()).await;
+    }
+}
+
+mod redis {
+    use super::*;
+
+    /// A store under a key prefix of its own, on the test Redis.
+    pub async fn store(name: &str) -> RedisStore {
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        RedisStore::connect(RedisConfig {
+            url,
+            prefix: format!("test:{name}:{unique}"),
+        })
+        .await
+        .expect("Redis must be running for these tests: scripts/test starts it")
+    }
+
+    #[tokio::test]
+    async fn writes_check_the_expected_position() {
+        let store = store("position").await;
+        super::writes_check_the_expected_position(&store).await;
+        store.clear().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn entries_are_published_and_read_back_by_cursor() {
+        let store = store("cursor").await;
+        super::entries_are_published_and_read_back_by_cursor(&store).await;
+        store.clear().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors() {
+        let store = store("clear").await;
+        super::a_cleared_store_has_a_new_epoch_and_forgets_cursors(&store).await;
+        store.clear().await.unwrap();
+    }
+}
