@@ -1,0 +1,357 @@
+//! The replay manager: any number of replays at once, each a task sending one match's records
+//! into the event log on its own virtual clock, controlled by commands.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use livescore_catalog::{Catalog, CatalogError, LoadedGame};
+use livescore_domain::state::Clock;
+use livescore_domain::{Breaks, Event, MatchInfo, ReplayStatus, Speed, schedule};
+use livescore_eventlog::{Body, Control, Delivery, Envelope, EventLog, LogError};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::clock::VirtualClock;
+
+/// How many records may be on their way to the log at once before the replay waits.
+const IN_FLIGHT: usize = 64;
+
+/// A replay as the admin panel shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplayState {
+    pub match_id: u64,
+    pub run: u64,
+    pub home: String,
+    pub away: String,
+    pub status: ReplayStatus,
+    pub speed: Speed,
+    pub events_sent: u32,
+    pub events_total: u32,
+    /// Match time of the last event sent, in milliseconds from kick-off (breaks included).
+    pub match_time_ms: u64,
+    /// The match clock of the last event sent.
+    pub clock: Option<Clock>,
+    /// Why the replay failed, when it did.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("game {0} has no replay")]
+    NoReplay(u64),
+    #[error("the replay of game {0} is over: start it again instead")]
+    Over(u64),
+    #[error("cannot load the game: {0}")]
+    Load(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Command {
+    Pause,
+    Resume,
+    Speed(Speed),
+    Stop,
+}
+
+struct Replay {
+    state: Arc<Mutex<ReplayState>>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+pub struct ReplayManager {
+    log: Arc<dyn EventLog>,
+    catalog: Arc<Catalog>,
+    breaks: Breaks,
+    replays: Mutex<HashMap<u64, Replay>>,
+    last_run: Mutex<u64>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ReplayManager {
+    pub fn new(log: Arc<dyn EventLog>, catalog: Arc<Catalog>, breaks: Breaks) -> ReplayManager {
+        ReplayManager {
+            log,
+            catalog,
+            breaks,
+            replays: Mutex::new(HashMap::new()),
+            last_run: Mutex::new(0),
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// A run id larger than any before, across restarts of the producer: Unix milliseconds,
+    /// bumped if two replays start within the same one.
+    fn next_run(&self) -> u64 {
+        let mut last = lock(&self.last_run);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as u64);
+        *last = now.max(*last + 1);
+        *last
+    }
+
+    /// Starts a replay of `game_id` (checked against the catalog before any file is read). A
+    /// replay of the same game still running is stopped first: the new one is a new run.
+    pub async fn start(&self, game_id: &str, speed: Speed) -> Result<ReplayState, ReplayError> {
+        let game = self.catalog.game(game_id)?;
+        let match_id = game.id;
+        let catalog = Arc::clone(&self.catalog);
+        let id = match_id.to_string();
+        // Reading and parsing a match takes a few milliseconds of CPU: off the async threads.
+        let LoadedGame { info, events } = tokio::task::spawn_blocking(move || catalog.load(&id))
+            .await
+            .map_err(|err| ReplayError::Load(err.to_string()))??;
+        if let Some(previous) = lock(&self.replays).remove(&match_id) {
+            let _ = previous.commands.send(Command::Stop);
+        }
+        let times = schedule(&events, &self.breaks);
+        let run = self.next_run();
+        let state = Arc::new(Mutex::new(ReplayState {
+            match_id,
+            run,
+            home: info.home.name.clone(),
+            away: info.away.name.clone(),
+            status: ReplayStatus::Running,
+            speed,
+            events_sent: 0,
+            events_total: u32::try_from(events.len()).unwrap_or(u32::MAX),
+            match_time_ms: 0,
+            clock: None,
+            error: None,
+        }));
+        let (commands, inbox) = mpsc::unbounded_channel();
+        let task = ReplayTask {
+            log: Arc::clone(&self.log),
+            state: Arc::clone(&state),
+            inbox,
+            match_id,
+            run,
+            seq: 0,
+            in_flight: VecDeque::new(),
+        };
+        let span = tracing::info_span!("replay", match_id, run);
+        tokio::spawn(task.run(info, events, times, speed).instrument(span));
+        let snapshot = lock(&state).clone();
+        lock(&self.replays).insert(match_id, Replay { state, commands });
+        Ok(snapshot)
+    }
+
+    pub fn pause(&self, match_id: u64) -> Result<ReplayState, ReplayError> {
+        self.command(match_id, Command::Pause)
+    }
+
+    pub fn resume(&self, match_id: u64) -> Result<ReplayState, ReplayError> {
+        self.command(match_id, Command::Resume)
+    }
+
+    pub fn set_speed(&self, match_id: u64, speed: Speed) -> Result<ReplayState, ReplayError> {
+        self.command(match_id, Command::Speed(speed))
+    }
+
+    pub fn stop(&self, match_id: u64) -> Result<ReplayState, ReplayError> {
+        self.command(match_id, Command::Stop)
+    }
+
+    fn command(&self, match_id: u64, command: Command) -> Result<ReplayState, ReplayError> {
+        let replays = lock(&self.replays);
+        let replay = replays
+            .get(&match_id)
+            .ok_or(ReplayError::NoReplay(match_id))?;
+        let state = lock(&replay.state).clone();
+        if state.status.is_over() || replay.commands.send(command).is_err() {
+            return Err(ReplayError::Over(match_id));
+        }
+        Ok(state)
+    }
+
+    pub fn status(&self, match_id: u64) -> Result<ReplayState, ReplayError> {
+        lock(&self.replays)
+            .get(&match_id)
+            .map(|replay| lock(&replay.state).clone())
+            .ok_or(ReplayError::NoReplay(match_id))
+    }
+
+    /// Every replay, most recently started first.
+    pub fn list(&self) -> Vec<ReplayState> {
+        let mut list: Vec<ReplayState> = lock(&self.replays)
+            .values()
+            .map(|replay| lock(&replay.state).clone())
+            .collect();
+        list.sort_by_key(|state| std::cmp::Reverse(state.run));
+        list
+    }
+}
+
+/// One replay's task: sends the records of one run in order, on its virtual clock.
+struct ReplayTask {
+    log: Arc<dyn EventLog>,
+    state: Arc<Mutex<ReplayState>>,
+    inbox: mpsc::UnboundedReceiver<Command>,
+    match_id: u64,
+    run: u64,
+    seq: u64,
+    in_flight: VecDeque<Delivery>,
+}
+
+/// Why a replay ended early.
+enum Ended {
+    Stopped,
+    Failed(LogError),
+}
+
+impl ReplayTask {
+    async fn run(
+        mut self,
+        info: MatchInfo,
+        events: Vec<Event>,
+        times: Vec<Duration>,
+        speed: Speed,
+    ) {
+        let outcome = self.play(info, &events, &times, speed).await;
+        let outcome = match outcome {
+            Ok(()) => self.flush().await.map(|()| ReplayStatus::Finished),
+            Err(Ended::Stopped) => self.flush().await.map(|()| ReplayStatus::Stopped),
+            Err(Ended::Failed(err)) => Err(Ended::Failed(err)),
+        };
+        let mut state = lock(&self.state);
+        match outcome {
+            Ok(status) => {
+                tracing::info!(?status, "replay over");
+                state.status = status;
+            }
+            Err(Ended::Failed(err)) => {
+                tracing::error!("replay failed: a record could not be written: {err}");
+                state.status = ReplayStatus::Failed;
+                state.error = Some(format!("a record could not be written to the log: {err}"));
+            }
+            Err(Ended::Stopped) => state.status = ReplayStatus::Stopped,
+        }
+    }
+
+    async fn play(
+        &mut self,
+        info: MatchInfo,
+        events: &[Event],
+        times: &[Duration],
+        speed: Speed,
+    ) -> Result<(), Ended> {
+        let total = u32::try_from(events.len()).unwrap_or(u32::MAX);
+        self.send(Body::Control(Control::Started {
+            info: Box::new(info),
+            speed,
+            events: total,
+        }))
+        .await?;
+        let mut clock = VirtualClock::start(Instant::now(), speed);
+        let mut played = Duration::ZERO;
+        for (sent, (event, &at)) in events.iter().zip(times).enumerate() {
+            // Wait for the event's moment, obeying commands meanwhile.
+            loop {
+                let due = clock.wall_time_of(at);
+                let command = match due {
+                    Some(due) if due <= Instant::now() => self.inbox.try_recv().ok(),
+                    Some(due) => tokio::select! {
+                        command = self.inbox.recv() => command.or(Some(Command::Stop)),
+                        () = tokio::time::sleep_until(due) => None,
+                    },
+                    None => Some(self.inbox.recv().await.unwrap_or(Command::Stop)),
+                };
+                let Some(command) = command else { break };
+                self.obey(command, &mut clock, played).await?;
+            }
+            self.send(Body::Event(Box::new(event.clone()))).await?;
+            played = at;
+            {
+                let mut state = lock(&self.state);
+                state.events_sent = sent as u32 + 1;
+                state.match_time_ms = at.as_millis() as u64;
+                state.clock = Some(Clock::at(event.period, event.minute));
+            }
+            if matches!(clock.speed(), Speed::Max) && sent % 256 == 255 {
+                // At full speed nothing else makes this task wait: let the others run.
+                tokio::task::yield_now().await;
+            }
+        }
+        self.send(Body::Control(Control::Finished)).await
+    }
+
+    async fn obey(
+        &mut self,
+        command: Command,
+        clock: &mut VirtualClock,
+        played: Duration,
+    ) -> Result<(), Ended> {
+        let now = Instant::now();
+        let (control, status) = match command {
+            Command::Pause if !clock.is_paused() => {
+                clock.pause(now, played);
+                (Control::Paused, ReplayStatus::Paused)
+            }
+            Command::Resume if clock.is_paused() => {
+                clock.resume(now, played);
+                (Control::Resumed, ReplayStatus::Running)
+            }
+            Command::Speed(speed) => {
+                clock.set_speed(now, played, speed);
+                lock(&self.state).speed = speed;
+                let status = lock(&self.state).status;
+                (Control::SpeedChanged { speed }, status)
+            }
+            Command::Stop => {
+                self.send(Body::Control(Control::Stopped)).await?;
+                return Err(Ended::Stopped);
+            }
+            // Pausing a paused replay, or resuming a running one, changes nothing.
+            Command::Pause | Command::Resume => return Ok(()),
+        };
+        lock(&self.state).status = status;
+        self.send(Body::Control(control)).await
+    }
+
+    /// Queues the next record; waits for the oldest one in flight when too many are.
+    async fn send(&mut self, body: Body) -> Result<(), Ended> {
+        let envelope = Envelope {
+            match_id: self.match_id,
+            run: self.run,
+            seq: self.seq,
+            emitted_at_ms: livescore_now_ms(),
+            body,
+        };
+        self.seq += 1;
+        let delivery = self.log.send(&envelope).map_err(Ended::Failed)?;
+        self.in_flight.push_back(delivery);
+        while self.in_flight.len() > IN_FLIGHT {
+            if let Some(oldest) = self.in_flight.pop_front() {
+                oldest.await.map_err(Ended::Failed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every record sent is durable.
+    async fn flush(&mut self) -> Result<(), Ended> {
+        while let Some(delivery) = self.in_flight.pop_front() {
+            delivery.await.map_err(Ended::Failed)?;
+        }
+        Ok(())
+    }
+}
+
+fn livescore_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}

@@ -1,0 +1,217 @@
+//! The producer's HTTP control routes, for the admin panel. Everything that changes a replay,
+//! and the replays' status, needs `Authorization: Bearer <ADMIN_TOKEN>`; the catalog is public.
+//!
+//! - `GET  /catalog`                      the replayable games
+//! - `POST /games/{game_id}`              start a replay (`?speed=60`, or a JSON body `{"speed": 60}`;
+//!   the original demo's route, kept)
+//! - `GET  /replays`, `GET /replays/{game_id}`          status
+//! - `POST /replays/{game_id}/pause|resume|stop`
+//! - `PUT  /replays/{game_id}/speed`      `{"speed": 600}` or `{"speed": "max"}`
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use livescore_catalog::CatalogError;
+use livescore_domain::{Speed, SpeedError};
+use serde::Deserialize;
+
+use crate::replays::{ReplayError, ReplayManager};
+
+/// What the control routes need.
+#[derive(Clone)]
+pub struct ControlState {
+    pub replays: Arc<ReplayManager>,
+    pub admin_token: Arc<str>,
+}
+
+pub fn router(state: ControlState) -> Router {
+    Router::new()
+        .route("/catalog", get(catalog))
+        .route("/games/{game_id}", post(start))
+        .route("/replays", get(list))
+        .route("/replays/{game_id}", get(status))
+        .route("/replays/{game_id}/pause", post(pause))
+        .route("/replays/{game_id}/resume", post(resume))
+        .route("/replays/{game_id}/stop", post(stop))
+        .route("/replays/{game_id}/speed", put(speed))
+        .with_state(state)
+}
+
+/// An error answer: a status code and `{"error": "..."}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<ReplayError> for ApiError {
+    fn from(err: ReplayError) -> Self {
+        let status = match &err {
+            ReplayError::Catalog(CatalogError::BadGameId(_) | CatalogError::UnknownGame(_))
+            | ReplayError::NoReplay(_) => StatusCode::NOT_FOUND,
+            ReplayError::Over(_) => StatusCode::CONFLICT,
+            ReplayError::Catalog(_) | ReplayError::Load(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, err.to_string())
+    }
+}
+
+impl From<SpeedError> for ApiError {
+    fn from(err: SpeedError) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, err.to_string())
+    }
+}
+
+/// Proof that the request carried the admin token.
+pub struct Admin;
+
+impl FromRequestParts<ControlState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ControlState,
+    ) -> Result<Self, Self::Rejection> {
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        match given {
+            Some(token) if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) => {
+                Ok(Admin)
+            }
+            Some(_) => Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "wrong admin token".into(),
+            )),
+            None => Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "this route needs the header Authorization: Bearer <ADMIN_TOKEN>".into(),
+            )),
+        }
+    }
+}
+
+/// Compares without an early exit, so the time taken says nothing about the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A game id from a path, checked like every game id (digits only) and known to the catalog.
+fn game_id(state: &ControlState, raw: &str) -> Result<u64, ApiError> {
+    Ok(state
+        .replays
+        .catalog()
+        .game(raw)
+        .map_err(ReplayError::from)?
+        .id)
+}
+
+async fn catalog(State(state): State<ControlState>) -> impl IntoResponse {
+    let games: Vec<_> = state
+        .replays
+        .catalog()
+        .games()
+        .into_iter()
+        .cloned()
+        .collect();
+    Json(games)
+}
+
+#[derive(Deserialize)]
+struct SpeedQuery {
+    speed: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SpeedBody {
+    speed: Speed,
+}
+
+async fn start(
+    _: Admin,
+    State(state): State<ControlState>,
+    Path(raw_id): Path<String>,
+    Query(query): Query<SpeedQuery>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let speed = match query.speed {
+        Some(text) => Speed::parse(&text)?,
+        None if body.iter().all(u8::is_ascii_whitespace) => Speed::DEFAULT,
+        None => speed_body(&body)?,
+    };
+    let replay = state.replays.start(&raw_id, speed).await?;
+    Ok((StatusCode::ACCEPTED, Json(replay)))
+}
+
+/// `{"speed": 60}` or `{"speed": "max"}`.
+fn speed_body(body: &[u8]) -> Result<Speed, ApiError> {
+    serde_json::from_slice::<SpeedBody>(body)
+        .map(|body| body.speed)
+        .map_err(|err| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("the body must be {{\"speed\": <number or \"max\">}}: {err}"),
+            )
+        })
+}
+
+async fn list(_: Admin, State(state): State<ControlState>) -> impl IntoResponse {
+    Json(state.replays.list())
+}
+
+async fn status(
+    _: Admin,
+    State(state): State<ControlState>,
+    Path(raw_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = game_id(&state, &raw_id)?;
+    Ok(Json(state.replays.status(id)?))
+}
+
+async fn pause(
+    _: Admin,
+    State(state): State<ControlState>,
+    Path(raw_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = game_id(&state, &raw_id)?;
+    Ok(Json(state.replays.pause(id)?))
+}
+
+async fn resume(
+    _: Admin,
+    State(state): State<ControlState>,
+    Path(raw_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = game_id(&state, &raw_id)?;
+    Ok(Json(state.replays.resume(id)?))
+}
+
+async fn stop(
+    _: Admin,
+    State(state): State<ControlState>,
+    Path(raw_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = game_id(&state, &raw_id)?;
+    Ok(Json(state.replays.stop(id)?))
+}
+
+async fn speed(
+    _: Admin,
+    State(state): State<ControlState>,
+    Path(raw_id): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = game_id(&state, &raw_id)?;
+    let speed = speed_body(&body)?;
+    Ok(Json(state.replays.set_speed(id, speed)?))
+}

@@ -1,0 +1,227 @@
+//! The replay manager on tokio's paused clock: events leave at their scheduled match time divided
+//! by the speed; pauses, resumes and speed changes keep the schedule; replays run side by side.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use livescore_catalog::Catalog;
+use livescore_domain::{Breaks, ReplayStatus, Speed, schedule};
+use livescore_eventlog::memory::MemoryLog;
+use livescore_eventlog::{Body, Control, Envelope, EventLog, LogConsumer};
+use livescore_producer::ReplayManager;
+use tokio::time::Instant;
+
+fn catalog() -> Arc<Catalog> {
+    Arc::new(Catalog::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data")).unwrap())
+}
+
+fn manager(log: &MemoryLog) -> ReplayManager {
+    ReplayManager::new(Arc::new(log.clone()), catalog(), Breaks::default())
+}
+
+/// Records as they arrive, with the (paused) clock's time of arrival.
+async fn receive(
+    consumer: &mut dyn LogConsumer,
+    mut until: impl FnMut(&Envelope) -> bool,
+) -> Vec<(Instant, Envelope)> {
+    let mut received = Vec::new();
+    loop {
+        for record in consumer.next_batch(1000).await.unwrap() {
+            let envelope = Envelope::from_json(&record.payload).unwrap();
+            let done = until(&envelope);
+            received.push((Instant::now(), envelope));
+            if done {
+                return received;
+            }
+        }
+    }
+}
+
+fn is_finished(envelope: &Envelope) -> bool {
+    matches!(envelope.body, Body::Control(Control::Finished))
+}
+
+/// The scheduled match time of every event of `id`.
+fn times(id: u64) -> Vec<Duration> {
+    let game = catalog().load(&id.to_string()).unwrap();
+    schedule(&game.events, &Breaks::default())
+}
+
+/// Arrival times of the event records, relative to the first event.
+fn event_arrivals(received: &[(Instant, Envelope)]) -> Vec<Duration> {
+    let events: Vec<Instant> = received
+        .iter()
+        .filter(|(_, e)| matches!(e.body, Body::Event(_)))
+        .map(|(at, _)| *at)
+        .collect();
+    events.iter().map(|at| *at - events[0]).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_speed_n_each_event_leaves_at_its_match_time_over_n() {
+    let log = MemoryLog::new(6);
+    let mut consumer = log.consumer("test").await.unwrap();
+    let replays = manager(&log);
+    replays.start("7471", Speed::Factor(600.0)).await.unwrap();
+    let received = receive(consumer.as_mut(), is_finished).await;
+
+    let expected: Vec<Duration> = times(7471).iter().map(|t| t.div_f64(600.0)).collect();
+    let arrivals = event_arrivals(&received);
+    assert_eq!(arrivals.len(), expected.len());
+    for (i, (arrived, due)) in arrivals.iter().zip(&expected).enumerate() {
+        let late = arrived.abs_diff(*due);
+        assert!(
+            late <= Duration::from_millis(1),
+            "event {i}: at {arrived:?}, due {due:?}"
+        );
+    }
+    // A whole match (about 110 minutes with half-time) in about 11 seconds.
+    assert!((Duration::from_secs(10)..Duration::from_secs(12)).contains(expected.last().unwrap()));
+    // seq counts every record of the run, in order, from the `started` record.
+    let seqs: Vec<u64> = received.iter().map(|(_, e)| e.seq).collect();
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    assert!(matches!(
+        received[0].1.body,
+        Body::Control(Control::Started { .. })
+    ));
+    assert_eq!(replays.status(7471).unwrap().status, ReplayStatus::Finished);
+    assert_eq!(
+        replays.status(7471).unwrap().events_sent,
+        expected.len() as u32
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn pause_resume_and_speed_changes_keep_the_schedule() {
+    let log = MemoryLog::new(6);
+    let mut consumer = log.consumer("test").await.unwrap();
+    let replays = manager(&log);
+    replays.start("7471", Speed::Factor(60.0)).await.unwrap();
+    let scheduled = times(7471);
+
+    // Play the first 500 events, then pause for an hour of wall-clock time.
+    let mut received = receive(consumer.as_mut(), |e| e.seq == 500).await;
+    replays.pause(7471).unwrap();
+    received.extend(
+        receive(consumer.as_mut(), |e| {
+            matches!(e.body, Body::Control(Control::Paused))
+        })
+        .await,
+    );
+    let paused_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(replays.status(7471).unwrap().status, ReplayStatus::Paused);
+    assert_eq!(
+        replays.status(7471).unwrap().events_sent,
+        500,
+        "nothing leaves while paused"
+    );
+
+    // Resume at 600x: the events left keep their spacing, ten times closer.
+    replays.resume(7471).unwrap();
+    replays.set_speed(7471, Speed::Factor(600.0)).unwrap();
+    let rest = receive(consumer.as_mut(), is_finished).await;
+    // (arrival, position in the schedule) of each event: StatsBomb indexes count from 1.
+    let events: Vec<(Instant, usize)> = rest
+        .iter()
+        .filter_map(|(at, e)| match &e.body {
+            Body::Event(event) => Some((*at, event.index as usize - 1)),
+            Body::Control(_) => None,
+        })
+        .collect();
+    assert!(events[0].0 >= paused_at + Duration::from_secs(3600));
+    assert_eq!(events[0].1, 500, "it carries on where it paused");
+    let (first_at, first) = events[0];
+    for (at, position) in &events {
+        let due = (scheduled[*position] - scheduled[first]).div_f64(600.0);
+        assert!(
+            (*at - first_at).abs_diff(due) <= Duration::from_millis(1),
+            "event {position}"
+        );
+    }
+    let controls: Vec<_> = rest
+        .iter()
+        .filter_map(|(_, e)| match &e.body {
+            Body::Control(control) => Some(control.clone()),
+            Body::Event(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        controls,
+        vec![
+            Control::Resumed,
+            Control::SpeedChanged {
+                speed: Speed::Factor(600.0)
+            },
+            Control::Finished
+        ]
+    );
+    assert!(received.iter().all(|(_, e)| e.seq <= 501));
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_replays_run_side_by_side_each_on_its_clock() {
+    let log = MemoryLog::new(6);
+    let mut consumer = log.consumer("test").await.unwrap();
+    let replays = manager(&log);
+    replays.start("7471", Speed::Factor(600.0)).await.unwrap();
+    replays.start("7457", Speed::Factor(300.0)).await.unwrap();
+    let mut finished = 0;
+    let received = receive(consumer.as_mut(), |e| {
+        finished += usize::from(is_finished(e));
+        finished == 2
+    })
+    .await;
+    for (id, speed) in [(7471, 600.0), (7457, 300.0)] {
+        let mine: Vec<(Instant, Envelope)> = received
+            .iter()
+            .filter(|(_, e)| e.match_id == id)
+            .cloned()
+            .collect();
+        let expected: Vec<Duration> = times(id).iter().map(|t| t.div_f64(speed)).collect();
+        let arrivals = event_arrivals(&mine);
+        assert_eq!(arrivals.len(), expected.len(), "match {id}");
+        for (arrived, due) in arrivals.iter().zip(&expected) {
+            assert!(
+                arrived.abs_diff(*due) <= Duration::from_millis(1),
+                "match {id}"
+            );
+        }
+    }
+    // They overlapped: 7457 (at half the speed) was still running when 7471 finished.
+    let finished_7471 = received
+        .iter()
+        .position(|(_, e)| e.match_id == 7471 && is_finished(e))
+        .unwrap();
+    assert!(
+        received[finished_7471..]
+            .iter()
+            .any(|(_, e)| e.match_id == 7457)
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_replay_says_so_and_a_restart_is_a_new_run() {
+    let log = MemoryLog::new(6);
+    let mut consumer = log.consumer("test").await.unwrap();
+    let replays = manager(&log);
+    let first = replays.start("7471", Speed::Factor(1.0)).await.unwrap();
+    receive(consumer.as_mut(), |e| e.seq == 0).await;
+    replays.stop(7471).unwrap();
+    let stopped = receive(consumer.as_mut(), |e| {
+        matches!(e.body, Body::Control(Control::Stopped))
+    })
+    .await;
+    assert_eq!(stopped.last().unwrap().1.run, first.run);
+    let second = replays.start("7471", Speed::Max).await.unwrap();
+    assert!(second.run > first.run);
+    let rest = receive(consumer.as_mut(), is_finished).await;
+    assert!(rest.iter().all(|(_, e)| e.run == second.run));
+    assert!(matches!(
+        replays.pause(7471),
+        Err(livescore_producer::ReplayError::Over(7471))
+    ));
+}

@@ -1,0 +1,199 @@
+//! One record applied to one stored match: pure, no I/O. The projector's loop does the reading
+//! and writing around it.
+//!
+//! A record is applied only if it is newer than what the store holds: a larger `run` that starts
+//! with its `started` record begins the match afresh; within a run, `seq` must grow. Anything
+//! else was applied already (a redelivery after a crash) and is skipped, so applying is
+//! idempotent.
+
+use livescore_domain::{Headline, MatchFold, ReplayStatus};
+use livescore_eventlog::{Body, Control, Envelope};
+use livescore_store::{Entry, ReplayInfo, StoredMatch};
+
+/// What a record did to a match.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Applied: the match as it now stands, and the entries viewers receive.
+    Applied {
+        stored: Box<StoredMatch>,
+        entries: Vec<Entry>,
+    },
+    /// Not newer than the stored match: applied before.
+    AlreadyApplied,
+    /// A record of a run whose `started` record was never seen (the log was trimmed, or a
+    /// rebuild began in the middle of it): there is no match to apply it to.
+    NoRun,
+}
+
+pub fn apply(current: Option<&StoredMatch>, envelope: &Envelope) -> Step {
+    let position = (envelope.run, envelope.seq);
+    if let Body::Control(Control::Started { info, speed, .. }) = &envelope.body {
+        if current.is_some_and(|current| current.run >= envelope.run) {
+            return Step::AlreadyApplied;
+        }
+        let replay = ReplayInfo {
+            run: envelope.run,
+            status: ReplayStatus::Running,
+            speed: *speed,
+        };
+        let fold = MatchFold::new((**info).clone());
+        let entries = vec![Entry::Snapshot {
+            state: Box::new(fold.state.clone()),
+            replay,
+        }];
+        let stored = StoredMatch {
+            run: envelope.run,
+            seq: envelope.seq,
+            replay,
+            fold,
+        };
+        return Step::Applied {
+            stored: Box::new(stored),
+            entries,
+        };
+    }
+
+    let Some(current) = current else {
+        return Step::NoRun;
+    };
+    if envelope.run < current.run || position <= current.position() {
+        return Step::AlreadyApplied;
+    }
+    if envelope.run > current.run {
+        return Step::NoRun;
+    }
+    let mut stored = current.clone();
+    stored.seq = envelope.seq;
+    let entries = match &envelope.body {
+        Body::Event(event) => stored
+            .fold
+            .apply(event)
+            .into_iter()
+            .map(|update| Entry::Update {
+                update: Box::new(update),
+            })
+            .collect(),
+        Body::Control(control) => {
+            match control {
+                Control::Paused => stored.replay.status = ReplayStatus::Paused,
+                Control::Resumed => stored.replay.status = ReplayStatus::Running,
+                Control::SpeedChanged { speed } => stored.replay.speed = *speed,
+                Control::Stopped => stored.replay.status = ReplayStatus::Stopped,
+                Control::Finished => stored.replay.status = ReplayStatus::Finished,
+                Control::Started { .. } => {}
+            }
+            vec![Entry::Replay {
+                replay: stored.replay,
+            }]
+        }
+    };
+    Step::Applied {
+        stored: Box::new(stored),
+        entries,
+    }
+}
+
+/// True when the games list shows something new: the scoreboard or the replay changed.
+pub fn summary_changed(before: Option<&StoredMatch>, after: &StoredMatch) -> bool {
+    match before {
+        None => true,
+        Some(before) => {
+            before.replay != after.replay
+                || Headline::of(&before.fold.state) != Headline::of(&after.fold.state)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use livescore_domain::{MatchInfo, Speed, TeamRef};
+
+    fn info() -> MatchInfo {
+        MatchInfo {
+            match_id: 1,
+            home: TeamRef {
+                id: 1,
+                name: "H".into(),
+            },
+            away: TeamRef {
+                id: 2,
+                name: "A".into(),
+            },
+            competition: None,
+            season: None,
+            date: None,
+            kick_off: None,
+            stadium: None,
+            last_period: 2,
+        }
+    }
+
+    fn record(run: u64, seq: u64, body: Body) -> Envelope {
+        Envelope {
+            match_id: 1,
+            run,
+            seq,
+            emitted_at_ms: 0,
+            body,
+        }
+    }
+
+    fn started(run: u64) -> Envelope {
+        record(
+            run,
+            0,
+            Body::Control(Control::Started {
+                info: Box::new(info()),
+                speed: Speed::Max,
+                events: 0,
+            }),
+        )
+    }
+
+    fn applied(step: Step) -> (StoredMatch, Vec<Entry>) {
+        match step {
+            Step::Applied { stored, entries } => (*stored, entries),
+            other => panic!("expected Applied, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_run_starts_with_a_snapshot_and_replays_go_on_in_order() {
+        let (stored, entries) = applied(apply(None, &started(5)));
+        assert!(matches!(entries[..], [Entry::Snapshot { .. }]));
+        let paused = record(5, 1, Body::Control(Control::Paused));
+        let (paused_match, entries) = applied(apply(Some(&stored), &paused));
+        assert_eq!(paused_match.replay.status, ReplayStatus::Paused);
+        assert_eq!(paused_match.position(), (5, 1));
+        assert!(matches!(entries[..], [Entry::Replay { .. }]));
+        assert!(summary_changed(Some(&stored), &paused_match));
+    }
+
+    #[test]
+    fn records_applied_before_are_skipped() {
+        let (stored, _) = applied(apply(None, &started(5)));
+        let (stored, _) = applied(apply(
+            Some(&stored),
+            &record(5, 1, Body::Control(Control::Paused)),
+        ));
+        for old in [
+            started(5),
+            started(4),
+            record(5, 1, Body::Control(Control::Resumed)),
+            record(4, 9, Body::Control(Control::Resumed)),
+        ] {
+            assert_eq!(apply(Some(&stored), &old), Step::AlreadyApplied, "{old:?}");
+        }
+    }
+
+    #[test]
+    fn a_new_run_starts_afresh_and_records_without_a_run_are_refused() {
+        let (stored, _) = applied(apply(None, &started(5)));
+        let (restarted, _) = applied(apply(Some(&stored), &started(6)));
+        assert_eq!(restarted.position(), (6, 0));
+        let orphan = record(7, 3, Body::Control(Control::Paused));
+        assert_eq!(apply(Some(&restarted), &orphan), Step::NoRun);
+        assert_eq!(apply(None, &orphan), Step::NoRun);
+    }
+}

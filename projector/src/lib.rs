@@ -1,0 +1,267 @@
+//! The projector: consumes the event log, folds each match with the domain, and writes the match
+//! store. It is the store's only writer.
+//!
+//! Exactly-once in effect: offsets are committed only after the store write, and a record the
+//! store already reflects (its `(run, seq)` is not newer) is skipped, so a crash and redelivery
+//! change nothing. A record that cannot be decoded goes to the dead-letter log and is counted; the
+//! projector carries on. If the store's epoch changes (it lost its data, or was cleared), the
+//! projector rebuilds it from the start of the log.
+
+pub mod apply;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use livescore_eventlog::{Envelope, EventLog, LogConsumer, LogError, LogRecord};
+use livescore_store::{MatchStore, MatchWrite, StoreError, StoredMatch, WriteOutcome, now_ms};
+use tracing::Instrument;
+
+use crate::apply::{Step, apply, summary_changed};
+
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    /// The consumer group: projectors in one group share the log's partitions.
+    pub group: String,
+    /// At most this many records are read and written together.
+    pub batch: usize,
+    /// Clear the store and rebuild it from the start of the log before anything else.
+    pub rebuild: bool,
+    /// How often an idle projector checks that the store still has its data.
+    pub epoch_check: Duration,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        ProjectorConfig {
+            group: "livescore-projector".into(),
+            batch: 500,
+            rebuild: false,
+            epoch_check: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Counters, for tests and metrics.
+#[derive(Debug, Default)]
+pub struct ProjectorStats {
+    pub records: AtomicU64,
+    pub applied: AtomicU64,
+    pub already_applied: AtomicU64,
+    pub without_run: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub conflicts: AtomicU64,
+    pub rebuilds: AtomicU64,
+}
+
+impl ProjectorStats {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error("event log: {0}")]
+    Log(#[from] LogError),
+    #[error("match store: {0}")]
+    Store(#[from] StoreError),
+    #[error("match {0}: the store refused the write {WRITE_ATTEMPTS} times (another writer?)")]
+    Contention(u64),
+}
+
+/// Conflicting writes are retried from a fresh read this many times.
+const WRITE_ATTEMPTS: usize = 5;
+
+pub struct Projector {
+    log: Arc<dyn EventLog>,
+    store: Arc<dyn MatchStore>,
+    config: ProjectorConfig,
+    stats: Arc<ProjectorStats>,
+}
+
+/// What became of a batch.
+enum Batch {
+    Done,
+    /// The store's epoch changed under the batch: nothing more was written; rebuild.
+    EpochChanged,
+}
+
+impl Projector {
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        store: Arc<dyn MatchStore>,
+        config: ProjectorConfig,
+    ) -> Projector {
+        Projector {
+            log,
+            store,
+            config,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<ProjectorStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Runs until `shutdown` completes or the log or the store fails.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ProjectorError> {
+        let mut consumer = self.log.consumer(&self.config.group).await?;
+        if self.config.rebuild {
+            tracing::info!("rebuilding the store from the start of the log, on request");
+            self.store.clear().await?;
+            consumer.rewind().await?;
+        }
+        let mut epoch = self.store.epoch().await?;
+        let mut known: HashMap<u64, StoredMatch> = HashMap::new();
+        let mut epoch_check = tokio::time::interval(self.config.epoch_check);
+        epoch_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            let batch = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                _ = epoch_check.tick() => {
+                    if self.store.epoch().await? != epoch {
+                        epoch = self.rebuild(consumer.as_mut(), &mut known).await?;
+                    }
+                    continue;
+                }
+                batch = consumer.next_batch(self.config.batch) => batch?,
+            };
+            match self.process(&batch, &epoch, &mut known).await? {
+                Batch::Done => consumer.commit(&batch)?,
+                Batch::EpochChanged => {
+                    epoch = self.rebuild(consumer.as_mut(), &mut known).await?;
+                }
+            }
+        }
+    }
+
+    async fn rebuild(
+        &self,
+        consumer: &mut dyn LogConsumer,
+        known: &mut HashMap<u64, StoredMatch>,
+    ) -> Result<String, ProjectorError> {
+        tracing::warn!("the store lost its data (its epoch changed): rebuilding from the log");
+        ProjectorStats::add(&self.stats.rebuilds, 1);
+        known.clear();
+        consumer.rewind().await?;
+        Ok(self.store.epoch().await?)
+    }
+
+    async fn process(
+        &self,
+        batch: &[LogRecord],
+        epoch: &str,
+        known: &mut HashMap<u64, StoredMatch>,
+    ) -> Result<Batch, ProjectorError> {
+        ProjectorStats::add(&self.stats.records, batch.len() as u64);
+        // Records of the same match, in log order, are applied and written together.
+        let mut by_match: Vec<(u64, Vec<Envelope>)> = Vec::new();
+        for record in batch {
+            let envelope = match Envelope::from_json(&record.payload) {
+                Ok(envelope) => envelope,
+                Err(err) => {
+                    let reason = format!("not a livescore record: {err}");
+                    self.log.dead_letter(record, &reason).await?;
+                    ProjectorStats::add(&self.stats.dead_letters, 1);
+                    continue;
+                }
+            };
+            match by_match.iter_mut().find(|(id, _)| *id == envelope.match_id) {
+                Some((_, envelopes)) => envelopes.push(envelope),
+                None => by_match.push((envelope.match_id, vec![envelope])),
+            }
+        }
+        for (match_id, envelopes) in by_match {
+            let span = tracing::info_span!("project", match_id);
+            if let Batch::EpochChanged = self
+                .project_match(match_id, &envelopes, epoch, known)
+                .instrument(span)
+                .await?
+            {
+                return Ok(Batch::EpochChanged);
+            }
+        }
+        Ok(Batch::Done)
+    }
+
+    /// Applies one match's records and writes the result, retrying from a fresh read if the
+    /// store holds something other than expected.
+    async fn project_match(
+        &self,
+        match_id: u64,
+        envelopes: &[Envelope],
+        epoch: &str,
+        known: &mut HashMap<u64, StoredMatch>,
+    ) -> Result<Batch, ProjectorError> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let before = match known.get(&match_id) {
+                Some(stored) => Some(stored.clone()),
+                None => self.store.load(match_id).await?,
+            };
+            let mut current = before.clone();
+            let mut entries = Vec::new();
+            let (mut applied, mut already, mut without_run) = (0, 0, 0);
+            for envelope in envelopes {
+                match apply(current.as_ref(), envelope) {
+                    Step::Applied {
+                        stored,
+                        entries: new,
+                    } => {
+                        current = Some(*stored);
+                        entries.extend(new.iter().map(|entry| entry.to_json()));
+                        applied += 1;
+                    }
+                    Step::AlreadyApplied => already += 1,
+                    Step::NoRun => {
+                        tracing::warn!(
+                            run = envelope.run,
+                            seq = envelope.seq,
+                            "skipping a record of a run whose start is not in the log"
+                        );
+                        without_run += 1;
+                    }
+                }
+            }
+            ProjectorStats::add(&self.stats.already_applied, already);
+            ProjectorStats::add(&self.stats.without_run, without_run);
+            let Some(after) = current else {
+                return Ok(Batch::Done);
+            };
+            if applied == 0 {
+                known.insert(match_id, after);
+                return Ok(Batch::Done);
+            }
+            let summary = summary_changed(before.as_ref(), &after)
+                .then(|| serde_json::to_string(&after.summary(now_ms())).unwrap_or_default());
+            let write = MatchWrite {
+                expected: before.as_ref().map(StoredMatch::position),
+                stored: after,
+                entries,
+                summary,
+            };
+            match self.store.write(epoch, &write).await? {
+                WriteOutcome::Written { .. } => {
+                    ProjectorStats::add(&self.stats.applied, applied);
+                    known.insert(match_id, write.stored);
+                    return Ok(Batch::Done);
+                }
+                WriteOutcome::Conflict => {
+                    tracing::info!("the store changed under us: reloading the match");
+                    ProjectorStats::add(&self.stats.conflicts, 1);
+                    known.remove(&match_id);
+                }
+                WriteOutcome::EpochChanged => return Ok(Batch::EpochChanged),
+            }
+        }
+        Err(ProjectorError::Contention(match_id))
+    }
+}
