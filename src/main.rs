@@ -1,15 +1,22 @@
-//! The `livescore` command line: one binary, one subcommand per job. This file only parses
-//! arguments and prints; the work is done by the workspace's crates.
+//! The `livescore` command line: one binary, one subcommand per job. This file parses arguments
+//! and prints; `startup.rs` builds the roles, and the workspace's crates do the work.
+
+mod config;
+mod startup;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use livescore_catalog::{Catalog, LoadedGame};
 use livescore_domain::fold_match;
 use tracing::info_span;
+
+use crate::config::{HttpArgs, LogArgs, ProducerArgs, ProjectorArgs, StoreArgs};
+use crate::startup::Engines;
 
 #[derive(Parser)]
 #[command(
@@ -30,8 +37,53 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Every role in one process on one port: the in-process log and store unless KAFKA_BROKERS
+    /// and REDIS_URL are set. Prints the admin token and how to start a replay.
+    Up {
+        #[command(flatten)]
+        log: LogArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(flatten)]
+        producer: ProducerArgs,
+        #[command(flatten)]
+        projector: ProjectorArgs,
+    },
+    /// The producer alone: replays into Kafka, with the admin control routes.
+    Producer {
+        #[command(flatten)]
+        log: LogArgs,
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(flatten)]
+        producer: ProducerArgs,
+    },
+    /// The projector alone: Kafka into Redis.
+    Projector {
+        #[command(flatten)]
+        log: LogArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        projector: ProjectorArgs,
+        /// Clear the store and rebuild it from the start of the log first.
+        #[arg(long)]
+        rebuild: bool,
+    },
+    /// One API replica: serves games from Redis.
+    Api {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
     /// List the replayable games of the data directory.
     Games {
+        /// The data directory: StatsBomb `matches/`, `events/` and `lineups/`.
+        #[arg(long, env = "DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -41,6 +93,9 @@ enum Command {
         /// A game id from `livescore games`, or the path of a StatsBomb events file
         /// (named <match_id>.json; the data directory's metadata is used if it has the match).
         game: String,
+        /// The data directory: StatsBomb `matches/`, `events/` and `lineups/`.
+        #[arg(long, env = "DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
         /// Print the updates viewers would receive, one JSON object per line, instead.
         #[arg(long)]
         updates: bool,
@@ -51,8 +106,31 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_json);
     let result = match cli.command {
-        Command::Games { json } => games(&cli.data_dir, json),
-        Command::Fold { game, updates } => fold(&cli.data_dir, &game, updates),
+        Command::Games { data_dir, json } => games(&data_dir, json),
+        Command::Fold {
+            game,
+            data_dir,
+            updates,
+        } => fold(&data_dir, &game, updates),
+        Command::Up {
+            log,
+            store,
+            http,
+            producer,
+            projector,
+        } => run(up(log, store, http, producer, projector)),
+        Command::Producer {
+            log,
+            http,
+            producer,
+        } => run(producer_role(log, http, producer)),
+        Command::Projector {
+            log,
+            store,
+            projector,
+            rebuild,
+        } => run(projector_role(log, store, projector, rebuild)),
+        Command::Api { store, http } => run(api_role(store, http)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -75,6 +153,84 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
                 .and_then(|json| json.io_error_kind())
                 == Some(io::ErrorKind::BrokenPipe)
     })
+}
+
+/// Runs a role on a multi-threaded tokio runtime.
+fn run(role: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?
+        .block_on(role)
+}
+
+async fn up(
+    log_args: LogArgs,
+    store_args: StoreArgs,
+    http: HttpArgs,
+    producer: ProducerArgs,
+    projector: ProjectorArgs,
+) -> anyhow::Result<()> {
+    let shutdown = startup::shutdown_signal();
+    let log = startup::connect_log(&log_args, Engines::InProcessIfUnset).await?;
+    let store = startup::connect_store(&store_args, Engines::InProcessIfUnset).await?;
+    let control = startup::control(Arc::clone(&log), &producer)?;
+    let projector = startup::projector(log, Arc::clone(&store), &projector, false);
+    let mut projecting = tokio::spawn(projector.run(startup::stopped(shutdown.clone())));
+    let app = livescore_api::router(livescore_api::ApiState { store })
+        .merge(livescore_producer::router(control.clone()));
+    print_banner(&http, &control, producer.admin_token.is_none());
+    tokio::select! {
+        served = startup::serve(&http, app, shutdown.clone()) => served,
+        projected = &mut projecting => match projected {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(anyhow::Error::new(err).context("the projector stopped")),
+            Err(panic) => Err(anyhow::anyhow!("the projector panicked: {panic}")),
+        },
+    }
+}
+
+fn print_banner(http: &HttpArgs, control: &livescore_producer::ControlState, generated: bool) {
+    let base = format!("http://localhost:{}", http.listen.port());
+    let token = &control.admin_token;
+    println!("livescore is up: {base}/games");
+    if generated {
+        println!("admin token: {token}   (generated; set ADMIN_TOKEN to choose one)");
+    }
+    println!("start a replay at 10x real time:");
+    println!("  curl -X POST -H 'Authorization: Bearer {token}' '{base}/games/7471?speed=600'");
+    println!("replayable games: {base}/catalog");
+}
+
+async fn producer_role(log: LogArgs, http: HttpArgs, producer: ProducerArgs) -> anyhow::Result<()> {
+    let shutdown = startup::shutdown_signal();
+    let log = startup::connect_log(&log, Engines::Required).await?;
+    let control = startup::control(log, &producer)?;
+    print_banner(&http, &control, producer.admin_token.is_none());
+    startup::serve(&http, livescore_producer::router(control), shutdown).await
+}
+
+async fn projector_role(
+    log: LogArgs,
+    store: StoreArgs,
+    projector: ProjectorArgs,
+    rebuild: bool,
+) -> anyhow::Result<()> {
+    let shutdown = startup::shutdown_signal();
+    let log = startup::connect_log(&log, Engines::Required).await?;
+    let store = startup::connect_store(&store, Engines::Required).await?;
+    startup::projector(log, store, &projector, rebuild)
+        .run(startup::stopped(shutdown))
+        .await
+        .context("the projector stopped")
+}
+
+async fn api_role(store: StoreArgs, http: HttpArgs) -> anyhow::Result<()> {
+    let shutdown = startup::shutdown_signal();
+    let store = startup::connect_store(&store, Engines::Required).await?;
+    let app = livescore_api::router(livescore_api::ApiState { store });
+    tracing::info!(listen = %http.listen, "API replica up");
+    startup::serve(&http, app, shutdown).await
 }
 
 fn init_logging(json: bool) {

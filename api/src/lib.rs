@@ -1,0 +1,78 @@
+//! The API: what browsers read. Stateless: everything comes from the match store, so any number
+//! of replicas can serve the same clients.
+//!
+//! - `GET /games`: every game the store knows, most recently changed first, with its headline
+//! - `GET /games/{game_id}`: one game's full state and replay status
+//! - `GET /healthz`: the process answers
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use livescore_domain::MatchState;
+use livescore_store::{MatchStore, MatchSummary, ReplayInfo, StoreError};
+use serde::Serialize;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<dyn MatchStore>,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/games", get(games))
+        .route("/games/{game_id}", get(game))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+/// An error answer: a status code and `{"error": "..."}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        tracing::error!("match store: {err}");
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the match store is not answering; try again shortly".into(),
+        )
+    }
+}
+
+async fn games(State(state): State<ApiState>) -> Result<Json<Vec<MatchSummary>>, ApiError> {
+    Ok(Json(state.store.list().await?))
+}
+
+/// One game as `GET /games/{game_id}` shows it.
+#[derive(Serialize)]
+pub struct GameView {
+    pub state: MatchState,
+    pub replay: ReplayInfo,
+}
+
+async fn game(
+    State(state): State<ApiState>,
+    Path(raw_id): Path<String>,
+) -> Result<Json<GameView>, ApiError> {
+    let not_found = || ApiError(StatusCode::NOT_FOUND, format!("no game {raw_id:?}"));
+    let valid =
+        !raw_id.is_empty() && raw_id.len() <= 19 && raw_id.bytes().all(|b| b.is_ascii_digit());
+    let id: u64 = valid
+        .then(|| raw_id.parse().ok())
+        .flatten()
+        .ok_or_else(not_found)?;
+    let stored = state.store.load(id).await?.ok_or_else(not_found)?;
+    Ok(Json(GameView {
+        state: stored.fold.state,
+        replay: stored.replay,
+    }))
+}

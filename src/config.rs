@@ -1,0 +1,60 @@
+//! The command line and environment, typed: one struct per concern, shared by the roles that need
+//! it, with the same variable names everywhere (see the README's configuration table).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// The event log: Kafka when `KAFKA_BROKERS` is set, else (for `up` only) in-process.
+#[derive(Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Kafka bootstrap servers, host:port[,host:port...].
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// The topic of match records (created at start-up if missing; `<topic>-dlq` too).
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "match-events")]
+    pub kafka_topic: String,
+    /// Partitions of the topic when it is created.
+    #[arg(long, env = "KAFKA_PARTITIONS", default_value_t = 6)]
+    pub kafka_partitions: i32,
+}
+
+/// The match store: Redis when `REDIS_URL` is set, else (for `up` only) in-process.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// redis://host:port[/db]
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "livescore")]
+    pub redis_prefix: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HttpArgs {
+    /// Address to serve HTTP on.
+    #[arg(long, env = "LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+}
+
+/// What the producer needs besides the log.
+#[derive(Args, Debug, Clone)]
+pub struct ProducerArgs {
+    /// The data directory: StatsBomb `matches/`, `events/` and `lineups/`.
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// The bearer token of the control routes; generated and printed when not set.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Half-time on the replay's virtual clock, in match seconds.
+    #[arg(long, env = "HALF_TIME_SECONDS", default_value_t = 900)]
+    pub half_time_seconds: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProjectorArgs {
+    /// The consumer group of the projectors.
+    #[arg(long, env = "PROJECTOR_GROUP", default_value = "livescore-projector")]
+    pub projector_group: String,
+}
