@@ -1,6 +1,7 @@
 //! The Kafka event log (rdkafka): an idempotent producer with `acks=all`, a consumer group whose
 //! offsets are stored only when the projector says a record is processed, and a dead-letter topic.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -139,6 +140,7 @@ impl EventLog for KafkaLog {
         Ok(Box::new(KafkaConsumer {
             consumer,
             topic: self.config.topic.clone(),
+            committed: HashMap::new(),
         }))
     }
 
@@ -158,6 +160,29 @@ impl EventLog for KafkaLog {
 struct KafkaConsumer {
     consumer: StreamConsumer,
     topic: String,
+    /// Per partition, the offset after the last record this consumer committed.
+    committed: HashMap<i32, i64>,
+}
+
+impl KafkaConsumer {
+    /// Moves every assigned partition to the offset `to` gives it.
+    fn seek_assigned(&self, to: impl Fn(i32) -> Offset) -> Result<(), LogError> {
+        let assignment = self.consumer.assignment().map_err(kafka)?;
+        let mut positions = TopicPartitionList::new();
+        for element in assignment.elements() {
+            positions
+                .add_partition_offset(
+                    element.topic(),
+                    element.partition(),
+                    to(element.partition()),
+                )
+                .map_err(kafka)?;
+        }
+        self.consumer
+            .seek_partitions(positions, Duration::from_secs(10))
+            .map_err(kafka)?;
+        Ok(())
+    }
 }
 
 fn record_of(message: &impl Message) -> LogRecord {
@@ -192,21 +217,22 @@ impl LogConsumer for KafkaConsumer {
             self.consumer
                 .store_offset(&self.topic, partition, last)
                 .map_err(kafka)?;
+            self.committed.insert(partition, last + 1);
         }
         Ok(())
     }
 
     async fn rewind(&mut self) -> Result<(), LogError> {
-        let assignment = self.consumer.assignment().map_err(kafka)?;
-        let mut beginning = TopicPartitionList::new();
-        for element in assignment.elements() {
-            beginning
-                .add_partition_offset(element.topic(), element.partition(), Offset::Beginning)
-                .map_err(kafka)?;
-        }
-        self.consumer
-            .seek_partitions(beginning, Duration::from_secs(10))
-            .map_err(kafka)?;
-        Ok(())
+        self.seek_assigned(|_| Offset::Beginning)
+    }
+
+    async fn reread_uncommitted(&mut self) -> Result<(), LogError> {
+        // Partitions this consumer has not committed on restart from the group's commit.
+        let committed = &self.committed;
+        self.seek_assigned(|partition| {
+            committed
+                .get(&partition)
+                .map_or(Offset::Stored, |next| Offset::Offset(*next))
+        })
     }
 }

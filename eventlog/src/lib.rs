@@ -6,8 +6,9 @@
 //! The contract both keep:
 //! - records with the same key (the match id) are consumed in the order they were sent;
 //! - [`EventLog::send`] queues a record at once and its [`Delivery`] resolves when it is durable;
-//! - a consumer group resumes after the last offset it committed, and [`LogConsumer::rewind`]
-//!   starts it again from the beginning of the log (a rebuild);
+//! - a consumer group resumes after the last offset it committed, [`LogConsumer::rewind`]
+//!   starts it again from the beginning of the log (a rebuild), and
+//!   [`LogConsumer::reread_uncommitted`] from its last commit;
 //! - a record that cannot be decoded can be set aside with [`EventLog::dead_letter`].
 
 pub mod envelope;
@@ -65,6 +66,10 @@ pub trait LogConsumer: Send {
 
     /// Starts consuming again from the beginning of the log.
     async fn rewind(&mut self) -> Result<(), LogError>;
+
+    /// Starts consuming again after the last committed record of each partition: what was read
+    /// since is read again.
+    async fn reread_uncommitted(&mut self) -> Result<(), LogError>;
 }
 
 /// For each partition in `records`, the offset of the last record processed.

@@ -178,4 +178,12 @@ impl LogConsumer for MemoryConsumer {
         self.positions.iter_mut().for_each(|p| *p = 0);
         Ok(())
     }
+
+    async fn reread_uncommitted(&mut self) -> Result<(), LogError> {
+        let state = self.log.lock();
+        if let Some(committed) = state.committed.get(&self.group) {
+            self.positions.clone_from(committed);
+        }
+        Ok(())
+    }
 }

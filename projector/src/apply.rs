@@ -1,10 +1,10 @@
 //! One record applied to one stored match: pure, no I/O. The projector's loop does the reading
 //! and writing around it.
 //!
-//! A record is applied only if it is newer than what the store holds: a larger `run` that starts
-//! with its `started` record begins the match afresh; within a run, `seq` must grow. Anything
-//! else was applied already (a redelivery after a crash) and is skipped, so applying is
-//! idempotent.
+//! A record is applied only if it is the next one for its match: a larger `run` begins with its
+//! `started` record and starts the match afresh; within a run, `seq` must be one more than the
+//! stored one. An older record was applied already (a redelivery after a crash) and is skipped,
+//! so applying is idempotent; a record further ahead means records are missing, and is refused.
 
 use livescore_domain::{Headline, MatchFold, ReplayStatus};
 use livescore_eventlog::{Body, Control, Envelope};
@@ -23,9 +23,22 @@ pub enum Step {
     /// A record of a run whose `started` record was never seen (the log was trimmed, or a
     /// rebuild began in the middle of it): there is no match to apply it to.
     NoRun,
+    /// Records of the run are missing before this one: `seq` jumped past `expected`. Applying it
+    /// would lose them; the log must be read again.
+    Gap { expected: u64 },
 }
 
 pub fn apply(current: Option<&StoredMatch>, envelope: &Envelope) -> Step {
+    step(current, envelope, true)
+}
+
+/// Applies a record although records before it are missing: for when the log has lost them for
+/// good, and the match must go on without them.
+pub fn apply_despite_gap(current: Option<&StoredMatch>, envelope: &Envelope) -> Step {
+    step(current, envelope, false)
+}
+
+fn step(current: Option<&StoredMatch>, envelope: &Envelope, contiguous: bool) -> Step {
     let position = (envelope.run, envelope.seq);
     if let Body::Control(Control::Started { info, speed, .. }) = &envelope.body {
         if current.is_some_and(|current| current.run >= envelope.run) {
@@ -61,6 +74,11 @@ pub fn apply(current: Option<&StoredMatch>, envelope: &Envelope) -> Step {
     }
     if envelope.run > current.run {
         return Step::NoRun;
+    }
+    if contiguous && envelope.seq > current.seq + 1 {
+        return Step::Gap {
+            expected: current.seq + 1,
+        };
     }
     let mut stored = current.clone();
     stored.seq = envelope.seq;
@@ -195,5 +213,15 @@ mod tests {
         let orphan = record(7, 3, Body::Control(Control::Paused));
         assert_eq!(apply(Some(&restarted), &orphan), Step::NoRun);
         assert_eq!(apply(None, &orphan), Step::NoRun);
+    }
+
+    #[test]
+    fn a_record_after_missing_ones_is_a_gap_not_applied() {
+        let (stored, _) = applied(apply(None, &started(5)));
+        let skipped_ahead = record(5, 3, Body::Control(Control::Paused));
+        assert_eq!(
+            apply(Some(&stored), &skipped_ahead),
+            Step::Gap { expected: 1 }
+        );
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! Exactly-once in effect: offsets are committed only after the store write, and a record the
 //! store already reflects (its `(run, seq)` is not newer) is skipped, so a crash and redelivery
-//! change nothing. A record that cannot be decoded goes to the dead-letter log and is counted; the
+//! change nothing. A record whose `seq` skips ahead means the log delivered a match's records
+//! with some missing (tansu 0.6 can, while it is being written): the projector writes what came
+//! before, and reads the log again from its last commit. A record that cannot be decoded goes to the dead-letter log and is counted; the
 //! projector carries on. If the store's epoch changes (it lost its data, or was cleared), the
 //! projector rebuilds it from the start of the log.
 
@@ -19,7 +21,7 @@ use livescore_eventlog::{Envelope, EventLog, LogConsumer, LogError, LogRecord};
 use livescore_store::{MatchStore, MatchWrite, StoreError, StoredMatch, WriteOutcome, now_ms};
 use tracing::Instrument;
 
-use crate::apply::{Step, apply, summary_changed};
+use crate::apply::{Step, apply, apply_despite_gap, summary_changed};
 
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
@@ -54,6 +56,10 @@ pub struct ProjectorStats {
     pub dead_letters: AtomicU64,
     pub conflicts: AtomicU64,
     pub rebuilds: AtomicU64,
+    /// Times the log delivered a match's records with some missing, and was read again.
+    pub gaps: AtomicU64,
+    /// Failures of the log or the store that were retried.
+    pub retries: AtomicU64,
 }
 
 impl ProjectorStats {
@@ -89,8 +95,25 @@ pub struct Projector {
 /// What became of a batch.
 enum Batch {
     Done,
+    /// Records of a match are missing from what the log delivered: what came before the gap is
+    /// written, nothing is committed; read again from the last commit.
+    Gap,
     /// The store's epoch changed under the batch: nothing more was written; rebuild.
     EpochChanged,
+}
+
+/// How many times in a row a gap is read again before the projector accepts it as a loss.
+const GAP_RETRIES: u32 = 20;
+
+/// The longest pause between two attempts after a failure of the log or the store.
+const RETRY_PAUSE_MAX: Duration = Duration::from_secs(5);
+
+/// Where the projector stands: the store's epoch it writes to, what it knows the store holds,
+/// and how often in a row the log has delivered a gap.
+struct Position {
+    epoch: String,
+    known: HashMap<u64, StoredMatch>,
+    gap_retries: u32,
 }
 
 impl Projector {
@@ -111,7 +134,9 @@ impl Projector {
         Arc::clone(&self.stats)
     }
 
-    /// Runs until `shutdown` completes or the log or the store fails.
+    /// Runs until `shutdown` completes. Failures of the log or the store on the way (a broker
+    /// or Redis restarting) are retried with a growing pause, from the last commit; only a
+    /// failure to start is returned.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ProjectorError> {
         let mut consumer = self.log.consumer(&self.config.group).await?;
         if self.config.rebuild {
@@ -119,41 +144,93 @@ impl Projector {
             self.store.clear().await?;
             consumer.rewind().await?;
         }
-        let mut epoch = self.store.epoch().await?;
-        let mut known: HashMap<u64, StoredMatch> = HashMap::new();
+        let mut position = Position {
+            epoch: self.store.epoch().await?,
+            known: HashMap::new(),
+            gap_retries: 0,
+        };
         let mut epoch_check = tokio::time::interval(self.config.epoch_check);
         epoch_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failures = 0u32;
         tokio::pin!(shutdown);
         loop {
-            let batch = tokio::select! {
+            let result = tokio::select! {
                 () = &mut shutdown => return Ok(()),
-                _ = epoch_check.tick() => {
-                    if self.store.epoch().await? != epoch {
-                        epoch = self.rebuild(consumer.as_mut(), &mut known).await?;
-                    }
-                    continue;
-                }
-                batch = consumer.next_batch(self.config.batch) => batch?,
+                _ = epoch_check.tick() => self.check_epoch(consumer.as_mut(), &mut position).await,
+                batch = consumer.next_batch(self.config.batch) => match batch {
+                    Ok(batch) => self.handle(consumer.as_mut(), &batch, &mut position).await,
+                    Err(err) => Err(err.into()),
+                },
             };
-            match self.process(&batch, &epoch, &mut known).await? {
-                Batch::Done => consumer.commit(&batch)?,
-                Batch::EpochChanged => {
-                    epoch = self.rebuild(consumer.as_mut(), &mut known).await?;
-                }
+            let Err(err) = result else {
+                failures = 0;
+                continue;
+            };
+            failures += 1;
+            let pause = Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(RETRY_PAUSE_MAX);
+            tracing::warn!("projector step failed, retrying in {pause:?}: {err}");
+            ProjectorStats::add(&self.stats.retries, 1);
+            // The store may or may not have taken the last write: forget what we think it holds.
+            position.known.clear();
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(pause) => {}
+            }
+            if let Err(err) = consumer.reread_uncommitted().await {
+                tracing::warn!("cannot go back to the last commit: {err}");
             }
         }
+    }
+
+    /// Rebuilds if the store lost its data while the projector had nothing to write.
+    async fn check_epoch(
+        &self,
+        consumer: &mut dyn LogConsumer,
+        position: &mut Position,
+    ) -> Result<(), ProjectorError> {
+        if self.store.epoch().await? != position.epoch {
+            self.rebuild(consumer, position).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies and writes one batch, then commits it (or reads again, or rebuilds).
+    async fn handle(
+        &self,
+        consumer: &mut dyn LogConsumer,
+        batch: &[LogRecord],
+        position: &mut Position,
+    ) -> Result<(), ProjectorError> {
+        let accept_gaps = position.gap_retries >= GAP_RETRIES;
+        match self
+            .process(batch, &position.epoch, &mut position.known, accept_gaps)
+            .await?
+        {
+            Batch::Done => {
+                position.gap_retries = 0;
+                consumer.commit(batch)?;
+            }
+            Batch::Gap => {
+                position.gap_retries += 1;
+                ProjectorStats::add(&self.stats.gaps, 1);
+                consumer.reread_uncommitted().await?;
+            }
+            Batch::EpochChanged => self.rebuild(consumer, position).await?,
+        }
+        Ok(())
     }
 
     async fn rebuild(
         &self,
         consumer: &mut dyn LogConsumer,
-        known: &mut HashMap<u64, StoredMatch>,
-    ) -> Result<String, ProjectorError> {
+        position: &mut Position,
+    ) -> Result<(), ProjectorError> {
         tracing::warn!("the store lost its data (its epoch changed): rebuilding from the log");
         ProjectorStats::add(&self.stats.rebuilds, 1);
-        known.clear();
+        position.known.clear();
         consumer.rewind().await?;
-        Ok(self.store.epoch().await?)
+        position.epoch = self.store.epoch().await?;
+        Ok(())
     }
 
     async fn process(
@@ -161,6 +238,7 @@ impl Projector {
         batch: &[LogRecord],
         epoch: &str,
         known: &mut HashMap<u64, StoredMatch>,
+        accept_gaps: bool,
     ) -> Result<Batch, ProjectorError> {
         ProjectorStats::add(&self.stats.records, batch.len() as u64);
         // Records of the same match, in log order, are applied and written together.
@@ -180,17 +258,22 @@ impl Projector {
                 None => by_match.push((envelope.match_id, vec![envelope])),
             }
         }
+        let mut outcome = Batch::Done;
         for (match_id, envelopes) in by_match {
             let span = tracing::info_span!("project", match_id);
-            if let Batch::EpochChanged = self
-                .project_match(match_id, &envelopes, epoch, known)
+            match self
+                .project_match(match_id, &envelopes, epoch, known, accept_gaps)
                 .instrument(span)
                 .await?
             {
-                return Ok(Batch::EpochChanged);
+                Batch::Done => {}
+                // The other matches of the batch are still written: they will be skipped when
+                // the batch is read again.
+                Batch::Gap => outcome = Batch::Gap,
+                Batch::EpochChanged => return Ok(Batch::EpochChanged),
             }
         }
-        Ok(Batch::Done)
+        Ok(outcome)
     }
 
     /// Applies one match's records and writes the result, retrying from a fresh read if the
@@ -201,6 +284,7 @@ impl Projector {
         envelopes: &[Envelope],
         epoch: &str,
         known: &mut HashMap<u64, StoredMatch>,
+        accept_gaps: bool,
     ) -> Result<Batch, ProjectorError> {
         for _ in 0..WRITE_ATTEMPTS {
             let before = match known.get(&match_id) {
@@ -210,8 +294,27 @@ impl Projector {
             let mut current = before.clone();
             let mut entries = Vec::new();
             let (mut applied, mut already, mut without_run) = (0, 0, 0);
+            let mut gap = false;
             for envelope in envelopes {
-                match apply(current.as_ref(), envelope) {
+                let mut step = apply(current.as_ref(), envelope);
+                if let Step::Gap { expected } = step {
+                    if !accept_gaps {
+                        tracing::warn!(
+                            expected,
+                            got = envelope.seq,
+                            "records missing from what the log delivered: reading it again"
+                        );
+                        gap = true;
+                        break;
+                    }
+                    tracing::error!(
+                        expected,
+                        got = envelope.seq,
+                        "records still missing after {GAP_RETRIES} reads: the log lost them"
+                    );
+                    step = apply_despite_gap(current.as_ref(), envelope);
+                }
+                match step {
                     Step::Applied {
                         stored,
                         entries: new,
@@ -220,7 +323,7 @@ impl Projector {
                         entries.extend(new.iter().map(|entry| entry.to_json()));
                         applied += 1;
                     }
-                    Step::AlreadyApplied => already += 1,
+                    Step::AlreadyApplied | Step::Gap { .. } => already += 1,
                     Step::NoRun => {
                         tracing::warn!(
                             run = envelope.run,
@@ -233,12 +336,13 @@ impl Projector {
             }
             ProjectorStats::add(&self.stats.already_applied, already);
             ProjectorStats::add(&self.stats.without_run, without_run);
+            let done = if gap { Batch::Gap } else { Batch::Done };
             let Some(after) = current else {
-                return Ok(Batch::Done);
+                return Ok(done);
             };
             if applied == 0 {
                 known.insert(match_id, after);
-                return Ok(Batch::Done);
+                return Ok(done);
             }
             let summary = summary_changed(before.as_ref(), &after)
                 .then(|| serde_json::to_string(&after.summary(now_ms())).unwrap_or_default());
@@ -252,7 +356,7 @@ impl Projector {
                 WriteOutcome::Written { .. } => {
                     ProjectorStats::add(&self.stats.applied, applied);
                     known.insert(match_id, write.stored);
-                    return Ok(Batch::Done);
+                    return Ok(done);
                 }
                 WriteOutcome::Conflict => {
                     tracing::info!("the store changed under us: reloading the match");

@@ -75,7 +75,12 @@ pub struct RedisStore {
 impl RedisStore {
     pub async fn connect(config: RedisConfig) -> Result<RedisStore, StoreError> {
         let client = Client::open(config.url.as_str())?;
-        let conn = ConnectionManager::new(client.clone()).await?;
+        // redis-rs times requests out after 500 ms by default: too eager for a busy machine,
+        // and a write whose answer is lost is retried by the projector anyway.
+        let manager = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(std::time::Duration::from_secs(5)))
+            .set_connection_timeout(Some(std::time::Duration::from_secs(5)));
+        let conn = ConnectionManager::new_with_config(client.clone(), manager).await?;
         Ok(RedisStore {
             client,
             conn,

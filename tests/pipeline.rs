@@ -1,0 +1,397 @@
+//! The pipeline end to end: a replay flows from its data file through the event log and the
+//! projector into the store, exactly once in effect, whatever crashes in between. Each test runs
+//! twice: on the in-process engines, and on real tansu (KAFKA_BROKERS) and Redis (REDIS_URL),
+//! which `scripts/test` starts.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use livescore_catalog::Catalog;
+use livescore_domain::{Breaks, MatchFold, ReplayStatus, Speed, Update, fold_match};
+use livescore_eventlog::kafka::{KafkaConfig, KafkaLog};
+use livescore_eventlog::memory::MemoryLog;
+use livescore_eventlog::{EventLog, LogConsumer};
+use livescore_producer::ReplayManager;
+use livescore_projector::{Projector, ProjectorConfig, ProjectorStats};
+use livescore_store::memory::MemoryStore;
+use livescore_store::redis::{RedisConfig, RedisStore};
+use livescore_store::{Entry, LogRead, MatchStore, StoredMatch, Topic};
+use tokio::task::JoinHandle;
+
+const GAME: u64 = 7471;
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{nanos}")
+}
+
+fn catalog() -> Arc<Catalog> {
+    Arc::new(Catalog::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap())
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Engines {
+    InProcess,
+    Real,
+}
+
+/// The log, the store and a producer, wired as `livescore up` wires them.
+struct Pipeline {
+    log: Arc<dyn EventLog>,
+    store: Arc<dyn MatchStore>,
+    replays: ReplayManager,
+    group: String,
+    /// Kept for tests that read the in-process log directly.
+    memory_log: Option<MemoryLog>,
+    kafka: Option<KafkaConfig>,
+}
+
+async fn pipeline(engines: Engines, name: &str, redis_db: u8) -> Pipeline {
+    let (log, memory_log, kafka): (Arc<dyn EventLog>, _, _) = match engines {
+        Engines::InProcess => {
+            let log = MemoryLog::new(6);
+            (Arc::new(log.clone()), Some(log), None)
+        }
+        Engines::Real => {
+            let config = KafkaConfig {
+                brokers: std::env::var("KAFKA_BROKERS")
+                    .expect("KAFKA_BROKERS must name the test broker: scripts/test starts tansu"),
+                topic: unique(&format!("pipeline-{name}")),
+                partitions: 3,
+            };
+            (
+                Arc::new(KafkaLog::connect(config.clone()).await.unwrap()),
+                None,
+                Some(config),
+            )
+        }
+    };
+    let store: Arc<dyn MatchStore> = match engines {
+        Engines::InProcess => Arc::new(MemoryStore::new()),
+        Engines::Real => {
+            let base =
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            Arc::new(
+                RedisStore::connect(RedisConfig {
+                    url: format!("{}/{redis_db}", base.trim_end_matches('/')),
+                    prefix: unique(&format!("pipeline:{name}")),
+                })
+                .await
+                .expect("Redis must be running: scripts/test starts it"),
+            )
+        }
+    };
+    let replays = ReplayManager::new(Arc::clone(&log), catalog(), Breaks::default());
+    Pipeline {
+        log,
+        store,
+        replays,
+        group: unique("projector"),
+        memory_log,
+        kafka,
+    }
+}
+
+impl Pipeline {
+    fn projector(&self, batch: usize) -> (JoinHandle<()>, Arc<ProjectorStats>) {
+        let projector = Projector::new(
+            Arc::clone(&self.log),
+            Arc::clone(&self.store),
+            ProjectorConfig {
+                group: self.group.clone(),
+                batch,
+                epoch_check: Duration::from_millis(200),
+                ..ProjectorConfig::default()
+            },
+        );
+        let stats = projector.stats();
+        let task = tokio::spawn(async move {
+            projector.run(std::future::pending()).await.unwrap();
+        });
+        (task, stats)
+    }
+
+    /// Waits (with a deadline) until the stored match satisfies `done`.
+    async fn wait_for(&self, done: impl Fn(&StoredMatch) -> bool) -> StoredMatch {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(stored) = self.store.load(GAME).await.unwrap()
+                && done(&stored)
+            {
+                return stored;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the match never got there"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn wait_finished(&self) -> StoredMatch {
+        self.wait_for(|stored| stored.replay.status == ReplayStatus::Finished)
+            .await
+    }
+
+    async fn log_entries(&self) -> Vec<Entry> {
+        match self
+            .store
+            .read_after(Topic::Match(GAME), None)
+            .await
+            .unwrap()
+        {
+            LogRead::After(entries) => entries
+                .iter()
+                .map(|e| serde_json::from_str(&e.json).unwrap())
+                .collect(),
+            LogRead::Unknown => panic!("the log is readable from the start"),
+        }
+    }
+}
+
+/// What `livescore fold 7471` computes: the final fold and every update.
+fn folded() -> (MatchFold, Vec<Update>) {
+    let game = catalog().load(&GAME.to_string()).unwrap();
+    fold_match(game.info, &game.events)
+}
+
+/// The store holds exactly the fold's result, and the match's log is the run's snapshot, one
+/// entry per update of the fold in order, and the end of the replay.
+async fn assert_exactly_the_fold(pipeline: &Pipeline, stored: &StoredMatch) {
+    let (fold, updates) = folded();
+    assert_eq!(
+        stored.fold, fold,
+        "the stored fold is the fold of the whole file"
+    );
+    let entries = pipeline.log_entries().await;
+    assert!(
+        matches!(&entries[0], Entry::Snapshot { state, .. } if state.status == livescore_domain::Status::NotStarted),
+        "the log starts with the run's snapshot"
+    );
+    let logged: Vec<Update> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Update { update } => Some((**update).clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        logged.len(),
+        updates.len(),
+        "one log entry per update, none twice"
+    );
+    assert_eq!(
+        logged, updates,
+        "the log holds the fold's updates, in order"
+    );
+    assert!(matches!(
+        entries.last(),
+        Some(Entry::Replay { replay }) if replay.status == ReplayStatus::Finished
+    ));
+    assert_eq!(entries.len(), updates.len() + 2);
+}
+
+async fn a_replay_at_maximum_speed_ends_as_the_fold(engines: Engines) {
+    let pipeline = pipeline(engines, "fold", 0).await;
+    let (_projector, stats) = pipeline.projector(500);
+    pipeline
+        .replays
+        .start(&GAME.to_string(), Speed::Max)
+        .await
+        .unwrap();
+    let stored = pipeline.wait_finished().await;
+    assert_exactly_the_fold(&pipeline, &stored).await;
+    assert_eq!(stats.dead_letters.load(Ordering::Relaxed), 0);
+    let list = pipeline.store.list().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].headline.score.home, list[0].headline.score.away),
+        (0, 3)
+    );
+}
+
+async fn a_projector_killed_again_and_again_loses_and_repeats_nothing(engines: Engines) {
+    let pipeline = pipeline(engines, "crash", 0).await;
+    // The whole replay is in the log first; then the projector works through it, and is killed
+    // (its task aborted, its consumer dropped) at points drawn from a seed.
+    pipeline
+        .replays
+        .start(&GAME.to_string(), Speed::Max)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while pipeline.replays.status(GAME).unwrap().status != ReplayStatus::Finished {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut random = seed;
+    let mut next = |below: u64| {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random % below
+    };
+    let mut kill_points: Vec<u64> = (0..6).map(|i| 200 + i * 500 + next(400)).collect();
+    kill_points.sort_unstable();
+    eprintln!("crash test seed {seed}: killing the projector after seq {kill_points:?}");
+    for point in &kill_points {
+        let (projector, _) = pipeline.projector(1 + next(60) as usize);
+        pipeline.wait_for(|stored| stored.seq >= *point).await;
+        projector.abort();
+        let _ = projector.await;
+    }
+    let (_projector, stats) = pipeline.projector(100);
+    let stored = pipeline.wait_finished().await;
+    assert_exactly_the_fold(&pipeline, &stored).await;
+    assert_eq!(stats.dead_letters.load(Ordering::Relaxed), 0);
+}
+
+async fn a_store_that_loses_its_data_is_rebuilt_from_the_log(engines: Engines) {
+    // Database 15 of the test Redis is this test's own, so FLUSHDB touches no other test.
+    let pipeline = pipeline(engines, "flush", 15).await;
+    let (_projector, stats) = pipeline.projector(20);
+    pipeline
+        .replays
+        .start(&GAME.to_string(), Speed::Factor(3000.0))
+        .await
+        .unwrap();
+    pipeline.wait_for(|stored| stored.seq >= 1500).await;
+    match engines {
+        Engines::InProcess => pipeline.store.clear().await.unwrap(),
+        Engines::Real => {
+            let base =
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            let client = redis::Client::open(format!("{}/15", base.trim_end_matches('/'))).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let _: () = redis::cmd("FLUSHDB").query_async(&mut conn).await.unwrap();
+        }
+    }
+    let stored = pipeline.wait_finished().await;
+    assert!(
+        stats.rebuilds.load(Ordering::Relaxed) >= 1,
+        "the projector noticed"
+    );
+    assert_exactly_the_fold(&pipeline, &stored).await;
+}
+
+async fn a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on(engines: Engines) {
+    let pipeline = pipeline(engines, "garbage", 0).await;
+    let garbage = b"{\"match_id\": 7471, \"this is\": \"not a record\"".to_vec();
+    match (&pipeline.memory_log, &pipeline.kafka) {
+        (Some(log), _) => log.append_raw(b"7471", garbage.clone()),
+        (None, Some(config)) => {
+            use rdkafka::producer::{FutureProducer, FutureRecord};
+            let producer: FutureProducer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &config.brokers)
+                .create()
+                .unwrap();
+            producer
+                .send(
+                    FutureRecord::to(&config.topic)
+                        .key("7471")
+                        .payload(&garbage),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+        }
+        (None, None) => unreachable!(),
+    }
+    let (_projector, stats) = pipeline.projector(500);
+    pipeline
+        .replays
+        .start(&GAME.to_string(), Speed::Max)
+        .await
+        .unwrap();
+    let stored = pipeline.wait_finished().await;
+    assert_exactly_the_fold(&pipeline, &stored).await;
+    assert_eq!(stats.dead_letters.load(Ordering::Relaxed), 1);
+    // The record itself is in the dead-letter log, as it was.
+    let dead: Vec<Vec<u8>> = match (&pipeline.memory_log, &pipeline.kafka) {
+        (Some(log), _) => log
+            .dead_letters()
+            .into_iter()
+            .map(|(r, _)| r.payload)
+            .collect(),
+        (None, Some(config)) => {
+            let dlq = KafkaLog::connect(KafkaConfig {
+                topic: config.dead_letter_topic(),
+                ..config.clone()
+            })
+            .await
+            .unwrap();
+            let mut consumer: Box<dyn LogConsumer> = dlq.consumer(&unique("dlq")).await.unwrap();
+            let batch = tokio::time::timeout(Duration::from_secs(30), consumer.next_batch(10))
+                .await
+                .unwrap()
+                .unwrap();
+            batch.into_iter().map(|r| r.payload).collect()
+        }
+        (None, None) => unreachable!(),
+    };
+    assert_eq!(dead, vec![garbage]);
+}
+
+mod in_process {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replay_at_maximum_speed_ends_as_the_fold() {
+        super::a_replay_at_maximum_speed_ends_as_the_fold(Engines::InProcess).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_projector_killed_again_and_again_loses_and_repeats_nothing() {
+        super::a_projector_killed_again_and_again_loses_and_repeats_nothing(Engines::InProcess)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_that_loses_its_data_is_rebuilt_from_the_log() {
+        super::a_store_that_loses_its_data_is_rebuilt_from_the_log(Engines::InProcess).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on() {
+        super::a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on(
+            Engines::InProcess,
+        )
+        .await;
+    }
+}
+
+mod kafka_and_redis {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replay_at_maximum_speed_ends_as_the_fold() {
+        super::a_replay_at_maximum_speed_ends_as_the_fold(Engines::Real).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_projector_killed_again_and_again_loses_and_repeats_nothing() {
+        super::a_projector_killed_again_and_again_loses_and_repeats_nothing(Engines::Real).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_that_loses_its_data_is_rebuilt_from_the_log() {
+        super::a_store_that_loses_its_data_is_rebuilt_from_the_log(Engines::Real).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on() {
+        super::a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on(Engines::Real)
+            .await;
+    }
+}
