@@ -101,14 +101,18 @@ async fn pipeline(engines: Engines, name: &str, redis_db: u8) -> Pipeline {
 
 impl Pipeline {
     fn projector(&self, batch: usize) -> (JoinHandle<()>, Arc<ProjectorStats>) {
+        self.projector_with(batch, false)
+    }
+
+    fn projector_with(&self, batch: usize, rebuild: bool) -> (JoinHandle<()>, Arc<ProjectorStats>) {
         let projector = Projector::new(
             Arc::clone(&self.log),
             Arc::clone(&self.store),
             ProjectorConfig {
                 group: self.group.clone(),
                 batch,
+                rebuild,
                 epoch_check: Duration::from_millis(200),
-                ..ProjectorConfig::default()
             },
         );
         let stats = projector.stats();
@@ -285,6 +289,38 @@ async fn a_store_that_loses_its_data_is_rebuilt_from_the_log(engines: Engines) {
     assert_exactly_the_fold(&pipeline, &stored).await;
 }
 
+async fn a_rebuild_on_request_clears_the_store_and_ends_the_same(engines: Engines) {
+    let pipeline = pipeline(engines, "rebuild", 0).await;
+    let (projector, _) = pipeline.projector(500);
+    pipeline
+        .replays
+        .start(&GAME.to_string(), Speed::Max)
+        .await
+        .unwrap();
+    let before = pipeline.wait_finished().await;
+    projector.abort();
+    let _ = projector.await;
+    let epoch = pipeline.store.epoch().await.unwrap();
+
+    // `livescore projector --rebuild`: same group, whose offsets are at the end of the log.
+    let (_projector, stats) = pipeline.projector_with(500, true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while pipeline.store.epoch().await.unwrap() == epoch {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the store was never cleared"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let after = pipeline.wait_finished().await;
+    assert_eq!(after.fold, before.fold);
+    assert_exactly_the_fold(&pipeline, &after).await;
+    assert!(
+        stats.records.load(Ordering::Relaxed) >= 3480,
+        "it read the log from the start"
+    );
+}
+
 async fn a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on(engines: Engines) {
     let pipeline = pipeline(engines, "garbage", 0).await;
     let garbage = b"{\"match_id\": 7471, \"this is\": \"not a record\"".to_vec();
@@ -347,6 +383,11 @@ mod in_process {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rebuild_on_request_clears_the_store_and_ends_the_same() {
+        super::a_rebuild_on_request_clears_the_store_and_ends_the_same(Engines::InProcess).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_replay_at_maximum_speed_ends_as_the_fold() {
         super::a_replay_at_maximum_speed_ends_as_the_fold(Engines::InProcess).await;
     }
@@ -373,6 +414,11 @@ mod in_process {
 
 mod kafka_and_redis {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rebuild_on_request_clears_the_store_and_ends_the_same() {
+        super::a_rebuild_on_request_clears_the_store_and_ends_the_same(Engines::Real).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_replay_at_maximum_speed_ends_as_the_fold() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -141,6 +141,7 @@ impl EventLog for KafkaLog {
             consumer,
             topic: self.config.topic.clone(),
             committed: HashMap::new(),
+            rewind_pending: false,
         }))
     }
 
@@ -162,12 +163,17 @@ struct KafkaConsumer {
     topic: String,
     /// Per partition, the offset after the last record this consumer committed.
     committed: HashMap<i32, i64>,
+    /// A rewind asked for before the group assigned any partition: done once it has.
+    rewind_pending: bool,
 }
 
 impl KafkaConsumer {
     /// Moves every assigned partition to the offset `to` gives it.
     fn seek_assigned(&self, to: impl Fn(i32) -> Offset) -> Result<(), LogError> {
         let assignment = self.consumer.assignment().map_err(kafka)?;
+        if assignment.count() == 0 {
+            return Ok(());
+        }
         let mut positions = TopicPartitionList::new();
         for element in assignment.elements() {
             positions
@@ -183,6 +189,39 @@ impl KafkaConsumer {
             .map_err(kafka)?;
         Ok(())
     }
+
+    /// Moves the assigned partitions, and the group's commits for them, back to the start of the
+    /// log: if the projector stops during a rebuild, it resumes the rebuild, not what came before.
+    fn rewind_assigned(&mut self) -> Result<(), LogError> {
+        let assignment = self.consumer.assignment().map_err(kafka)?;
+        let mut starts = TopicPartitionList::new();
+        self.committed.clear();
+        for element in assignment.elements() {
+            let (low, _) = self
+                .consumer
+                .fetch_watermarks(
+                    element.topic(),
+                    element.partition(),
+                    Duration::from_secs(10),
+                )
+                .map_err(kafka)?;
+            starts
+                .add_partition_offset(element.topic(), element.partition(), Offset::Offset(low))
+                .map_err(kafka)?;
+            self.committed.insert(element.partition(), low);
+        }
+        if starts.count() > 0 {
+            self.consumer
+                .commit(&starts, CommitMode::Sync)
+                .map_err(kafka)?;
+        }
+        let committed = self.committed.clone();
+        self.seek_assigned(|partition| {
+            committed
+                .get(&partition)
+                .map_or(Offset::Beginning, |low| Offset::Offset(*low))
+        })
+    }
 }
 
 fn record_of(message: &impl Message) -> LogRecord {
@@ -197,9 +236,19 @@ fn record_of(message: &impl Message) -> LogRecord {
 #[async_trait::async_trait]
 impl LogConsumer for KafkaConsumer {
     async fn next_batch(&mut self, max: usize) -> Result<Vec<LogRecord>, LogError> {
-        let first = self.consumer.recv().await.map_err(kafka)?;
-        let mut batch = vec![record_of(&first)];
-        drop(first);
+        while self.rewind_pending {
+            // Polling is what joins the group; a record read before the rewind is read again
+            // after it, so it can be dropped.
+            let polled = tokio::time::timeout(Duration::from_millis(100), self.consumer.recv());
+            if let Ok(Err(err)) = polled.await {
+                return Err(kafka(err));
+            }
+            if self.consumer.assignment().map_err(kafka)?.count() > 0 {
+                self.rewind_pending = false;
+                self.rewind_assigned()?;
+            }
+        }
+        let mut batch = vec![record_of(&self.consumer.recv().await.map_err(kafka)?)];
         // Whatever else has already arrived joins the batch, without waiting for more.
         while batch.len() < max {
             match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
@@ -223,7 +272,12 @@ impl LogConsumer for KafkaConsumer {
     }
 
     async fn rewind(&mut self) -> Result<(), LogError> {
-        self.seek_assigned(|_| Offset::Beginning)
+        if self.consumer.assignment().map_err(kafka)?.count() == 0 {
+            // Not in the group yet (just started): rewind once partitions are assigned.
+            self.rewind_pending = true;
+            return Ok(());
+        }
+        self.rewind_assigned()
     }
 
     async fn reread_uncommitted(&mut self) -> Result<(), LogError> {

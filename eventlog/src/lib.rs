@@ -64,7 +64,8 @@ pub trait LogConsumer: Send {
     /// Marks `records` as processed: after a restart the group resumes after them.
     fn commit(&mut self, records: &[LogRecord]) -> Result<(), LogError>;
 
-    /// Starts consuming again from the beginning of the log.
+    /// Starts consuming again from the beginning of the log, and moves the group's commits
+    /// there too. Before the group has assigned partitions, it happens with the first record.
     async fn rewind(&mut self) -> Result<(), LogError>;
 
     /// Starts consuming again after the last committed record of each partition: what was read

@@ -176,6 +176,10 @@ impl LogConsumer for MemoryConsumer {
 
     async fn rewind(&mut self) -> Result<(), LogError> {
         self.positions.iter_mut().for_each(|p| *p = 0);
+        // The group's commits go back too: stopped during a rebuild, it resumes the rebuild.
+        if let Some(committed) = self.log.lock().committed.get_mut(&self.group) {
+            committed.iter_mut().for_each(|c| *c = 0);
+        }
         Ok(())
     }
 

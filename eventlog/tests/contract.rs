@@ -102,8 +102,31 @@ async fn a_rewound_consumer_reads_from_the_beginning(log: &dyn EventLog) {
     assert_eq!(seqs_of(&again, 9), vec![0, 1, 2, 3, 4]);
 }
 
+async fn a_rewind_on_joining_moves_the_group_back_to_the_start(log: &dyn EventLog) {
+    send_all(log, &[4], 5).await;
+    let mut consumer = log.consumer("rebuild").await.unwrap();
+    let first = read(consumer.as_mut(), 5).await;
+    consumer.commit(&first).unwrap();
+    drop(consumer);
+    // A rebuild: rewound before the group has handed this consumer anything.
+    let mut rebuilding = log.consumer("rebuild").await.unwrap();
+    rebuilding.rewind().await.unwrap();
+    let again = decoded(&read(rebuilding.as_mut(), 5).await);
+    assert_eq!(seqs_of(&again, 4), vec![0, 1, 2, 3, 4]);
+    drop(rebuilding);
+    // Stopped before committing anything: the next one resumes the rebuild from the start.
+    let mut resumed = log.consumer("rebuild").await.unwrap();
+    let resumed = decoded(&read(resumed.as_mut(), 5).await);
+    assert_eq!(seqs_of(&resumed, 4), vec![0, 1, 2, 3, 4]);
+}
+
 mod memory {
     use super::*;
+
+    #[tokio::test]
+    async fn a_rewind_on_joining_moves_the_group_back_to_the_start() {
+        super::a_rewind_on_joining_moves_the_group_back_to_the_start(&MemoryLog::new(6)).await;
+    }
 
     #[tokio::test]
     async fn each_match_is_read_in_order() {
@@ -136,6 +159,11 @@ mod memory {
 
 mod kafka {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rewind_on_joining_moves_the_group_back_to_the_start() {
+        super::a_rewind_on_joining_moves_the_group_back_to_the_start(&log("rebuild").await).await;
+    }
 
     /// A log on a topic of its own, so tests share one broker without seeing each other.
     async fn log(name: &str) -> KafkaLog {

@@ -36,6 +36,40 @@ pub struct ReplayState {
     pub clock: Option<Clock>,
     /// Why the replay failed, when it did.
     pub error: Option<String>,
+    /// How late events left against their scheduled wall-clock time (not at maximum speed).
+    pub lateness: Option<Lateness>,
+}
+
+/// Percentiles of how late events were sent, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Lateness {
+    pub samples: usize,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+/// Every event's lateness, kept to report percentiles (a match has a few thousand events).
+#[derive(Default)]
+struct LatenessSamples(Vec<u64>);
+
+impl LatenessSamples {
+    fn record(&mut self, lateness: Duration) {
+        self.0
+            .push(lateness.as_micros().min(u128::from(u64::MAX)) as u64);
+    }
+
+    fn summary(&self) -> Option<Lateness> {
+        let mut sorted = self.0.clone();
+        sorted.sort_unstable();
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+        (!sorted.is_empty()).then(|| Lateness {
+            samples: sorted.len(),
+            p50_us: at(0.5),
+            p99_us: at(0.99),
+            max_us: at(1.0),
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +94,17 @@ enum Command {
 
 struct Replay {
     state: Arc<Mutex<ReplayState>>,
+    lateness: Arc<Mutex<LatenessSamples>>,
     commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Replay {
+    /// The replay's state as it is now, with its lateness percentiles worked out.
+    fn snapshot(&self) -> ReplayState {
+        let mut state = lock(&self.state).clone();
+        state.lateness = lock(&self.lateness).summary();
+        state
+    }
 }
 
 pub struct ReplayManager {
@@ -131,7 +175,9 @@ impl ReplayManager {
             match_time_ms: 0,
             clock: None,
             error: None,
+            lateness: None,
         }));
+        let lateness = Arc::new(Mutex::new(LatenessSamples::default()));
         let (commands, inbox) = mpsc::unbounded_channel();
         let task = ReplayTask {
             log: Arc::clone(&self.log),
@@ -141,11 +187,17 @@ impl ReplayManager {
             run,
             seq: 0,
             in_flight: VecDeque::new(),
+            lateness: Arc::clone(&lateness),
         };
         let span = tracing::info_span!("replay", match_id, run);
         tokio::spawn(task.run(info, events, times, speed).instrument(span));
-        let snapshot = lock(&state).clone();
-        lock(&self.replays).insert(match_id, Replay { state, commands });
+        let replay = Replay {
+            state,
+            lateness,
+            commands,
+        };
+        let snapshot = replay.snapshot();
+        lock(&self.replays).insert(match_id, replay);
         Ok(snapshot)
     }
 
@@ -170,7 +222,7 @@ impl ReplayManager {
         let replay = replays
             .get(&match_id)
             .ok_or(ReplayError::NoReplay(match_id))?;
-        let state = lock(&replay.state).clone();
+        let state = replay.snapshot();
         if state.status.is_over() || replay.commands.send(command).is_err() {
             return Err(ReplayError::Over(match_id));
         }
@@ -180,16 +232,14 @@ impl ReplayManager {
     pub fn status(&self, match_id: u64) -> Result<ReplayState, ReplayError> {
         lock(&self.replays)
             .get(&match_id)
-            .map(|replay| lock(&replay.state).clone())
+            .map(Replay::snapshot)
             .ok_or(ReplayError::NoReplay(match_id))
     }
 
     /// Every replay, most recently started first.
     pub fn list(&self) -> Vec<ReplayState> {
-        let mut list: Vec<ReplayState> = lock(&self.replays)
-            .values()
-            .map(|replay| lock(&replay.state).clone())
-            .collect();
+        let mut list: Vec<ReplayState> =
+            lock(&self.replays).values().map(Replay::snapshot).collect();
         list.sort_by_key(|state| std::cmp::Reverse(state.run));
         list
     }
@@ -204,6 +254,7 @@ struct ReplayTask {
     run: u64,
     seq: u64,
     in_flight: VecDeque<Delivery>,
+    lateness: Arc<Mutex<LatenessSamples>>,
 }
 
 /// Why a replay ended early.
@@ -272,8 +323,17 @@ impl ReplayTask {
                 let Some(command) = command else { break };
                 self.obey(command, &mut clock, played).await?;
             }
+            let lateness = match (clock.speed(), clock.wall_time_of(at)) {
+                (Speed::Factor(_), Some(due)) => {
+                    Some(Instant::now().saturating_duration_since(due))
+                }
+                _ => None,
+            };
             self.send(Body::Event(Box::new(event.clone()))).await?;
             played = at;
+            if let Some(lateness) = lateness {
+                lock(&self.lateness).record(lateness);
+            }
             {
                 let mut state = lock(&self.state);
                 state.events_sent = sent as u32 + 1;

@@ -196,7 +196,10 @@ impl MatchStore for RedisStore {
     async fn epoch(&self) -> Result<String, StoreError> {
         let key = self.key("epoch");
         let mut conn = self.conn.clone();
-        let fresh = format!("{}-{}", crate::now_ms(), std::process::id());
+        // Unique across processes (pid) and within one (a counter), whatever the clock does.
+        static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let fresh = format!("{}-{}-{made}", crate::now_ms(), std::process::id());
         let _: Option<String> = redis::cmd("SET")
             .arg(&key)
             .arg(&fresh)
