@@ -225,3 +225,86 @@ async fn a_stopped_replay_says_so_and_a_restart_is_a_new_run() {
         Err(livescore_producer::ReplayError::Over(7471))
     ));
 }
+
+/// The in-process log, except that from the `fail_from`-th record on, deliveries fail: what a
+/// producer sees when Kafka is gone for longer than its retries.
+struct FailingLog {
+    inner: MemoryLog,
+    sent: std::sync::atomic::AtomicUsize,
+    fail_from: usize,
+}
+
+#[async_trait::async_trait]
+impl EventLog for FailingLog {
+    fn send(
+        &self,
+        envelope: &Envelope,
+    ) -> Result<livescore_eventlog::Delivery, livescore_eventlog::LogError> {
+        let n = self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n >= self.fail_from {
+            return Ok(Box::pin(async {
+                Err(livescore_eventlog::LogError::Kafka(
+                    "Message timed out".into(),
+                ))
+            }));
+        }
+        self.inner.send(envelope)
+    }
+
+    async fn consumer(
+        &self,
+        group: &str,
+    ) -> Result<Box<dyn LogConsumer>, livescore_eventlog::LogError> {
+        self.inner.consumer(group).await
+    }
+
+    async fn dead_letter(
+        &self,
+        record: &livescore_eventlog::LogRecord,
+        reason: &str,
+    ) -> Result<(), livescore_eventlog::LogError> {
+        self.inner.dead_letter(record, reason).await
+    }
+}
+
+#[tokio::test]
+async fn a_record_that_cannot_be_written_fails_the_replay_and_nothing_is_skipped() {
+    let inner = MemoryLog::new(6);
+    let log = Arc::new(FailingLog {
+        inner: inner.clone(),
+        sent: Default::default(),
+        fail_from: 1000,
+    });
+    let replays = ReplayManager::new(log, catalog(), Breaks::default());
+    replays.start("7471", Speed::Max).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = replays.status(7471).unwrap();
+        if status.status.is_over() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the replay never stopped");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(status.status, ReplayStatus::Failed);
+    assert!(
+        status
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("Message timed out"),
+        "{status:?}"
+    );
+    // What reached the log is a gapless prefix of the run: the failure stopped it, nothing after
+    // the failed record was sent past it.
+    let seqs: Vec<u64> = inner
+        .records()
+        .iter()
+        .map(|r| Envelope::from_json(&r.payload).unwrap().seq)
+        .collect();
+    assert_eq!(seqs, (0..1000).collect::<Vec<_>>());
+    assert!(
+        status.events_sent < 1000 + 64,
+        "it stopped within the in-flight window"
+    );
+}
