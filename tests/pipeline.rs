@@ -379,65 +379,33 @@ async fn a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on(eng
     assert_eq!(dead, vec![garbage]);
 }
 
-mod in_process {
-    use super::*;
+/// Runs each scenario twice: on the in-process engines and on real Kafka and Redis.
+macro_rules! on_both_engines {
+    ($($scenario:ident),* $(,)?) => {
+        mod in_process {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Engines::InProcess).await;
+                }
+            )*
+        }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_rebuild_on_request_clears_the_store_and_ends_the_same() {
-        super::a_rebuild_on_request_clears_the_store_and_ends_the_same(Engines::InProcess).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_replay_at_maximum_speed_ends_as_the_fold() {
-        super::a_replay_at_maximum_speed_ends_as_the_fold(Engines::InProcess).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_projector_killed_again_and_again_loses_and_repeats_nothing() {
-        super::a_projector_killed_again_and_again_loses_and_repeats_nothing(Engines::InProcess)
-            .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_store_that_loses_its_data_is_rebuilt_from_the_log() {
-        super::a_store_that_loses_its_data_is_rebuilt_from_the_log(Engines::InProcess).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on() {
-        super::a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on(
-            Engines::InProcess,
-        )
-        .await;
-    }
+        mod kafka_and_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Engines::Real).await;
+                }
+            )*
+        }
+    };
 }
 
-mod kafka_and_redis {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_rebuild_on_request_clears_the_store_and_ends_the_same() {
-        super::a_rebuild_on_request_clears_the_store_and_ends_the_same(Engines::Real).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_replay_at_maximum_speed_ends_as_the_fold() {
-        super::a_replay_at_maximum_speed_ends_as_the_fold(Engines::Real).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_projector_killed_again_and_again_loses_and_repeats_nothing() {
-        super::a_projector_killed_again_and_again_loses_and_repeats_nothing(Engines::Real).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_store_that_loses_its_data_is_rebuilt_from_the_log() {
-        super::a_store_that_loses_its_data_is_rebuilt_from_the_log(Engines::Real).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on() {
-        super::a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on(Engines::Real)
-            .await;
-    }
-}
+on_both_engines!(
+    a_replay_at_maximum_speed_ends_as_the_fold,
+    a_projector_killed_again_and_again_loses_and_repeats_nothing,
+    a_store_that_loses_its_data_is_rebuilt_from_the_log,
+    a_rebuild_on_request_clears_the_store_and_ends_the_same,
+    a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on,
+);
