@@ -15,8 +15,8 @@ pub mod model;
 pub mod redis;
 
 pub use model::{
-    Entry, LogRead, MatchSummary, MatchWrite, Published, ReplayInfo, StoredMatch, Topic,
-    WriteOutcome,
+    Entry, LogRead, MatchSummary, MatchWrite, Published, ReplayInfo, Snapshot, StoredMatch, Topic,
+    WriteOutcome, games_snapshot_json,
 };
 use tokio::sync::broadcast;
 
@@ -53,6 +53,10 @@ pub trait MatchStore: Send + Sync + 'static {
     /// The entries of `topic` after `cursor` (all retained entries when `cursor` is `None`).
     async fn read_after(&self, topic: Topic, cursor: Option<&str>) -> Result<LogRead, StoreError>;
 
+    /// The topic as it stands and the cursor it reflects, read atomically; `None` for a match
+    /// the store does not hold.
+    async fn snapshot(&self, topic: Topic) -> Result<Option<Snapshot>, StoreError>;
+
     /// Live entries of every topic, as they are written.
     async fn subscribe(&self) -> Result<broadcast::Receiver<Published>, StoreError>;
 
@@ -71,6 +75,15 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// A match's snapshot entry.
+pub(crate) fn match_snapshot_json(stored: &StoredMatch) -> String {
+    Entry::Snapshot {
+        state: Box::new(stored.fold.state.clone()),
+        replay: stored.replay,
+    }
+    .to_json()
 }
 
 /// Orders a games list as the API shows it: most recently changed first.

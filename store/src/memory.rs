@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
 use crate::{
-    LOG_RETAINED, LogRead, MatchStore, MatchSummary, MatchWrite, Published, StoreError,
-    StoredMatch, Topic, WriteOutcome, parse_cursor,
+    LOG_RETAINED, LogRead, MatchStore, MatchSummary, MatchWrite, Published, Snapshot, StoreError,
+    StoredMatch, Topic, WriteOutcome, games_snapshot_json, parse_cursor,
 };
 
 /// A cheap handle: clones share the same store.
@@ -165,6 +165,31 @@ impl MatchStore for MemoryStore {
                 .cloned()
                 .collect(),
         ))
+    }
+
+    async fn snapshot(&self, topic: Topic) -> Result<Option<Snapshot>, StoreError> {
+        let state = self.lock();
+        let cursor = state
+            .logs
+            .get(&topic)
+            .and_then(|log| log.back())
+            .map(|last| last.cursor.clone());
+        let json = match topic {
+            Topic::Match(match_id) => match state.matches.get(&match_id) {
+                Some(stored) => crate::match_snapshot_json(stored),
+                None => return Ok(None),
+            },
+            Topic::Feed => {
+                let mut games: Vec<MatchSummary> = state
+                    .summaries
+                    .values()
+                    .map(|(summary, _)| summary.clone())
+                    .collect();
+                crate::most_recent_first(&mut games);
+                games_snapshot_json(&games)
+            }
+        };
+        Ok(Some(Snapshot { cursor, json }))
     }
 
     async fn subscribe(&self) -> Result<broadcast::Receiver<Published>, StoreError> {

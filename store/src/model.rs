@@ -129,3 +129,19 @@ pub enum LogRead {
     /// a cursor at all): the client needs a fresh snapshot.
     Unknown,
 }
+
+/// A topic as it stands, with the cursor of the last entry it reflects: a client shows it, then
+/// follows the topic after that cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `None` when the topic's stream has no entry yet.
+    pub cursor: Option<String>,
+    /// For a match, a `snapshot` [`Entry`]; for the feed, `{"kind": "snapshot", "games": [...]}`
+    /// with every game's summary.
+    pub json: String,
+}
+
+/// The feed's snapshot: every game's summary, most recently changed first.
+pub fn games_snapshot_json(games: &[MatchSummary]) -> String {
+    serde_json::json!({ "kind": "snapshot", "games": games }).to_string()
+}

@@ -22,8 +22,8 @@ use serde_json::value::RawValue;
 use tokio::sync::{OnceCell, broadcast};
 
 use crate::{
-    LOG_RETAINED, LogRead, MatchStore, MatchSummary, MatchWrite, Published, StoreError,
-    StoredMatch, Topic, WriteOutcome, parse_cursor,
+    LOG_RETAINED, LogRead, MatchStore, MatchSummary, MatchWrite, Published, Snapshot, StoreError,
+    StoredMatch, Topic, WriteOutcome, games_snapshot_json, parse_cursor,
 };
 
 const WRITE_SCRIPT: &str = r#"
@@ -172,6 +172,16 @@ fn decode_live(payload: &[u8]) -> Option<Published> {
     })
 }
 
+fn parse_summaries(games: Vec<(u64, String)>) -> Result<Vec<MatchSummary>, StoreError> {
+    games
+        .into_iter()
+        .map(|(match_id, summary)| {
+            serde_json::from_str::<MatchSummary>(&summary)
+                .map_err(|source| StoreError::Corrupt { match_id, source })
+        })
+        .collect()
+}
+
 fn protocol(what: impl Into<String>) -> StoreError {
     StoreError::Protocol(what.into())
 }
@@ -263,13 +273,7 @@ impl MatchStore for RedisStore {
     async fn list(&self) -> Result<Vec<MatchSummary>, StoreError> {
         let mut conn = self.conn.clone();
         let games: Vec<(u64, String)> = conn.hgetall(self.key("games")).await?;
-        let mut list = Vec::with_capacity(games.len());
-        for (match_id, summary) in games {
-            list.push(
-                serde_json::from_str::<MatchSummary>(&summary)
-                    .map_err(|source| StoreError::Corrupt { match_id, source })?,
-            );
-        }
+        let mut list = parse_summaries(games)?;
         crate::most_recent_first(&mut list);
         Ok(list)
     }
@@ -312,6 +316,48 @@ impl MatchStore for RedisStore {
                 Ok(LogRead::After(entries_of(topic, rest)))
             }
             _ => Ok(LogRead::Unknown),
+        }
+    }
+
+    async fn snapshot(&self, topic: Topic) -> Result<Option<Snapshot>, StoreError> {
+        let mut conn = self.conn.clone();
+        let stream = self.stream_key(topic);
+        // MULTI/EXEC: the state and the stream's last id are read as of the same write.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        match topic {
+            Topic::Match(match_id) => pipe.hget(self.match_key(match_id), "doc"),
+            Topic::Feed => pipe.hgetall(self.key("games")),
+        };
+        pipe.cmd("XREVRANGE")
+            .arg(&stream)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+        let cursor_of = |last: &StreamRangeReply| last.ids.first().map(|entry| entry.id.clone());
+        match topic {
+            Topic::Match(match_id) => {
+                let (doc, last): (Option<String>, StreamRangeReply) =
+                    pipe.query_async(&mut conn).await?;
+                let Some(doc) = doc else { return Ok(None) };
+                let stored: StoredMatch = serde_json::from_str(&doc)
+                    .map_err(|source| StoreError::Corrupt { match_id, source })?;
+                Ok(Some(Snapshot {
+                    cursor: cursor_of(&last),
+                    json: crate::match_snapshot_json(&stored),
+                }))
+            }
+            Topic::Feed => {
+                let (games, last): (Vec<(u64, String)>, StreamRangeReply) =
+                    pipe.query_async(&mut conn).await?;
+                let mut list = parse_summaries(games)?;
+                crate::most_recent_first(&mut list);
+                Ok(Some(Snapshot {
+                    cursor: cursor_of(&last),
+                    json: games_snapshot_json(&list),
+                }))
+            }
         }
     }
 

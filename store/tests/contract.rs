@@ -175,6 +175,17 @@ async fn entries_are_published_and_read_back_by_cursor(store: &dyn MatchStore) {
     }
     let list = store.list().await.unwrap();
     assert_eq!(list.iter().map(|s| s.match_id).collect::<Vec<_>>(), vec![9]);
+
+    // Snapshots carry the cursor of the last entry they reflect.
+    let snapshot = store.snapshot(Topic::Match(9)).await.unwrap().unwrap();
+    assert_eq!(snapshot.cursor.as_deref(), Some(cursors[2].as_str()));
+    let entry: livescore_store::Entry = serde_json::from_str(&snapshot.json).unwrap();
+    assert!(matches!(entry, livescore_store::Entry::Snapshot { .. }));
+    let feed = store.snapshot(Topic::Feed).await.unwrap().unwrap();
+    assert!(feed.cursor.is_some());
+    let games: serde_json::Value = serde_json::from_str(&feed.json).unwrap();
+    assert_eq!(games["games"][0]["match_id"], 9);
+    assert_eq!(store.snapshot(Topic::Match(404)).await.unwrap(), None);
 }
 
 async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors(store: &dyn MatchStore) {
