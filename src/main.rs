@@ -177,8 +177,10 @@ async fn up(
     let control = startup::control(Arc::clone(&log), &producer)?;
     let projector = startup::projector(log, Arc::clone(&store), &projector, false);
     let mut projecting = tokio::spawn(projector.run(startup::stopped(shutdown.clone())));
-    let app = livescore_api::router(livescore_api::ApiState { store })
-        .merge(livescore_producer::router(control.clone()));
+    let api = livescore_api::ApiState::new(store)
+        .await
+        .context("cannot subscribe to the match store")?;
+    let app = livescore_api::router(api).merge(livescore_producer::router(control.clone()));
     print_banner(&http, &control, producer.admin_token.is_none());
     tokio::select! {
         served = startup::serve(&http, app, shutdown.clone()) => served,
@@ -228,7 +230,10 @@ async fn projector_role(
 async fn api_role(store: StoreArgs, http: HttpArgs) -> anyhow::Result<()> {
     let shutdown = startup::shutdown_signal();
     let store = startup::connect_store(&store, Engines::Required).await?;
-    let app = livescore_api::router(livescore_api::ApiState { store });
+    let api = livescore_api::ApiState::new(store)
+        .await
+        .context("cannot subscribe to the match store")?;
+    let app = livescore_api::router(api);
     tracing::info!(listen = %http.listen, "API replica up");
     startup::serve(&http, app, shutdown).await
 }

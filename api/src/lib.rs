@@ -3,7 +3,15 @@
 //!
 //! - `GET /games`: every game the store knows, most recently changed first, with its headline
 //! - `GET /games/{game_id}`: one game's full state and replay status
+//! - `GET /sse/games`, `GET /sse/games/{game_id}`: the same, live (see `sse.rs`)
 //! - `GET /healthz`: the process answers
+//!
+//! Live clients share the replica's one store subscription (`hub.rs`) and follow their topic
+//! from a cursor, gaplessly (`follow.rs`).
+
+pub mod follow;
+pub mod hub;
+pub mod sse;
 
 use std::sync::Arc;
 
@@ -14,23 +22,52 @@ use axum::routing::get;
 use axum::{Json, Router};
 use livescore_domain::MatchState;
 use livescore_store::{MatchStore, MatchSummary, ReplayInfo, StoreError};
+
+use crate::hub::Hub;
 use serde::Serialize;
 
 #[derive(Clone)]
 pub struct ApiState {
     pub store: Arc<dyn MatchStore>,
+    pub hub: Arc<Hub>,
+}
+
+impl ApiState {
+    /// Connects the replica's fan-out to the store.
+    pub async fn new(store: Arc<dyn MatchStore>) -> Result<ApiState, StoreError> {
+        let hub = Hub::start(store.as_ref()).await?;
+        Ok(ApiState { store, hub })
+    }
 }
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/games", get(games))
         .route("/games/{game_id}", get(game))
+        .route("/sse/games", get(sse::games))
+        .route("/sse/games/{game_id}", get(sse::game))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }
 
 /// An error answer: a status code and `{"error": "..."}`.
 pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    pub fn not_found(raw_id: &str) -> ApiError {
+        ApiError(StatusCode::NOT_FOUND, format!("no game {raw_id:?}"))
+    }
+}
+
+/// A game id from a path: digits only, so never anything else.
+pub fn game_id(raw_id: &str) -> Result<u64, ApiError> {
+    let valid =
+        !raw_id.is_empty() && raw_id.len() <= 19 && raw_id.bytes().all(|b| b.is_ascii_digit());
+    valid
+        .then(|| raw_id.parse().ok())
+        .flatten()
+        .ok_or_else(|| ApiError::not_found(raw_id))
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -63,14 +100,12 @@ async fn game(
     State(state): State<ApiState>,
     Path(raw_id): Path<String>,
 ) -> Result<Json<GameView>, ApiError> {
-    let not_found = || ApiError(StatusCode::NOT_FOUND, format!("no game {raw_id:?}"));
-    let valid =
-        !raw_id.is_empty() && raw_id.len() <= 19 && raw_id.bytes().all(|b| b.is_ascii_digit());
-    let id: u64 = valid
-        .then(|| raw_id.parse().ok())
-        .flatten()
-        .ok_or_else(not_found)?;
-    let stored = state.store.load(id).await?.ok_or_else(not_found)?;
+    let id = game_id(&raw_id)?;
+    let stored = state
+        .store
+        .load(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&raw_id))?;
     Ok(Json(GameView {
         state: stored.fold.state,
         replay: stored.replay,

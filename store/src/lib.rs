@@ -15,8 +15,8 @@ pub mod model;
 pub mod redis;
 
 pub use model::{
-    Entry, LogRead, MatchSummary, MatchWrite, Published, ReplayInfo, Snapshot, StoredMatch, Topic,
-    WriteOutcome, games_snapshot_json,
+    Entry, Live, LogRead, MatchSummary, MatchWrite, Published, ReplayInfo, Snapshot, StoredMatch,
+    Topic, WriteOutcome, games_snapshot_json,
 };
 use tokio::sync::broadcast;
 
@@ -58,7 +58,7 @@ pub trait MatchStore: Send + Sync + 'static {
     async fn snapshot(&self, topic: Topic) -> Result<Option<Snapshot>, StoreError>;
 
     /// Live entries of every topic, as they are written.
-    async fn subscribe(&self) -> Result<broadcast::Receiver<Published>, StoreError>;
+    async fn subscribe(&self) -> Result<broadcast::Receiver<Live>, StoreError>;
 
     /// Deletes everything, epoch included: the projector will rebuild from the event log.
     async fn clear(&self) -> Result<(), StoreError>;

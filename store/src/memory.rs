@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
 use crate::{
-    LOG_RETAINED, LogRead, MatchStore, MatchSummary, MatchWrite, Published, Snapshot, StoreError,
-    StoredMatch, Topic, WriteOutcome, games_snapshot_json, parse_cursor,
+    LOG_RETAINED, Live, LogRead, MatchStore, MatchSummary, MatchWrite, Published, Snapshot,
+    StoreError, StoredMatch, Topic, WriteOutcome, games_snapshot_json, parse_cursor,
 };
 
 /// A cheap handle: clones share the same store.
@@ -18,7 +18,7 @@ pub struct MemoryStore {
 
 struct Shared {
     state: Mutex<StoreState>,
-    live: broadcast::Sender<Published>,
+    live: broadcast::Sender<Live>,
 }
 
 #[derive(Default)]
@@ -120,7 +120,7 @@ impl MatchStore for MemoryStore {
             .collect();
         for entry in published {
             // No subscriber is fine: nobody is watching.
-            let _ = self.shared.live.send(entry);
+            let _ = self.shared.live.send(Live::Entry(entry));
         }
         Ok(WriteOutcome::Written { cursors })
     }
@@ -192,7 +192,7 @@ impl MatchStore for MemoryStore {
         Ok(Some(Snapshot { cursor, json }))
     }
 
-    async fn subscribe(&self) -> Result<broadcast::Receiver<Published>, StoreError> {
+    async fn subscribe(&self) -> Result<broadcast::Receiver<Live>, StoreError> {
         Ok(self.shared.live.subscribe())
     }
 

@@ -120,6 +120,16 @@ pub struct Published {
     pub json: std::sync::Arc<str>,
 }
 
+/// What a store subscription delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Live {
+    /// A new entry, as it was written.
+    Entry(Published),
+    /// The subscription was interrupted (Redis connection lost and re-established): entries may
+    /// have been missed, and readers should catch up from the streams with their cursors.
+    Interrupted,
+}
+
 /// The answer to "what came after this cursor?".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogRead {

@@ -22,8 +22,8 @@ use serde_json::value::RawValue;
 use tokio::sync::{OnceCell, broadcast};
 
 use crate::{
-    LOG_RETAINED, LogRead, MatchStore, MatchSummary, MatchWrite, Published, Snapshot, StoreError,
-    StoredMatch, Topic, WriteOutcome, games_snapshot_json, parse_cursor,
+    LOG_RETAINED, Live, LogRead, MatchStore, MatchSummary, MatchWrite, Published, Snapshot,
+    StoreError, StoredMatch, Topic, WriteOutcome, games_snapshot_json, parse_cursor,
 };
 
 const WRITE_SCRIPT: &str = r#"
@@ -69,7 +69,7 @@ pub struct RedisStore {
     prefix: String,
     write_script: Script,
     /// The replica's one subscription, started on the first `subscribe`.
-    live: OnceCell<broadcast::Sender<Published>>,
+    live: OnceCell<broadcast::Sender<Live>>,
 }
 
 impl RedisStore {
@@ -116,14 +116,13 @@ impl RedisStore {
         Ok(pubsub)
     }
 
-    /// Forwards the `live` channel into `sender`, resubscribing if the connection drops.
-    /// Entries published while it was down are not replayed here: readers catch up from the
-    /// streams with their cursors.
+    /// Forwards the `live` channel into `sender`, resubscribing if the connection drops, and
+    /// then saying so with [`Live::Interrupted`]: readers catch up from the streams.
     async fn forward_live(
         client: Client,
         channel: String,
         mut pubsub: redis::aio::PubSub,
-        sender: broadcast::Sender<Published>,
+        sender: broadcast::Sender<Live>,
     ) {
         loop {
             let mut messages = pubsub.on_message();
@@ -131,7 +130,7 @@ impl RedisStore {
                 match decode_live(message.get_payload_bytes()) {
                     Some(published) => {
                         // No receiver is fine: nobody is watching right now.
-                        let _ = sender.send(published);
+                        let _ = sender.send(Live::Entry(published));
                     }
                     None => tracing::warn!("ignoring a malformed message on {channel}"),
                 }
@@ -141,7 +140,10 @@ impl RedisStore {
             pubsub = loop {
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 match RedisStore::open_live(&client, &channel).await {
-                    Ok(pubsub) => break pubsub,
+                    Ok(pubsub) => {
+                        let _ = sender.send(Live::Interrupted);
+                        break pubsub;
+                    }
                     Err(err) => tracing::warn!("cannot resubscribe to {channel}: {err}"),
                 }
             };
@@ -361,7 +363,7 @@ impl MatchStore for RedisStore {
         }
     }
 
-    async fn subscribe(&self) -> Result<broadcast::Receiver<Published>, StoreError> {
+    async fn subscribe(&self) -> Result<broadcast::Receiver<Live>, StoreError> {
         let sender = self
             .live
             .get_or_try_init(|| async {

@@ -124,11 +124,14 @@ async fn entries_are_published_and_read_back_by_cursor(store: &dyn MatchStore) {
     // Live: the three entries then the feed summary, each with its cursor.
     let mut received = Vec::new();
     while received.len() < 4 {
-        let published = tokio::time::timeout(Duration::from_secs(10), live.recv())
+        let live = tokio::time::timeout(Duration::from_secs(10), live.recv())
             .await
             .expect("published in time")
             .unwrap();
-        received.push(published);
+        match live {
+            livescore_store::Live::Entry(published) => received.push(published),
+            livescore_store::Live::Interrupted => panic!("no interruption here"),
+        }
     }
     let match_entries: Vec<_> = received
         .iter()

@@ -1,0 +1,165 @@
+//! Following a topic from a cursor: what both SSE and WebSocket clients get.
+//!
+//! 1. Subscribe to the topic's live entries first, so nothing written from now on is missed.
+//! 2. With a cursor the store still holds: send every entry after it. Without one, or with one it
+//!    does not hold (too old, from a store that lost its data, garbage): send a snapshot.
+//! 3. Then send live entries, skipping any at or before the last cursor sent (the backfill and
+//!    the live channel overlap). If the live channel lost entries (this client was slow, or the
+//!    store subscription was interrupted), catch up from the store after the last cursor sent.
+//!
+//! So a client sees every entry once, in order, whichever replica it reconnects to.
+
+use std::sync::Arc;
+
+use livescore_store::{LogRead, MatchStore, Published, StoreError, Topic, parse_cursor};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::hub::{Hub, HubEvent, kind_of};
+
+/// One message for a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The resume cursor: `None` only for a snapshot of a topic with no entry yet.
+    pub cursor: Option<String>,
+    /// `snapshot`, `update`, `replay` (a match) or `game` (the feed).
+    pub kind: &'static str,
+    pub json: Arc<str>,
+}
+
+/// Why a follow ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The client went away.
+    ClientGone,
+    /// The topic does not exist (a match the store does not hold).
+    NoSuchTopic,
+    Store(StoreError),
+}
+
+impl From<StoreError> for Ended {
+    fn from(err: StoreError) -> Self {
+        Ended::Store(err)
+    }
+}
+
+/// How many messages may wait for one client before following pauses (and, if the live channel
+/// moves on meanwhile, catches up from the store).
+pub const CLIENT_QUEUE: usize = 256;
+
+/// Starts following `topic` after `cursor`; messages arrive on the returned channel, which
+/// closes when following ends (the reason is logged).
+pub fn follow(
+    store: Arc<dyn MatchStore>,
+    hub: &Hub,
+    topic: Topic,
+    cursor: Option<String>,
+) -> mpsc::Receiver<Message> {
+    let live = hub.subscribe(topic);
+    let (out, receiver) = mpsc::channel(CLIENT_QUEUE);
+    tokio::spawn(async move {
+        let mut follower = Follower {
+            store,
+            topic,
+            out,
+            last: None,
+        };
+        match follower.run(live, cursor).await {
+            Ended::ClientGone => {}
+            Ended::NoSuchTopic => tracing::debug!(?topic, "no such topic"),
+            Ended::Store(err) => tracing::warn!(?topic, "stopped following: {err}"),
+        }
+    });
+    receiver
+}
+
+struct Follower {
+    store: Arc<dyn MatchStore>,
+    topic: Topic,
+    out: mpsc::Sender<Message>,
+    /// The cursor of the last message sent.
+    last: Option<(u64, u64)>,
+}
+
+impl Follower {
+    async fn run(
+        &mut self,
+        mut live: broadcast::Receiver<HubEvent>,
+        cursor: Option<String>,
+    ) -> Ended {
+        let start = match cursor {
+            Some(cursor) => self.catch_up(&cursor).await,
+            None => self.snapshot().await,
+        };
+        if let Err(ended) = start {
+            return ended;
+        }
+        loop {
+            let caught_up = match live.recv().await {
+                Ok(HubEvent::Entry { entry, kind }) => self.send_entry(entry, kind).await,
+                Ok(HubEvent::Missed) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    match self.last {
+                        Some((ms, seq)) => self.catch_up(&format!("{ms}-{seq}")).await,
+                        None => self.snapshot().await,
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Ended::Store(StoreError::Protocol("the live feed closed".into()));
+                }
+            };
+            if let Err(ended) = caught_up {
+                return ended;
+            }
+        }
+    }
+
+    /// Sends what came after `cursor`, or a snapshot if the store does not know the cursor.
+    async fn catch_up(&mut self, cursor: &str) -> Result<(), Ended> {
+        match self.store.read_after(self.topic, Some(cursor)).await? {
+            LogRead::After(entries) => {
+                if self.last.is_none() {
+                    self.last = parse_cursor(cursor);
+                }
+                for entry in entries {
+                    let kind = kind_of(&entry);
+                    self.send_entry(entry, kind).await?;
+                }
+                Ok(())
+            }
+            LogRead::Unknown => self.snapshot().await,
+        }
+    }
+
+    async fn snapshot(&mut self) -> Result<(), Ended> {
+        let snapshot = self
+            .store
+            .snapshot(self.topic)
+            .await?
+            .ok_or(Ended::NoSuchTopic)?;
+        self.last = snapshot.cursor.as_deref().and_then(parse_cursor);
+        self.send(Message {
+            cursor: snapshot.cursor,
+            kind: "snapshot",
+            json: Arc::from(snapshot.json),
+        })
+        .await
+    }
+
+    /// Sends an entry unless it was sent already.
+    async fn send_entry(&mut self, entry: Published, kind: &'static str) -> Result<(), Ended> {
+        let cursor = parse_cursor(&entry.cursor);
+        if cursor.is_none() || (self.last.is_some() && cursor <= self.last) {
+            return Ok(());
+        }
+        self.last = cursor;
+        self.send(Message {
+            cursor: Some(entry.cursor),
+            kind,
+            json: entry.json,
+        })
+        .await
+    }
+
+    async fn send(&self, message: Message) -> Result<(), Ended> {
+        self.out.send(message).await.map_err(|_| Ended::ClientGone)
+    }
+}

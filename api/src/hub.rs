@@ -1,0 +1,108 @@
+//! The replica's fan-out: one subscription to the store, shared by every client of the replica.
+//!
+//! Entries arrive once from the store, already serialized, and are handed by reference count to
+//! each topic's subscribers through a bounded broadcast channel: no per-client copy, and a slow
+//! client only loses its place in the ring, which it recovers from the store (see `follow.rs`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use livescore_store::{Live, MatchStore, Published, StoreError, Topic};
+use tokio::sync::broadcast;
+
+/// What a topic's subscribers receive.
+#[derive(Debug, Clone)]
+pub enum HubEvent {
+    /// A new entry of the topic, with its kind (the SSE event name) worked out once.
+    Entry {
+        entry: Published,
+        kind: &'static str,
+    },
+    /// Entries may have been missed (the replica's store subscription was interrupted, or the
+    /// hub fell behind it): catch up from the store.
+    Missed,
+}
+
+/// How many entries a topic's channel holds for its slowest subscriber.
+const TOPIC_CAPACITY: usize = 1024;
+
+pub struct Hub {
+    topics: Mutex<HashMap<Topic, broadcast::Sender<HubEvent>>>,
+}
+
+impl Hub {
+    /// Subscribes to the store once and starts dispatching to topics.
+    pub async fn start(store: &dyn MatchStore) -> Result<Arc<Hub>, StoreError> {
+        let live = store.subscribe().await?;
+        let hub = Arc::new(Hub {
+            topics: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(Arc::clone(&hub).dispatch(live));
+        Ok(hub)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Topic, broadcast::Sender<HubEvent>>> {
+        self.topics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The live entries of `topic`, from now on.
+    pub fn subscribe(&self, topic: Topic) -> broadcast::Receiver<HubEvent> {
+        self.lock()
+            .entry(topic)
+            .or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0)
+            .subscribe()
+    }
+
+    /// How many clients follow each topic.
+    pub fn subscribers(&self) -> usize {
+        self.lock()
+            .values()
+            .map(broadcast::Sender::receiver_count)
+            .sum()
+    }
+
+    async fn dispatch(self: Arc<Hub>, mut live: broadcast::Receiver<Live>) {
+        loop {
+            match live.recv().await {
+                Ok(Live::Entry(entry)) => {
+                    let kind = kind_of(&entry);
+                    let mut topics = self.lock();
+                    let topic = entry.topic;
+                    if let Some(sender) = topics.get(&topic)
+                        && sender.send(HubEvent::Entry { entry, kind }).is_err()
+                    {
+                        // Nobody follows the topic any more.
+                        topics.remove(&topic);
+                    }
+                }
+                Ok(Live::Interrupted) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    tracing::warn!("live entries may have been missed: every client catches up");
+                    for sender in self.lock().values() {
+                        let _ = sender.send(HubEvent::Missed);
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    tracing::error!("the store subscription closed: no more live entries");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The SSE event name of an entry: the `kind` of a match log entry (serde writes the tag first,
+/// so a prefix test is enough), `game` for a feed summary.
+pub fn kind_of(entry: &Published) -> &'static str {
+    match entry.topic {
+        Topic::Feed => "game",
+        Topic::Match(_) => {
+            let after = entry.json.strip_prefix("{\"kind\":\"").unwrap_or_default();
+            ["update", "replay", "snapshot"]
+                .into_iter()
+                .find(|kind| after.starts_with(kind))
+                .unwrap_or("update")
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Server-Sent Events: `GET /sse/games` (every game's summary as it changes) and
+//! `GET /sse/games/{game_id}` (one match's log).
+//!
+//! The first event is a snapshot; every event has `id:` = its cursor and `event:` = its kind
+//! (`snapshot`, `update`, `replay`, `game`); `retry:` is set on the first; a comment heartbeat
+//! goes out every 15 s. A reconnecting browser sends `Last-Event-ID` and resumes exactly after it
+//! (a first connection can pass `?last_event_id=`); a cursor the store no longer holds gets a
+//! fresh snapshot.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use livescore_store::Topic;
+use serde::Deserialize;
+
+use crate::follow::{Message, follow};
+use crate::{ApiError, ApiState, game_id};
+
+/// How long a browser waits before reconnecting.
+const RETRY: Duration = Duration::from_secs(2);
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+#[derive(Deserialize)]
+pub struct ResumeQuery {
+    last_event_id: Option<String>,
+}
+
+/// The cursor to resume after: the `Last-Event-ID` header, else the query parameter.
+fn resume_cursor(headers: &HeaderMap, query: ResumeQuery) -> Option<String> {
+    headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or(query.last_event_id)
+        .filter(|cursor| !cursor.is_empty())
+}
+
+pub async fn games(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(query): Query<ResumeQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    stream(&state, Topic::Feed, resume_cursor(&headers, query))
+}
+
+pub async fn game(
+    State(state): State<ApiState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<ResumeQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let id = game_id(&raw_id)?;
+    if state.store.load(id).await?.is_none() {
+        return Err(ApiError::not_found(&raw_id));
+    }
+    Ok(stream(
+        &state,
+        Topic::Match(id),
+        resume_cursor(&headers, query),
+    ))
+}
+
+fn stream(
+    state: &ApiState,
+    topic: Topic,
+    cursor: Option<String>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
+    let messages = follow(state.store.clone(), &state.hub, topic, cursor);
+    let events =
+        futures_util::stream::unfold((messages, true), |(mut messages, first)| async move {
+            let message = messages.recv().await?;
+            let mut event = to_event(message);
+            if first {
+                event = event.retry(RETRY);
+            }
+            Some((Ok(event), (messages, false)))
+        });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+}
+
+fn to_event(message: Message) -> Event {
+    let event = Event::default().event(message.kind).data(&*message.json);
+    match message.cursor {
+        Some(cursor) => event.id(cursor),
+        None => event,
+    }
+}
