@@ -177,7 +177,7 @@ async fn up(
     let control = startup::control(Arc::clone(&log), &producer)?;
     let projector = startup::projector(log, Arc::clone(&store), &projector, false);
     let mut projecting = tokio::spawn(projector.run(startup::stopped(shutdown.clone())));
-    let api = livescore_api::ApiState::new(store)
+    let api = livescore_api::ApiState::new(store, shutdown.clone())
         .await
         .context("cannot subscribe to the match store")?;
     let app = livescore_api::router(api).merge(livescore_producer::router(control.clone()));
@@ -230,7 +230,7 @@ async fn projector_role(
 async fn api_role(store: StoreArgs, http: HttpArgs) -> anyhow::Result<()> {
     let shutdown = startup::shutdown_signal();
     let store = startup::connect_store(&store, Engines::Required).await?;
-    let api = livescore_api::ApiState::new(store)
+    let api = livescore_api::ApiState::new(store, shutdown.clone())
         .await
         .context("cannot subscribe to the match store")?;
     let app = livescore_api::router(api);

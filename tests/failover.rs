@@ -120,8 +120,15 @@ async fn listen(base: &str, last_id: Option<&str>, seen: &mut Vec<Seen>) -> bool
     false
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sse_clients_fail_over_to_another_replica_without_gap_or_duplicate() {
+/// Two replicas on a Redis prefix of their own, and a replay of 7471 under way.
+struct Setup {
+    store: Arc<dyn MatchStore>,
+    a: Option<Replica>,
+    b: Replica,
+    _replays: ReplayManager,
+}
+
+async fn setup(speed: f64) -> Setup {
     let prefix = format!(
         "failover-{}",
         std::time::SystemTime::now()
@@ -139,7 +146,6 @@ async fn sse_clients_fail_over_to_another_replica_without_gap_or_duplicate() {
     );
     let a = replica(&prefix).await;
     let b = replica(&prefix).await;
-
     // The pipeline, in this process, writing to the replicas' Redis.
     let log = MemoryLog::new(6);
     let projector = Projector::new(
@@ -152,14 +158,66 @@ async fn sse_clients_fail_over_to_another_replica_without_gap_or_duplicate() {
         Arc::new(Catalog::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap());
     let replays = ReplayManager::new(Arc::new(log), catalog, Breaks::default());
     replays
-        .start(&GAME.to_string(), Speed::Factor(1500.0))
+        .start(&GAME.to_string(), Speed::Factor(speed))
         .await
         .unwrap();
     while store.load(GAME).await.unwrap().is_none() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    Setup {
+        store,
+        a: Some(a),
+        b,
+        _replays: replays,
+    }
+}
 
-    let (a_base, b_base) = (a.base.clone(), b.base.clone());
+impl Setup {
+    /// The match's whole log, as (cursor, JSON value) pairs.
+    async fn log(&self) -> Vec<(String, serde_json::Value)> {
+        match self
+            .store
+            .read_after(Topic::Match(GAME), None)
+            .await
+            .unwrap()
+        {
+            LogRead::After(entries) => entries
+                .iter()
+                .map(|e| (e.cursor.clone(), serde_json::from_str(&e.json).unwrap()))
+                .collect(),
+            LogRead::Unknown => unreachable!(),
+        }
+    }
+
+    /// Checks that what a client saw after its first snapshot is exactly the log after it.
+    async fn assert_exact(&self, seen: &[Seen]) {
+        assert_eq!(seen[0].event, "snapshot");
+        let from = parse_cursor(seen[0].id.as_deref().unwrap()).unwrap();
+        let expected: Vec<(String, serde_json::Value)> = self
+            .log()
+            .await
+            .into_iter()
+            .filter(|(cursor, _)| parse_cursor(cursor).unwrap() > from)
+            .collect();
+        let got: Vec<(String, serde_json::Value)> = seen[1..]
+            .iter()
+            .map(|e| {
+                (
+                    e.id.clone().unwrap(),
+                    serde_json::from_str(&e.data).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got.len(), expected.len(), "no gap, no duplicate");
+        assert_eq!(got, expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_clients_fail_over_to_another_replica_without_gap_or_duplicate() {
+    let mut setup = setup(1500.0).await;
+    let a_base = setup.a.as_ref().unwrap().base.clone();
+    let b_base = setup.b.base.clone();
     let clients: Vec<_> = (0..8)
         .map(|_| {
             let (a_base, b_base) = (a_base.clone(), b_base.clone());
@@ -180,33 +238,142 @@ async fn sse_clients_fail_over_to_another_replica_without_gap_or_duplicate() {
 
     // Kill A in the middle of the match.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    drop(a);
+    setup.a = None;
 
-    let mut results = Vec::new();
     for client in clients {
-        results.push(client.await.unwrap());
-    }
-    // The whole log, once the replay is over.
-    let log = match store.read_after(Topic::Match(GAME), None).await.unwrap() {
-        LogRead::After(entries) => entries,
-        LogRead::Unknown => unreachable!(),
-    };
-    for (seen, switched_at) in results {
+        let (seen, switched_at) = client.await.unwrap();
         assert!(switched_at > 1, "the client saw some of the match on A");
-        assert_eq!(seen[0].event, "snapshot");
-        // After the snapshot: exactly the log's entries after the snapshot's cursor.
-        let from = parse_cursor(seen[0].id.as_deref().unwrap()).unwrap();
-        let expected: Vec<(String, String)> = log
-            .iter()
-            .filter(|e| parse_cursor(&e.cursor).unwrap() > from)
-            .map(|e| (e.cursor.clone(), e.json.to_string()))
-            .collect();
-        let got: Vec<(String, String)> = seen[1..]
-            .iter()
-            .map(|e| (e.id.clone().unwrap(), e.data.clone()))
-            .collect();
-        assert_eq!(got.len(), expected.len(), "no gap, no duplicate");
-        assert_eq!(got, expected);
+        setup.assert_exact(&seen).await;
     }
-    store.clear().await.unwrap();
+    setup.store.clear().await.unwrap();
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws(base: &str) -> Socket {
+    let url = format!("{}/ws", base.replace("http://", "ws://"));
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+async fn send(socket: &mut Socket, text: &str) {
+    use futures_util::SinkExt;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(text))
+        .await
+        .unwrap();
+}
+
+/// The next JSON text frame, or `None` when the connection ends.
+async fn next_json(socket: &mut Socket) -> Option<serde_json::Value> {
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).ok(),
+            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) => return None,
+            Ok(Some(Ok(_))) => continue,
+            Err(_) => panic!("no frame within 20 s"),
+        }
+    }
+}
+
+/// Follows the match over WebSocket from `cursor` until `finished` (true) or the connection
+/// breaks (false).
+async fn ws_listen(base: &str, cursor: Option<&str>, seen: &mut Vec<Seen>) -> bool {
+    let mut socket = ws(base).await;
+    let request = match cursor {
+        Some(cursor) => {
+            format!(r#"{{"op":"subscribe","topic":"game:{GAME}","cursor":"{cursor}"}}"#)
+        }
+        None => format!(r#"{{"op":"subscribe","topic":"game:{GAME}"}}"#),
+    };
+    send(&mut socket, &request).await;
+    while let Some(frame) = next_json(&mut socket).await {
+        assert_eq!(frame["topic"], format!("game:{GAME}"), "{frame}");
+        let event = Seen {
+            id: frame["cursor"].as_str().map(str::to_owned),
+            event: frame["kind"].as_str().unwrap().to_owned(),
+            data: frame["data"].to_string(),
+        };
+        let finished = event.event == "replay" && frame["data"]["replay"]["status"] == "finished";
+        seen.push(event);
+        if finished {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_clients_fail_over_with_their_cursors() {
+    let mut setup = setup(1500.0).await;
+    let a_base = setup.a.as_ref().unwrap().base.clone();
+    let b_base = setup.b.base.clone();
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (a_base, b_base) = (a_base.clone(), b_base.clone());
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                assert!(!ws_listen(&a_base, None, &mut seen).await);
+                let last = seen.iter().rev().find_map(|e| e.id.clone());
+                assert!(ws_listen(&b_base, last.as_deref(), &mut seen).await);
+                seen
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    setup.a = None;
+    for client in clients {
+        let seen = client.await.unwrap();
+        setup.assert_exact(&seen).await;
+    }
+    setup.store.clear().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_bad_requests_get_clear_errors_and_the_connection_carries_on() {
+    let setup = setup(600.0).await;
+    let mut socket = ws(&setup.b.base).await;
+    for (request, expected) in [
+        ("not json", "not a request"),
+        (r#"{"op":"dance"}"#, "not a request"),
+        (r#"{"op":"subscribe","topic":"weather"}"#, "unknown topic"),
+        (
+            r#"{"op":"subscribe","topic":"game:../../etc"}"#,
+            "unknown topic",
+        ),
+        (r#"{"op":"subscribe","topic":"game:1"}"#, "no game 1"),
+        (r#"{"op":"unsubscribe","topic":"games"}"#, "not subscribed"),
+    ] {
+        send(&mut socket, request).await;
+        let reply = next_json(&mut socket).await.unwrap();
+        assert_eq!(reply["kind"], "error", "{request}: {reply}");
+        assert!(
+            reply["message"].as_str().unwrap().contains(expected),
+            "{request}: {reply}"
+        );
+    }
+    // Still usable: a garbage cursor gets a snapshot.
+    send(
+        &mut socket,
+        &format!(r#"{{"op":"subscribe","topic":"game:{GAME}","cursor":"garbage"}}"#),
+    )
+    .await;
+    let first = next_json(&mut socket).await.unwrap();
+    assert_eq!(first["kind"], "snapshot");
+    // An oversized frame closes the connection (4 KiB at most).
+    send(
+        &mut socket,
+        &format!(r#"{{"op":"subscribe","topic":"{}"}}"#, "x".repeat(10_000)),
+    )
+    .await;
+    let mut closed = false;
+    for _ in 0..10_000 {
+        if next_json(&mut socket).await.is_none() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "an oversized frame ends the connection");
+    setup.store.clear().await.unwrap();
 }

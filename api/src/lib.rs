@@ -4,6 +4,7 @@
 //! - `GET /games`: every game the store knows, most recently changed first, with its headline
 //! - `GET /games/{game_id}`: one game's full state and replay status
 //! - `GET /sse/games`, `GET /sse/games/{game_id}`: the same, live (see `sse.rs`)
+//! - `GET /ws`: WebSocket, the same topics, several per connection (see `ws.rs`)
 //! - `GET /healthz`: the process answers
 //!
 //! Live clients share the replica's one store subscription (`hub.rs`) and follow their topic
@@ -12,6 +13,7 @@
 pub mod follow;
 pub mod hub;
 pub mod sse;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -23,6 +25,8 @@ use axum::{Json, Router};
 use livescore_domain::MatchState;
 use livescore_store::{MatchStore, MatchSummary, ReplayInfo, StoreError};
 
+use tokio::sync::watch;
+
 use crate::hub::Hub;
 use serde::Serialize;
 
@@ -30,13 +34,22 @@ use serde::Serialize;
 pub struct ApiState {
     pub store: Arc<dyn MatchStore>,
     pub hub: Arc<Hub>,
+    /// Turns true when the server shuts down: WebSocket clients are told to reconnect.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 impl ApiState {
     /// Connects the replica's fan-out to the store.
-    pub async fn new(store: Arc<dyn MatchStore>) -> Result<ApiState, StoreError> {
+    pub async fn new(
+        store: Arc<dyn MatchStore>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<ApiState, StoreError> {
         let hub = Hub::start(store.as_ref()).await?;
-        Ok(ApiState { store, hub })
+        Ok(ApiState {
+            store,
+            hub,
+            shutdown,
+        })
     }
 }
 
@@ -46,6 +59,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/games/{game_id}", get(game))
         .route("/sse/games", get(sse::games))
         .route("/sse/games/{game_id}", get(sse::game))
+        .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }

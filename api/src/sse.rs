@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use livescore_store::Topic;
 use serde::Deserialize;
 
@@ -70,6 +70,12 @@ fn stream(
     cursor: Option<String>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
     let messages = follow(state.store.clone(), &state.hub, topic, cursor);
+    // The stream ends when the server shuts down, so that graceful shutdown does not wait for
+    // clients that never leave; browsers reconnect (elsewhere) with their Last-Event-ID.
+    let mut shutdown = state.shutdown.clone();
+    let stopped = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
     let events =
         futures_util::stream::unfold((messages, true), |(mut messages, first)| async move {
             let message = messages.recv().await?;
@@ -79,7 +85,8 @@ fn stream(
             }
             Some((Ok(event), (messages, false)))
         });
-    Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+    Sse::new(events.take_until(stopped))
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
 }
 
 fn to_event(message: Message) -> Event {

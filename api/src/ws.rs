@@ -1,0 +1,220 @@
+//! WebSocket `/ws`: the same topics as the SSE routes, several per connection.
+//!
+//! Client to server (text frames, JSON, at most 4 KiB):
+//! - `{"op": "subscribe", "topic": "games" | "game:<id>", "cursor": "<optional>"}`
+//! - `{"op": "unsubscribe", "topic": "..."}`
+//!
+//! Server to client:
+//! - `{"topic": "...", "kind": "snapshot" | "update" | "replay" | "game", "cursor": "...", "data": {...}}`:
+//!   a snapshot first (or, with a cursor the store holds, what came after it), then entries
+//! - `{"topic": "...", "kind": "unsubscribed"}`
+//! - `{"kind": "error", "message": "..."}`: the request was not understood; the connection stays
+//!
+//! The server pings every 15 s. When it shuts down it closes with 1012 (service restart), so
+//! clients reconnect elsewhere and resubscribe with their cursors.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use livescore_store::Topic;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::ApiState;
+use crate::follow::{Message, follow};
+
+/// The largest frame or message a client may send.
+pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
+/// Topics one connection may follow at once.
+pub const MAX_SUBSCRIPTIONS: usize = 64;
+/// Frames waiting for one slow client before its topics stop reading (and later catch up).
+const OUTGOING: usize = 256;
+const PING_EVERY: Duration = Duration::from_secs(15);
+
+pub async fn upgrade(State(state): State<ApiState>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| connection(state, socket))
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum Request {
+    Subscribe {
+        topic: String,
+        #[serde(default)]
+        cursor: Option<String>,
+    },
+    Unsubscribe {
+        topic: String,
+    },
+}
+
+/// `games` or `game:<id>`.
+fn parse_topic(text: &str) -> Option<Topic> {
+    if text == "games" {
+        return Some(Topic::Feed);
+    }
+    let id = text.strip_prefix("game:")?;
+    crate::game_id(id).ok().map(Topic::Match)
+}
+
+fn topic_name(topic: Topic) -> String {
+    match topic {
+        Topic::Feed => "games".into(),
+        Topic::Match(id) => format!("game:{id}"),
+    }
+}
+
+fn error_frame(message: &str) -> String {
+    serde_json::json!({ "kind": "error", "message": message }).to_string()
+}
+
+/// The frame of one entry: its JSON goes in as it is, serialized once by the projector.
+fn entry_frame(topic: &str, message: &Message) -> String {
+    let cursor = message
+        .cursor
+        .as_deref()
+        .map_or_else(|| "null".to_owned(), |c| format!("\"{c}\""));
+    format!(
+        r#"{{"topic":"{topic}","kind":"{}","cursor":{cursor},"data":{}}}"#,
+        message.kind, message.json
+    )
+}
+
+async fn connection(state: ApiState, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let (outgoing, mut frames) = mpsc::channel::<Frame>(OUTGOING);
+
+    // The send task: frames in order, a ping every 15 s, a close when the server stops.
+    let mut shutdown = state.shutdown.clone();
+    let mut send_task = tokio::spawn(async move {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        loop {
+            let frame = tokio::select! {
+                frame = frames.recv() => match frame {
+                    Some(frame) => frame,
+                    None => return,
+                },
+                _ = ping.tick() => Frame::Ping(Vec::new().into()),
+                _ = shutdown.wait_for(|stop| *stop) => Frame::Close(Some(CloseFrame {
+                    code: close_code::RESTART,
+                    reason: "server restarting: reconnect and resubscribe with your cursors".into(),
+                })),
+            };
+            let closing = matches!(frame, Frame::Close(_));
+            if sink.send(frame).await.is_err() || closing {
+                return;
+            }
+        }
+    });
+
+    // The receive task: requests in, one forwarding task per subscribed topic.
+    let mut receive_task = tokio::spawn(async move {
+        let mut subscriptions: HashMap<Topic, JoinHandle<()>> = HashMap::new();
+        while let Some(Ok(frame)) = stream.next().await {
+            let reply = match frame {
+                Frame::Text(text) => {
+                    handle(&state, &outgoing, &mut subscriptions, text.as_str()).await
+                }
+                Frame::Binary(_) => Some(error_frame("frames must be JSON text")),
+                Frame::Close(_) => break,
+                Frame::Ping(_) | Frame::Pong(_) => None,
+            };
+            if let Some(reply) = reply
+                && outgoing.send(Frame::Text(reply.into())).await.is_err()
+            {
+                break;
+            }
+        }
+        for (_, task) in subscriptions {
+            task.abort();
+        }
+    });
+
+    // Whichever side ends first ends the connection.
+    tokio::select! {
+        _ = &mut send_task => receive_task.abort(),
+        _ = &mut receive_task => send_task.abort(),
+    }
+}
+
+/// Handles one request; returns the error frame to send back, if any.
+async fn handle(
+    state: &ApiState,
+    outgoing: &mpsc::Sender<Frame>,
+    subscriptions: &mut HashMap<Topic, JoinHandle<()>>,
+    text: &str,
+) -> Option<String> {
+    let request: Request = match serde_json::from_str(text) {
+        Ok(request) => request,
+        Err(err) => {
+            return Some(error_frame(&format!(
+                "not a request ({err}); send {{\"op\": \"subscribe\", \"topic\": \"games\"}} or \
+                 {{\"op\": \"subscribe\", \"topic\": \"game:<id>\", \"cursor\": \"<optional>\"}}"
+            )));
+        }
+    };
+    match request {
+        Request::Subscribe {
+            topic: name,
+            cursor,
+        } => {
+            let Some(topic) = parse_topic(&name) else {
+                return Some(error_frame(&format!(
+                    "unknown topic {name:?}: topics are \"games\" and \"game:<id>\""
+                )));
+            };
+            if subscriptions.contains_key(&topic) {
+                return Some(error_frame(&format!("already subscribed to {name}")));
+            }
+            if subscriptions.len() >= MAX_SUBSCRIPTIONS {
+                return Some(error_frame(&format!(
+                    "at most {MAX_SUBSCRIPTIONS} topics per connection"
+                )));
+            }
+            if let Topic::Match(id) = topic {
+                match state.store.load(id).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Some(error_frame(&format!("no game {id}"))),
+                    Err(err) => {
+                        tracing::warn!("match store: {err}");
+                        return Some(error_frame("the match store is not answering; try again"));
+                    }
+                }
+            }
+            let mut messages = follow(state.store.clone(), &state.hub, topic, cursor);
+            let outgoing = outgoing.clone();
+            let name = topic_name(topic);
+            subscriptions.insert(
+                topic,
+                tokio::spawn(async move {
+                    while let Some(message) = messages.recv().await {
+                        let frame = Frame::Text(entry_frame(&name, &message).into());
+                        if outgoing.send(frame).await.is_err() {
+                            return;
+                        }
+                    }
+                }),
+            );
+            None
+        }
+        Request::Unsubscribe { topic: name } => {
+            let removed = parse_topic(&name).and_then(|topic| subscriptions.remove(&topic));
+            match removed {
+                Some(task) => {
+                    task.abort();
+                    let frame = serde_json::json!({ "topic": name, "kind": "unsubscribed" });
+                    Some(frame.to_string())
+                }
+                None => Some(error_frame(&format!("not subscribed to {name:?}"))),
+            }
+        }
+    }
+}
