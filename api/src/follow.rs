@@ -14,7 +14,9 @@ use std::sync::Arc;
 use livescore_store::{LogRead, MatchStore, Published, StoreError, Topic, parse_cursor};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::hub::{Hub, HubEvent, kind_of};
+use crate::ApiState;
+use crate::hub::{HubEvent, kind_of};
+use crate::metrics::Metrics;
 
 /// One message for a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,17 +50,15 @@ pub const CLIENT_QUEUE: usize = 256;
 
 /// Starts following `topic` after `cursor`; messages arrive on the returned channel, which
 /// closes when following ends (the reason is logged).
-pub fn follow(
-    store: Arc<dyn MatchStore>,
-    hub: &Hub,
-    topic: Topic,
-    cursor: Option<String>,
-) -> mpsc::Receiver<Message> {
-    let live = hub.subscribe(topic);
+pub fn follow(state: &ApiState, topic: Topic, cursor: Option<String>) -> mpsc::Receiver<Message> {
+    let live = state.hub.subscribe(topic);
     let (out, receiver) = mpsc::channel(CLIENT_QUEUE);
+    let store = Arc::clone(&state.store);
+    let metrics = Arc::clone(&state.metrics);
     tokio::spawn(async move {
         let mut follower = Follower {
             store,
+            metrics,
             topic,
             out,
             last: None,
@@ -74,6 +74,7 @@ pub fn follow(
 
 struct Follower {
     store: Arc<dyn MatchStore>,
+    metrics: Arc<Metrics>,
     topic: Topic,
     out: mpsc::Sender<Message>,
     /// The cursor of the last message sent.
@@ -97,6 +98,7 @@ impl Follower {
             let caught_up = match live.recv().await {
                 Ok(HubEvent::Entry { entry, kind }) => self.send_entry(entry, kind).await,
                 Ok(HubEvent::Missed) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Metrics::add(&self.metrics.catch_ups);
                     match self.last {
                         Some((ms, seq)) => self.catch_up(&format!("{ms}-{seq}")).await,
                         None => self.snapshot().await,
@@ -125,7 +127,10 @@ impl Follower {
                 }
                 Ok(())
             }
-            LogRead::Unknown => self.snapshot().await,
+            LogRead::Unknown => {
+                Metrics::add(&self.metrics.resync_snapshots);
+                self.snapshot().await
+            }
         }
     }
 
@@ -160,6 +165,11 @@ impl Follower {
     }
 
     async fn send(&self, message: Message) -> Result<(), Ended> {
-        self.out.send(message).await.map_err(|_| Ended::ClientGone)
+        self.out
+            .send(message)
+            .await
+            .map_err(|_| Ended::ClientGone)?;
+        Metrics::add(&self.metrics.messages_sent);
+        Ok(())
     }
 }

@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use livescore_store::{Live, MatchStore, Published, StoreError, Topic};
+use livescore_store::{Live, MatchStore, Published, StoreError, Topic, now_ms, parse_cursor};
+
+use crate::metrics::Metrics;
 use tokio::sync::broadcast;
 
 /// What a topic's subscribers receive.
@@ -28,14 +30,19 @@ const TOPIC_CAPACITY: usize = 1024;
 
 pub struct Hub {
     topics: Mutex<HashMap<Topic, broadcast::Sender<HubEvent>>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Hub {
     /// Subscribes to the store once and starts dispatching to topics.
-    pub async fn start(store: &dyn MatchStore) -> Result<Arc<Hub>, StoreError> {
+    pub async fn start(
+        store: &dyn MatchStore,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Hub>, StoreError> {
         let live = store.subscribe().await?;
         let hub = Arc::new(Hub {
             topics: Mutex::new(HashMap::new()),
+            metrics,
         });
         tokio::spawn(Arc::clone(&hub).dispatch(live));
         Ok(hub)
@@ -67,6 +74,7 @@ impl Hub {
         loop {
             match live.recv().await {
                 Ok(Live::Entry(entry)) => {
+                    self.record_lag(&entry);
                     let kind = kind_of(&entry);
                     let mut topics = self.lock();
                     let topic = entry.topic;
@@ -79,6 +87,7 @@ impl Hub {
                 }
                 Ok(Live::Interrupted) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     tracing::warn!("live entries may have been missed: every client catches up");
+                    Metrics::add(&self.metrics.live_interruptions);
                     for sender in self.lock().values() {
                         let _ = sender.send(HubEvent::Missed);
                     }
@@ -88,6 +97,20 @@ impl Hub {
                     return;
                 }
             }
+        }
+    }
+}
+
+impl Hub {
+    /// Redis stream ids start with the write's Unix milliseconds: now minus that is the lag.
+    fn record_lag(&self, entry: &Published) {
+        let written_ms = parse_cursor(&entry.cursor).map_or(0, |(ms, _)| ms);
+        // In-process stores count from 1 instead: no lag to measure there.
+        if written_ms > 1_000_000_000_000 {
+            let lag = now_ms().saturating_sub(written_ms);
+            self.metrics
+                .subscription_lag_ms
+                .store(lag as i64, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }

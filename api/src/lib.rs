@@ -5,30 +5,33 @@
 //! - `GET /games/{game_id}`: one game's full state and replay status
 //! - `GET /sse/games`, `GET /sse/games/{game_id}`: the same, live (see `sse.rs`)
 //! - `GET /ws`: WebSocket, the same topics, several per connection (see `ws.rs`)
-//! - `GET /healthz`: the process answers
+//! - `GET /healthz`: the process answers; `GET /readyz`: and the store answers (503 if not)
+//! - `GET /metrics`: Prometheus metrics
 //!
 //! Live clients share the replica's one store subscription (`hub.rs`) and follow their topic
 //! from a cursor, gaplessly (`follow.rs`).
 
 pub mod follow;
 pub mod hub;
+pub mod metrics;
 pub mod sse;
 pub mod ws;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use livescore_domain::MatchState;
+use livescore_domain::{MatchState, Status};
 use livescore_store::{MatchStore, MatchSummary, ReplayInfo, StoreError};
 
 use tokio::sync::watch;
 
 use crate::hub::Hub;
-use serde::Serialize;
+use crate::metrics::Metrics;
+use serde::{Deserialize, Serialize};
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -36,6 +39,7 @@ pub struct ApiState {
     pub hub: Arc<Hub>,
     /// Turns true when the server shuts down: WebSocket clients are told to reconnect.
     pub shutdown: watch::Receiver<bool>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl ApiState {
@@ -44,11 +48,13 @@ impl ApiState {
         store: Arc<dyn MatchStore>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<ApiState, StoreError> {
-        let hub = Hub::start(store.as_ref()).await?;
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::start(store.as_ref(), Arc::clone(&metrics)).await?;
         Ok(ApiState {
             store,
             hub,
             shutdown,
+            metrics,
         })
     }
 }
@@ -61,6 +67,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/sse/games/{game_id}", get(sse::game))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -99,8 +107,55 @@ impl From<StoreError> for ApiError {
     }
 }
 
-async fn games(State(state): State<ApiState>) -> Result<Json<Vec<MatchSummary>>, ApiError> {
-    Ok(Json(state.store.list().await?))
+async fn ready(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
+    state.store.ping().await?;
+    Ok("ready")
+}
+
+async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(state.hub.subscribers()),
+    )
+}
+
+#[derive(Deserialize)]
+struct GamesQuery {
+    /// `live` (started, not finished), `finished`, `not_started`, or any match status.
+    status: Option<String>,
+}
+
+async fn games(
+    State(state): State<ApiState>,
+    Query(query): Query<GamesQuery>,
+) -> Result<Json<Vec<MatchSummary>>, ApiError> {
+    let mut games = state.store.list().await?;
+    if let Some(wanted) = query.status {
+        let keep = status_filter(&wanted).ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown status {wanted:?}: use live, finished, not_started, or a match status \
+                     such as half_time"
+                ),
+            )
+        })?;
+        games.retain(|game| keep(game.headline.status));
+    }
+    Ok(Json(games))
+}
+
+/// The games a `?status=` filter keeps.
+fn status_filter(wanted: &str) -> Option<Box<dyn Fn(Status) -> bool>> {
+    match wanted {
+        "live" => Some(Box::new(|s| {
+            s != Status::NotStarted && s != Status::Finished
+        })),
+        other => {
+            let status: Status = serde_json::from_value(serde_json::Value::from(other)).ok()?;
+            Some(Box::new(move |s| s == status))
+        }
+    }
 }
 
 /// One game as `GET /games/{game_id}` shows it.

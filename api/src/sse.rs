@@ -18,6 +18,7 @@ use livescore_store::Topic;
 use serde::Deserialize;
 
 use crate::follow::{Message, follow};
+use crate::metrics::Connected;
 use crate::{ApiError, ApiState, game_id};
 
 /// How long a browser waits before reconnecting.
@@ -69,7 +70,8 @@ fn stream(
     topic: Topic,
     cursor: Option<String>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
-    let messages = follow(state.store.clone(), &state.hub, topic, cursor);
+    let messages = follow(state, topic, cursor);
+    let connected = Connected::new(&state.metrics, false);
     // The stream ends when the server shuts down, so that graceful shutdown does not wait for
     // clients that never leave; browsers reconnect (elsewhere) with their Last-Event-ID.
     let mut shutdown = state.shutdown.clone();
@@ -77,14 +79,18 @@ fn stream(
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
     let events =
-        futures_util::stream::unfold((messages, true), |(mut messages, first)| async move {
-            let message = messages.recv().await?;
-            let mut event = to_event(message);
-            if first {
-                event = event.retry(RETRY);
-            }
-            Some((Ok(event), (messages, false)))
-        });
+        // The connection counts as open as long as the stream holds `connected`.
+        futures_util::stream::unfold(
+            (messages, true, connected),
+            |(mut messages, first, connected)| async move {
+                let message = messages.recv().await?;
+                let mut event = to_event(message);
+                if first {
+                    event = event.retry(RETRY);
+                }
+                Some((Ok(event), (messages, false, connected)))
+            },
+        );
     Sse::new(events.take_until(stopped))
         .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
 }

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::ApiState;
 use crate::follow::{Message, follow};
+use crate::metrics::Connected;
 
 /// The largest frame or message a client may send.
 pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
@@ -89,6 +90,7 @@ fn entry_frame(topic: &str, message: &Message) -> String {
 }
 
 async fn connection(state: ApiState, socket: WebSocket) {
+    let _connected = Connected::new(&state.metrics, true);
     let (mut sink, mut stream) = socket.split();
     let (outgoing, mut frames) = mpsc::channel::<Frame>(OUTGOING);
 
@@ -189,7 +191,7 @@ async fn handle(
                     }
                 }
             }
-            let mut messages = follow(state.store.clone(), &state.hub, topic, cursor);
+            let mut messages = follow(state, topic, cursor);
             let outgoing = outgoing.clone();
             let name = topic_name(topic);
             subscriptions.insert(

@@ -62,6 +62,9 @@ pub trait MatchStore: Send + Sync + 'static {
 
     /// Deletes everything, epoch included: the projector will rebuild from the event log.
     async fn clear(&self) -> Result<(), StoreError>;
+
+    /// Answers when the store does (Redis: PING).
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// A stream id `<ms>-<seq>` as a comparable pair, if it is one.

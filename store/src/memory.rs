@@ -196,6 +196,10 @@ impl MatchStore for MemoryStore {
         Ok(self.shared.live.subscribe())
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn clear(&self) -> Result<(), StoreError> {
         let mut state = self.lock();
         let made = state.epochs_made;

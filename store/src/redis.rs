@@ -381,6 +381,12 @@ impl MatchStore for RedisStore {
         Ok(sender.subscribe())
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
     async fn clear(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let pattern = format!("{}:*", self.prefix);

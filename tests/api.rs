@@ -1,0 +1,136 @@
+//! The REST side of an API replica, over the in-process engines: games and their filter, one
+//! game, health, readiness and metrics, and clear errors.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use livescore_api::{ApiState, router};
+use livescore_catalog::Catalog;
+use livescore_domain::{Breaks, ReplayStatus, Speed};
+use livescore_eventlog::memory::MemoryLog;
+use livescore_producer::ReplayManager;
+use livescore_projector::{Projector, ProjectorConfig};
+use livescore_store::MatchStore;
+use livescore_store::memory::MemoryStore;
+use tower::ServiceExt;
+
+/// An API over a store holding two finished replays (7471, 7457) and one paused one (15986).
+async fn api() -> axum::Router {
+    let log = MemoryLog::new(6);
+    let store: Arc<dyn MatchStore> = Arc::new(MemoryStore::new());
+    let projector = Projector::new(
+        Arc::new(log.clone()),
+        Arc::clone(&store),
+        ProjectorConfig::default(),
+    );
+    tokio::spawn(projector.run(std::future::pending()));
+    let catalog =
+        Arc::new(Catalog::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap());
+    let replays = ReplayManager::new(Arc::new(log), catalog, Breaks::default());
+    replays.start("7471", Speed::Max).await.unwrap();
+    replays.start("7457", Speed::Max).await.unwrap();
+    replays.start("15986", Speed::Factor(10.0)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // Paused once it has kicked off.
+    while replays.status(15986).unwrap().events_sent < 10 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    replays.pause(15986).unwrap();
+    loop {
+        let list = store.list().await.unwrap();
+        let done = list
+            .iter()
+            .filter(|g| g.replay.status == ReplayStatus::Finished)
+            .count();
+        let paused = list.iter().any(|g| g.replay.status == ReplayStatus::Paused);
+        if done == 2 && paused {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (_, shutdown) = tokio::sync::watch::channel(false);
+    router(ApiState::new(store, shutdown).await.unwrap())
+}
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String) {
+    let response = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn ids(body: &str) -> Vec<u64> {
+    let games: Vec<serde_json::Value> = serde_json::from_str(body).unwrap();
+    let mut ids: Vec<u64> = games
+        .iter()
+        .map(|g| g["match_id"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn games_are_listed_and_filtered_by_status() {
+    let app = api().await;
+    let (status, body) = get(&app, "/games").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&body), vec![7457, 7471, 15986]);
+    assert_eq!(
+        ids(&get(&app, "/games?status=finished").await.1),
+        vec![7457, 7471]
+    );
+    assert_eq!(ids(&get(&app, "/games?status=live").await.1), vec![15986]);
+    assert!(ids(&get(&app, "/games?status=half_time").await.1).is_empty());
+    let (status, body) = get(&app, "/games?status=exciting").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("unknown status"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_game_or_a_clear_404() {
+    let app = api().await;
+    let (status, body) = get(&app, "/games/7457").await;
+    assert_eq!(status, StatusCode::OK);
+    let game: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        game["state"]["score"],
+        serde_json::json!({"home": 3, "away": 4})
+    );
+    assert_eq!(game["replay"]["status"], "finished");
+    for uri in ["/games/1", "/games/abc", "/games/..%2F..", "/sse/games/1"] {
+        let (status, body) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(body.contains("\"error\""), "{uri}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let app = api().await;
+    assert_eq!(get(&app, "/healthz").await, (StatusCode::OK, "ok".into()));
+    assert_eq!(get(&app, "/readyz").await, (StatusCode::OK, "ready".into()));
+    let (status, metrics) = get(&app, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    for name in [
+        "livescore_connections{transport=\"sse\"} 0",
+        "livescore_connections{transport=\"ws\"} 0",
+        "livescore_messages_sent_total",
+        "livescore_catch_ups_total",
+        "livescore_resync_snapshots_total",
+        "livescore_subscription_lag_ms",
+    ] {
+        assert!(metrics.contains(name), "{name} in:\n{metrics}");
+    }
+}
