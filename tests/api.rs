@@ -134,3 +134,84 @@ async fn health_readiness_and_metrics() {
         assert!(metrics.contains(name), "{name} in:\n{metrics}");
     }
 }
+
+/// A client that stops reading is let go once its queue has stayed full for the slow-client
+/// time; one that reads keeps up all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_let_go_and_the_others_keep_up() {
+    use livescore_api::follow::follow;
+    use livescore_store::Topic;
+
+    let log = MemoryLog::new(6);
+    let store: Arc<dyn MatchStore> = Arc::new(MemoryStore::new());
+    let projector = Projector::new(
+        Arc::new(log.clone()),
+        Arc::clone(&store),
+        ProjectorConfig::default(),
+    );
+    tokio::spawn(projector.run(std::future::pending()));
+    let catalog =
+        Arc::new(Catalog::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap());
+    let replays = ReplayManager::new(Arc::new(log), catalog, Breaks::default());
+    replays.start("7471", Speed::Factor(1.0)).await.unwrap();
+    replays.pause(7471).unwrap();
+    while store.load(7471).await.unwrap().is_none() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let mut state = ApiState::new(Arc::clone(&store), shutdown).await.unwrap();
+    state.slow_client = Duration::from_millis(300);
+    state.client_queue = 16;
+
+    let mut slow = follow(&state, Topic::Match(7471), None);
+    let mut reader = follow(&state, Topic::Match(7471), None);
+    let reading = tokio::spawn(async move {
+        let mut count = 0;
+        while let Some(message) = reader.recv().await {
+            count += 1;
+            if message.kind == "replay" && message.json.contains("\"finished\"") {
+                return count;
+            }
+        }
+        panic!("the reading client was let go");
+    });
+    replays.set_speed(7471, Speed::Max).unwrap();
+    replays.resume(7471).unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(30), reading)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        read > 16,
+        "the match has more entries than one client's queue"
+    );
+
+    // Without reading, the slow client is let go once its queue has been full for 300 ms...
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !state
+        .metrics
+        .render(0)
+        .contains("livescore_slow_client_closes_total 1")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow client was never let go"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...having held no more than its queue.
+    let mut held = 0;
+    while tokio::time::timeout(Duration::from_secs(5), slow.recv())
+        .await
+        .expect("closed, not hanging")
+        .is_some()
+    {
+        held += 1;
+    }
+    assert!(held <= 16, "held {held}: no more than its queue");
+    let metrics = state.metrics.render(0);
+    assert!(
+        metrics.contains("livescore_slow_client_closes_total 1"),
+        "{metrics}"
+    );
+}

@@ -10,6 +10,7 @@
 //! So a client sees every entry once, in order, whichever replica it reconnects to.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use livescore_store::{LogRead, MatchStore, Published, StoreError, Topic, parse_cursor};
 use tokio::sync::{broadcast, mpsc};
@@ -33,6 +34,9 @@ pub struct Message {
 pub enum Ended {
     /// The client went away.
     ClientGone,
+    /// The client read nothing for too long while messages waited: it is let go, and resumes
+    /// with its cursor when it reconnects.
+    TooSlow,
     /// The topic does not exist (a match the store does not hold).
     NoSuchTopic,
     Store(StoreError),
@@ -45,26 +49,31 @@ impl From<StoreError> for Ended {
 }
 
 /// How many messages may wait for one client before following pauses (and, if the live channel
-/// moves on meanwhile, catches up from the store).
+/// moves on meanwhile, catches up from the store). A client whose queue stays full for
+/// `ApiState::slow_client` is let go: memory per client is bounded by this queue. The default of
+/// `ApiState::client_queue`.
 pub const CLIENT_QUEUE: usize = 256;
 
 /// Starts following `topic` after `cursor`; messages arrive on the returned channel, which
 /// closes when following ends (the reason is logged).
 pub fn follow(state: &ApiState, topic: Topic, cursor: Option<String>) -> mpsc::Receiver<Message> {
     let live = state.hub.subscribe(topic);
-    let (out, receiver) = mpsc::channel(CLIENT_QUEUE);
+    let (out, receiver) = mpsc::channel(state.client_queue.max(1));
     let store = Arc::clone(&state.store);
     let metrics = Arc::clone(&state.metrics);
+    let patience = state.slow_client;
     tokio::spawn(async move {
         let mut follower = Follower {
             store,
             metrics,
+            patience,
             topic,
             out,
             last: None,
         };
         match follower.run(live, cursor).await {
             Ended::ClientGone => {}
+            Ended::TooSlow => tracing::info!(?topic, "let a client go: it stopped reading"),
             Ended::NoSuchTopic => tracing::debug!(?topic, "no such topic"),
             Ended::Store(err) => tracing::warn!(?topic, "stopped following: {err}"),
         }
@@ -75,6 +84,8 @@ pub fn follow(state: &ApiState, topic: Topic, cursor: Option<String>) -> mpsc::R
 struct Follower {
     store: Arc<dyn MatchStore>,
     metrics: Arc<Metrics>,
+    /// How long a message may wait for room in the client's queue.
+    patience: Duration,
     topic: Topic,
     out: mpsc::Sender<Message>,
     /// The cursor of the last message sent.
@@ -165,11 +176,16 @@ impl Follower {
     }
 
     async fn send(&self, message: Message) -> Result<(), Ended> {
-        self.out
-            .send(message)
-            .await
-            .map_err(|_| Ended::ClientGone)?;
-        Metrics::add(&self.metrics.messages_sent);
-        Ok(())
+        match tokio::time::timeout(self.patience, self.out.send(message)).await {
+            Ok(Ok(())) => {
+                Metrics::add(&self.metrics.messages_sent);
+                Ok(())
+            }
+            Ok(Err(_)) => Err(Ended::ClientGone),
+            Err(_) => {
+                Metrics::add(&self.metrics.slow_client_closes);
+                Err(Ended::TooSlow)
+            }
+        }
     }
 }

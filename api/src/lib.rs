@@ -18,6 +18,7 @@ pub mod sse;
 pub mod ws;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -40,7 +41,14 @@ pub struct ApiState {
     /// Turns true when the server shuts down: WebSocket clients are told to reconnect.
     pub shutdown: watch::Receiver<bool>,
     pub metrics: Arc<Metrics>,
+    /// How long a client may leave its queue full before it is let go.
+    pub slow_client: Duration,
+    /// How many messages may wait for one client (see `follow::CLIENT_QUEUE`).
+    pub client_queue: usize,
 }
+
+/// The default of [`ApiState::slow_client`].
+pub const SLOW_CLIENT: Duration = Duration::from_secs(30);
 
 impl ApiState {
     /// Connects the replica's fan-out to the store.
@@ -55,6 +63,8 @@ impl ApiState {
             hub,
             shutdown,
             metrics,
+            slow_client: SLOW_CLIENT,
+            client_queue: follow::CLIENT_QUEUE,
         })
     }
 }

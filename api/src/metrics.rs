@@ -15,6 +15,8 @@ pub struct Metrics {
     pub catch_ups: AtomicU64,
     /// Snapshots sent because a client's cursor was unknown (too old, another store, garbage).
     pub resync_snapshots: AtomicU64,
+    /// Clients let go because they stopped reading.
+    pub slow_client_closes: AtomicU64,
     /// Times the replica's store subscription was interrupted or fell behind.
     pub live_interruptions: AtomicU64,
     /// Milliseconds between a write to Redis and its arrival here, last seen.
@@ -78,6 +80,12 @@ impl Metrics {
                 "counter",
                 "Snapshots sent for unknown cursors.",
                 count(&self.resync_snapshots),
+            ),
+            (
+                "livescore_slow_client_closes_total",
+                "counter",
+                "Clients let go because they stopped reading.",
+                count(&self.slow_client_closes),
             ),
             (
                 "livescore_live_interruptions_total",

@@ -94,8 +94,10 @@ async fn connection(state: ApiState, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let (outgoing, mut frames) = mpsc::channel::<Frame>(OUTGOING);
 
-    // The send task: frames in order, a ping every 15 s, a close when the server stops.
+    // The send task: frames in order, a ping every 15 s, a close when the server stops. A frame
+    // the socket does not take within the slow-client time ends the connection.
     let mut shutdown = state.shutdown.clone();
+    let patience = state.slow_client;
     let mut send_task = tokio::spawn(async move {
         let mut ping = tokio::time::interval(PING_EVERY);
         loop {
@@ -111,7 +113,8 @@ async fn connection(state: ApiState, socket: WebSocket) {
                 })),
             };
             let closing = matches!(frame, Frame::Close(_));
-            if sink.send(frame).await.is_err() || closing {
+            let sent = tokio::time::timeout(patience, sink.send(frame)).await;
+            if !matches!(sent, Ok(Ok(()))) || closing {
                 return;
             }
         }
@@ -203,6 +206,17 @@ async fn handle(
                             return;
                         }
                     }
+                    // Following ended (the client was too slow, or the store failed): close, so
+                    // the client reconnects and resumes with its cursor.
+                    let close = Frame::Close(Some(CloseFrame {
+                        code: close_code::AGAIN,
+                        reason: format!(
+                            "{name}: stream ended; reconnect and resume with your cursor"
+                        )
+                        .into(),
+                    }));
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), outgoing.send(close)).await;
                 }),
             );
             None
