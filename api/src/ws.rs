@@ -41,6 +41,11 @@ pub async fn upgrade(State(state): State<ApiState>, upgrade: WebSocketUpgrade) -
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
+        // tungstenite reserves 128 KiB per socket for reading by default; clients here send a
+        // few hundred bytes at a time. Frames are written as they come (no write batching):
+        // each one is a live update someone is waiting for.
+        .read_buffer_size(MAX_CLIENT_MESSAGE)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| connection(state, socket))
 }
 
