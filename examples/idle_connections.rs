@@ -22,7 +22,9 @@ async fn main() -> anyhow::Result<()> {
                 use tokio_tungstenite::tungstenite::Message;
                 let url = format!("{}/ws", base.replace("http://", "ws://"));
                 let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
-                socket.send(Message::text(r#"{"op":"subscribe","topic":"games"}"#)).await?;
+                socket
+                    .send(Message::text(r#"{"op":"subscribe","topic":"games"}"#))
+                    .await?;
                 socket.next().await;
                 // Hold it, answering pings.
                 while socket.next().await.is_some() {}

@@ -215,3 +215,80 @@ async fn a_client_that_stops_reading_is_let_go_and_the_others_keep_up() {
         "{metrics}"
     );
 }
+
+/// Every `"$ref"` in a JSON document.
+fn refs(value: &serde_json::Value, found: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    ("$ref", serde_json::Value::String(target)) => found.push(target.clone()),
+                    _ => refs(inner, found),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| refs(item, found)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_complete_and_its_page_needs_no_network() {
+    let app = api().await;
+    let (status, body) = get(&app, "/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/games",
+        "/games/{game_id}",
+        "/sse/games",
+        "/sse/games/{game_id}",
+        "/ws",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is documented");
+    }
+    let schemas = &doc["components"]["schemas"];
+    for schema in [
+        "MatchState",
+        "Update",
+        "Entry",
+        "MatchSummary",
+        "Request",
+        "ServerFrame",
+        "ErrorBody",
+        "Speed",
+    ] {
+        assert!(schemas.get(schema).is_some(), "{schema} is documented");
+    }
+    // Every reference resolves.
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(found.len() > 20);
+    for target in found {
+        let name = target.strip_prefix("#/components/schemas/").unwrap();
+        assert!(schemas.get(name).is_some(), "{target} resolves");
+    }
+
+    // The docs page and everything it loads come from this server: nothing from the network.
+    let (status, page) = get(&app, "/docs/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
+    let assets: Vec<&str> = page
+        .split(['"', '\''])
+        .filter(|part| part.ends_with(".js") || part.ends_with(".css"))
+        .collect();
+    assert!(assets.len() >= 4, "{assets:?}");
+    for asset in assets {
+        let (status, body) = get(&app, &format!("/docs/{}", asset.trim_start_matches("./"))).await;
+        assert_eq!(status, StatusCode::OK, "{asset}");
+        assert!(!body.is_empty(), "{asset}");
+    }
+    let (_, initializer) = get(&app, "/docs/swagger-initializer.js").await;
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
+}

@@ -7,6 +7,7 @@
 //! - `GET /ws`: WebSocket, the same topics, several per connection (see `ws.rs`)
 //! - `GET /healthz`: the process answers; `GET /readyz`: and the store answers (503 if not)
 //! - `GET /metrics`: Prometheus metrics
+//! - `GET /openapi.json`, `GET /docs/`: the OpenAPI document and its interactive page
 //!
 //! Live clients share the replica's one store subscription (`hub.rs`) and follow their topic
 //! from a cursor, gaplessly (`follow.rs`).
@@ -14,6 +15,7 @@
 pub mod follow;
 pub mod hub;
 pub mod metrics;
+pub mod openapi;
 pub mod sse;
 pub mod ws;
 
@@ -76,6 +78,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/sse/games", get(sse::games))
         .route("/sse/games/{game_id}", get(sse::game))
         .route("/ws", get(ws::upgrade))
+        .merge(openapi::docs())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -84,6 +87,12 @@ pub fn router(state: ApiState) -> Router {
 
 /// An error answer: a status code and `{"error": "..."}`.
 pub struct ApiError(StatusCode, String);
+
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
 
 impl ApiError {
     pub fn not_found(raw_id: &str) -> ApiError {
@@ -103,7 +112,7 @@ pub fn game_id(raw_id: &str) -> Result<u64, ApiError> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
     }
 }
 
@@ -117,11 +126,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Ready when the match store answers.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "ready", body = String),
+              (status = 503, description = "the store is not answering", body = ErrorBody)))]
 async fn ready(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
     state.store.ping().await?;
     Ok("ready")
 }
 
+/// Prometheus metrics, in the text format.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "metrics", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -129,12 +145,16 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 struct GamesQuery {
     /// `live` (started, not finished), `finished`, `not_started`, or any match status.
     status: Option<String>,
 }
 
+/// Every game the store knows, most recently changed first.
+#[utoipa::path(get, path = "/games", tag = "games", params(GamesQuery),
+    responses((status = 200, description = "the games", body = Vec<MatchSummary>),
+              (status = 400, description = "unknown status", body = ErrorBody)))]
 async fn games(
     State(state): State<ApiState>,
     Query(query): Query<GamesQuery>,
@@ -169,12 +189,17 @@ fn status_filter(wanted: &str) -> Option<Box<dyn Fn(Status) -> bool>> {
 }
 
 /// One game as `GET /games/{game_id}` shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct GameView {
     pub state: MatchState,
     pub replay: ReplayInfo,
 }
 
+/// One game's full state and replay status.
+#[utoipa::path(get, path = "/games/{game_id}", tag = "games",
+    params(("game_id" = String, Path, description = "a StatsBomb match id")),
+    responses((status = 200, description = "the game", body = GameView),
+              (status = 404, description = "no such game", body = ErrorBody)))]
 async fn game(
     State(state): State<ApiState>,
     Path(raw_id): Path<String>,

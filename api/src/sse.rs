@@ -14,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
-use livescore_store::Topic;
+use livescore_store::{Entry, MatchSummary, Topic};
 use serde::Deserialize;
 
 use crate::follow::{Message, follow};
@@ -25,8 +25,9 @@ use crate::{ApiError, ApiState, game_id};
 const RETRY: Duration = Duration::from_secs(2);
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct ResumeQuery {
+    /// Resume after this cursor (for a first connection; browsers send the Last-Event-ID header).
     last_event_id: Option<String>,
 }
 
@@ -40,6 +41,12 @@ fn resume_cursor(headers: &HeaderMap, query: ResumeQuery) -> Option<String> {
         .filter(|cursor| !cursor.is_empty())
 }
 
+/// Every game's summary, live: a `snapshot` event (`{"kind": "snapshot", "games": [...]}`),
+/// then a `game` event (a `MatchSummary`) whenever a game's headline or replay changes.
+#[utoipa::path(get, path = "/sse/games", tag = "live", params(ResumeQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "resume after this cursor")),
+    responses((status = 200, description = "an event stream", content_type = "text/event-stream",
+        body = MatchSummary)))]
 pub async fn games(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -48,6 +55,14 @@ pub async fn games(
     stream(&state, Topic::Feed, resume_cursor(&headers, query))
 }
 
+/// One match, live: a `snapshot` event first, then `update` and `replay` events (each an
+/// `Entry`), with `id:` = the cursor to resume after.
+#[utoipa::path(get, path = "/sse/games/{game_id}", tag = "live", params(
+        ("game_id" = String, Path, description = "a StatsBomb match id"), ResumeQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "resume after this cursor")),
+    responses((status = 200, description = "an event stream", content_type = "text/event-stream",
+        body = Entry),
+        (status = 404, description = "no such game", body = crate::ErrorBody)))]
 pub async fn game(
     State(state): State<ApiState>,
     Path(raw_id): Path<String>,

@@ -37,6 +37,26 @@ pub const MAX_SUBSCRIPTIONS: usize = 64;
 const OUTGOING: usize = 256;
 const PING_EVERY: Duration = Duration::from_secs(15);
 
+/// What the server sends on a WebSocket: an entry of a subscribed topic, `{"topic", "kind":
+/// "unsubscribed"}`, or `{"kind": "error", "message"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ServerFrame {
+    /// `games` or `game:<id>`; absent on errors.
+    pub topic: Option<String>,
+    /// `snapshot`, `update`, `replay`, `game`, `unsubscribed` or `error`.
+    pub kind: String,
+    /// The cursor to resume after.
+    pub cursor: Option<String>,
+    /// The entry: an `Entry` for a match, a `MatchSummary` (or the games snapshot) for `games`.
+    #[schema(value_type = Object)]
+    pub data: Option<serde_json::Value>,
+    /// For errors: what was wrong with the request.
+    pub message: Option<String>,
+}
+
+/// WebSocket: send `Request`s, receive `ServerFrame`s (see the module documentation).
+#[utoipa::path(get, path = "/ws", tag = "live",
+    responses((status = 101, description = "switching to the WebSocket protocol")))]
 pub async fn upgrade(State(state): State<ApiState>, upgrade: WebSocketUpgrade) -> Response {
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
@@ -49,9 +69,10 @@ pub async fn upgrade(State(state): State<ApiState>, upgrade: WebSocketUpgrade) -
         .on_upgrade(move |socket| connection(state, socket))
 }
 
-#[derive(Deserialize)]
+/// What a WebSocket client sends.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-enum Request {
+pub enum Request {
     Subscribe {
         topic: String,
         #[serde(default)]

@@ -8,12 +8,14 @@ use crate::statsbomb::{Event, EventKind, MatchMetadata};
 
 /// A team as the scoreboard names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TeamRef {
     pub id: u64,
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MatchInfo {
     pub match_id: u64,
     pub home: TeamRef,

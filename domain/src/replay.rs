@@ -93,9 +93,36 @@ impl<'de> Deserialize<'de> for Speed {
     }
 }
 
+/// A speed is a number (a factor of real time) or the string "max".
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Speed {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .minimum(Some(Speed::MIN_FACTOR))
+                    .maximum(Some(Speed::MAX_FACTOR))
+                    .description(Some("match seconds per wall-clock second")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["max"]))
+                    .description(Some("as fast as the pipeline takes it")),
+            )
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Speed {}
+
 /// Where a replay stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ReplayStatus {
     Running,
     Paused,

@@ -13,6 +13,7 @@ use crate::info::MatchInfo;
 /// Home or away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Side {
     Home,
     Away,
@@ -29,6 +30,7 @@ impl Side {
 
 /// One value per side: the score, each team's statistics, each team's lineup.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sides<T> {
     pub home: T,
     pub away: T,
@@ -53,10 +55,21 @@ impl<T> Sides<T> {
 /// Goals per side. The shoot-out tally is a `Score` too, but never added to the match score.
 pub type Score = Sides<u8>;
 
+/// How a [`Score`] looks on the wire, for the OpenAPI document (its generic `Sides<u8>` would
+/// refer to a schema for `u8`, which OpenAPI does not have).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ScoreSchema {
+    pub home: u8,
+    pub away: u8,
+}
+
 /// Where the match stands. Breaks between periods are statuses of their own, so a client can label
 /// them (HT, ET, FT...) without knowing the period rules.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Status {
     #[default]
     NotStarted,
@@ -128,6 +141,7 @@ impl Status {
 /// The match clock as a scoreboard shows it: `minute` runs up to the end of the period's regular
 /// time and `added` counts stoppage time beyond it, so 45+2 is `{minute: 45, added: 2}`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Clock {
     pub minute: u16,
     pub added: u16,
@@ -186,6 +200,7 @@ pub fn regular_end_minute(period: u8) -> u16 {
 
 /// A player as the scoreboard names them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Player {
     pub id: u64,
     pub name: String,
@@ -193,12 +208,14 @@ pub struct Player {
 
 /// A team's formation ("4-2-3-1") and starting players.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lineup {
     pub formation: String,
     pub players: Vec<LineupPlayer>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LineupPlayer {
     pub id: u64,
     pub name: String,
@@ -222,6 +239,7 @@ pub fn formation_label(formation: u32) -> String {
 /// Something a viewer is told about the moment it happens: a goal, a card, a substitution.
 /// `id` is the StatsBomb id of the event that caused it, so clients can recognise an amendment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Incident {
     pub id: String,
     pub period: u8,
@@ -234,6 +252,7 @@ pub struct Incident {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum IncidentDetail {
     Goal {
         /// The player who put the ball in the net (for an own goal, a player of the other team).
@@ -255,6 +274,7 @@ pub enum IncidentDetail {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum GoalKind {
     OpenPlay,
     Penalty,
@@ -264,6 +284,7 @@ pub enum GoalKind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Card {
     Yellow,
     SecondYellow,
@@ -272,12 +293,15 @@ pub enum Card {
 
 /// A penalty shoot-out: its own tally, and each kick in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Shootout {
+    #[cfg_attr(feature = "openapi", schema(value_type = ScoreSchema))]
     pub score: Score,
     pub kicks: Vec<ShootoutKick>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShootoutKick {
     pub side: Side,
     pub player: Option<Player>,
@@ -286,6 +310,7 @@ pub struct ShootoutKick {
 
 /// One team's statistics over periods 1 to 4 (the shoot-out does not count).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TeamStats {
     pub shots: u16,
     pub shots_on_target: u16,
@@ -305,6 +330,7 @@ pub struct TeamStats {
 
 /// The attacking threat of one match minute: positive for home, negative for away.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MomentumPoint {
     pub period: u8,
     pub clock: Clock,
@@ -313,12 +339,14 @@ pub struct MomentumPoint {
 
 /// Everything a viewer sees of one match.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MatchState {
     pub info: MatchInfo,
     pub status: Status,
     /// 0 before kick-off, then 1 to 5 (3 and 4 are extra time, 5 the shoot-out).
     pub period: u8,
     pub clock: Clock,
+    #[cfg_attr(feature = "openapi", schema(value_type = ScoreSchema))]
     pub score: Score,
     /// Present once a shoot-out starts.
     pub shootout: Option<Shootout>,

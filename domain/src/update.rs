@@ -13,6 +13,7 @@ use crate::state::{
 
 /// One change a viewer can see, caused by the StatsBomb event `event_index` of match `match_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Update {
     pub match_id: u64,
     pub event_index: u32,
@@ -23,12 +24,15 @@ pub struct Update {
 
 /// The scoreboard line, as it stands after the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Headline {
     pub status: Status,
     pub period: u8,
     pub clock: Clock,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::state::ScoreSchema))]
     pub score: Score,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::state::ScoreSchema>))]
     pub shootout: Option<Score>,
 }
 
@@ -46,6 +50,7 @@ impl Headline {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Change {
     /// A team's starting lineup and formation are known.
     Lineup {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a match's replay stands, as viewers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplayInfo {
     pub run: u64,
     pub status: ReplayStatus,
@@ -40,6 +41,7 @@ impl StoredMatch {
 
 /// A line of the games list: who plays, the scoreboard, and the replay.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MatchSummary {
     pub match_id: u64,
     pub info: MatchInfo,
@@ -52,6 +54,7 @@ pub struct MatchSummary {
 /// One entry of a match's log, as clients receive it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Entry {
     /// The whole state: the first entry of a run (a replay started or restarted).
     Snapshot {
