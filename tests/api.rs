@@ -20,8 +20,9 @@ use livescore_store::MatchStore;
 use livescore_store::memory::MemoryStore;
 use tower::ServiceExt;
 
-/// An API over a store holding two finished replays (7471, 7457) and one paused one (15986).
-async fn api() -> axum::Router {
+/// An API over a store holding two finished replays (7471, 7457) and one paused one (15986),
+/// and the sender that would shut it down (keep it: once it is gone, streams end).
+async fn api() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
     let log = MemoryLog::new(6);
     let store: Arc<dyn MatchStore> = Arc::new(MemoryStore::new());
     let projector = Projector::new(
@@ -56,8 +57,8 @@ async fn api() -> axum::Router {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let (_, shutdown) = tokio::sync::watch::channel(false);
-    router(ApiState::new(store, shutdown).await.unwrap())
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    (router(ApiState::new(store, shutdown).await.unwrap()), stop)
 }
 
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String) {
@@ -83,7 +84,7 @@ fn ids(body: &str) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn games_are_listed_and_filtered_by_status() {
-    let app = api().await;
+    let (app, _stop) = api().await;
     let (status, body) = get(&app, "/games").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ids(&body), vec![7457, 7471, 15986]);
@@ -100,7 +101,7 @@ async fn games_are_listed_and_filtered_by_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_game_or_a_clear_404() {
-    let app = api().await;
+    let (app, _stop) = api().await;
     let (status, body) = get(&app, "/games/7457").await;
     assert_eq!(status, StatusCode::OK);
     let game: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -118,7 +119,7 @@ async fn one_game_or_a_clear_404() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics() {
-    let app = api().await;
+    let (app, _stop) = api().await;
     assert_eq!(get(&app, "/healthz").await, (StatusCode::OK, "ok".into()));
     assert_eq!(get(&app, "/readyz").await, (StatusCode::OK, "ready".into()));
     let (status, metrics) = get(&app, "/metrics").await;
@@ -234,7 +235,7 @@ fn refs(value: &serde_json::Value, found: &mut Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_is_complete_and_its_page_needs_no_network() {
-    let app = api().await;
+    let (app, _stop) = api().await;
     let (status, body) = get(&app, "/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -291,4 +292,69 @@ async fn the_openapi_document_is_complete_and_its_page_needs_no_network() {
     }
     let (_, initializer) = get(&app, "/docs/swagger-initializer.js").await;
     assert!(initializer.contains("/openapi.json"), "{initializer}");
+}
+
+/// The first SSE event of `uri` (with an optional Last-Event-ID header): (id, event name).
+async fn first_sse_event(
+    app: &axum::Router,
+    uri: &str,
+    last_event_id: Option<&str>,
+) -> (Option<String>, String) {
+    let mut request = Request::get(uri);
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{uri}");
+    let mut body = response.into_body();
+    let mut text = String::new();
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+        if let Some(end) = text.find("\n\n") {
+            let block = &text[..end];
+            let id = block
+                .lines()
+                .find_map(|l| l.strip_prefix("id: "))
+                .map(str::to_owned);
+            let event = block
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or_default()
+                .to_owned();
+            return (id, event);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_resumes_after_the_cursor_from_the_header_or_the_query() {
+    let (app, _stop) = api().await;
+    let (last, event) = first_sse_event(&app, "/sse/games/7457", None).await;
+    assert_eq!(event, "snapshot");
+    let last = last.expect("the snapshot carries the cursor it reflects");
+    let (n, _) = last.split_once('-').unwrap();
+    // A cursor a few entries back: resuming sends what came after it, not a snapshot.
+    let earlier = format!("{}-0", n.parse::<u64>().unwrap() - 3);
+    let uri = format!("/sse/games/7457?last_event_id={earlier}");
+    let (id, event) = first_sse_event(&app, &uri, None).await;
+    assert_ne!(event, "snapshot");
+    let after = |id: &str| id.split_once('-').unwrap().0.parse::<u64>().unwrap();
+    assert!(after(&id.unwrap()) > after(&earlier));
+    // The header wins over the query; a garbage cursor gets a fresh snapshot.
+    let (_, event) = first_sse_event(&app, &uri, Some("garbage")).await;
+    assert_eq!(event, "snapshot");
+    let (id, event) = first_sse_event(&app, "/sse/games?last_event_id=nonsense", None).await;
+    assert_eq!(event, "snapshot");
+    assert!(id.is_some());
 }

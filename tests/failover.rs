@@ -377,3 +377,53 @@ async fn websocket_bad_requests_get_clear_errors_and_the_connection_carries_on()
     assert!(closed, "an oversized frame ends the connection");
     setup.store.clear().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_redis_subscription_drops_backfills_what_it_missed() {
+    let setup = setup(1500.0).await;
+    let b_base = setup.b.base.clone();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let b_base = b_base.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                assert!(
+                    listen(&b_base, None, &mut seen).await,
+                    "finished without a break"
+                );
+                seen
+            })
+        })
+        .collect();
+    // Cut every pub/sub connection of the server in the middle of the match: the replicas
+    // resubscribe, and entries published meanwhile reach their clients from the streams.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        killed >= 2,
+        "the replicas' subscriptions were cut ({killed})"
+    );
+    for client in clients {
+        let seen = client.await.unwrap();
+        setup.assert_exact(&seen).await;
+    }
+    let metrics = reqwest::get(format!("{b_base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("livescore_live_interruptions_total 0"),
+        "the replica noticed: {metrics}"
+    );
+    setup.store.clear().await.unwrap();
+}
