@@ -36,6 +36,9 @@ pub struct HttpArgs {
     /// Address to serve HTTP on.
     #[arg(long, env = "LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+    /// The web UI's static files (API and `up` only).
+    #[arg(long, env = "WEB_DIR", default_value = "web")]
+    pub web_dir: PathBuf,
 }
 
 /// What the producer needs besides the log.

@@ -177,10 +177,11 @@ async fn up(
     let control = startup::control(Arc::clone(&log), &producer)?;
     let projector = startup::projector(log, Arc::clone(&store), &projector, false);
     let mut projecting = tokio::spawn(projector.run(startup::stopped(shutdown.clone())));
-    let api = livescore_api::ApiState::new(store, shutdown.clone())
+    let mut api = livescore_api::ApiState::new(store, shutdown.clone())
         .await
         .context("cannot subscribe to the match store")?;
-    let app = livescore_api::router(api).merge(livescore_producer::router(control.clone()));
+    api.web_dir.clone_from(&http.web_dir);
+    let app = livescore_producer::router(control.clone()).merge(livescore_api::router(api));
     print_banner(&http, &control, producer.admin_token.is_none());
     tokio::select! {
         served = startup::serve(&http, app, shutdown.clone()) => served,
@@ -230,9 +231,10 @@ async fn projector_role(
 async fn api_role(store: StoreArgs, http: HttpArgs) -> anyhow::Result<()> {
     let shutdown = startup::shutdown_signal();
     let store = startup::connect_store(&store, Engines::Required).await?;
-    let api = livescore_api::ApiState::new(store, shutdown.clone())
+    let mut api = livescore_api::ApiState::new(store, shutdown.clone())
         .await
         .context("cannot subscribe to the match store")?;
+    api.web_dir.clone_from(&http.web_dir);
     let app = livescore_api::router(api);
     tracing::info!(listen = %http.listen, "API replica up");
     startup::serve(&http, app, shutdown).await

@@ -358,3 +358,24 @@ async fn sse_resumes_after_the_cursor_from_the_header_or_the_query() {
     assert_eq!(event, "snapshot");
     assert!(id.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_ui_is_served_with_the_statsbomb_credit() {
+    let (app, _stop) = api().await;
+    let (status, page) = get(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("<script src=\"/app.js\">"), "{page}");
+    assert!(page.contains("Data: StatsBomb"));
+    for asset in ["/app.js", "/style.css", "/statsbomb-logo.png"] {
+        let (status, body) = get(&app, asset).await;
+        assert_eq!(status, StatusCode::OK, "{asset}");
+        assert!(!body.is_empty(), "{asset}");
+    }
+    // The scoreboard's line under the score comes with each game's summary.
+    let (_, games) = get(&app, "/games?status=finished").await;
+    let games: Vec<serde_json::Value> = serde_json::from_str(&games).unwrap();
+    assert!(
+        games.iter().all(|g| g["latest"]["type"].is_string()),
+        "{games:?}"
+    );
+}

@@ -8,6 +8,7 @@
 //! - `GET /healthz`: the process answers; `GET /readyz`: and the store answers (503 if not)
 //! - `GET /metrics`: Prometheus metrics
 //! - `GET /openapi.json`, `GET /docs/`: the OpenAPI document and its interactive page
+//! - everything else: the web UI's static files (`web/`)
 //!
 //! Live clients share the replica's one store subscription (`hub.rs`) and follow their topic
 //! from a cursor, gaplessly (`follow.rs`).
@@ -47,6 +48,8 @@ pub struct ApiState {
     pub slow_client: Duration,
     /// How many messages may wait for one client (see `follow::CLIENT_QUEUE`).
     pub client_queue: usize,
+    /// The web UI's static files, served at `/`.
+    pub web_dir: std::path::PathBuf,
 }
 
 /// The default of [`ApiState::slow_client`].
@@ -67,11 +70,13 @@ impl ApiState {
             metrics,
             slow_client: SLOW_CLIENT,
             client_queue: follow::CLIENT_QUEUE,
+            web_dir: "web".into(),
         })
     }
 }
 
 pub fn router(state: ApiState) -> Router {
+    let web = tower_http::services::ServeDir::new(&state.web_dir);
     Router::new()
         .route("/games", get(games))
         .route("/games/{game_id}", get(game))
@@ -79,6 +84,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/sse/games/{game_id}", get(sse::game))
         .route("/ws", get(ws::upgrade))
         .merge(openapi::docs())
+        .fallback_service(web)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))

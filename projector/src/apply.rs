@@ -111,13 +111,15 @@ fn step(current: Option<&StoredMatch>, envelope: &Envelope, contiguous: bool) ->
     }
 }
 
-/// True when the games list shows something new: the scoreboard or the replay changed.
+/// True when the games list shows something new: the scoreboard, the latest incident or the
+/// replay changed.
 pub fn summary_changed(before: Option<&StoredMatch>, after: &StoredMatch) -> bool {
     match before {
         None => true,
         Some(before) => {
             before.replay != after.replay
                 || Headline::of(&before.fold.state) != Headline::of(&after.fold.state)
+                || before.fold.state.incidents.last() != after.fold.state.incidents.last()
         }
     }
 }

@@ -1,6 +1,7 @@
 //! What the store holds for each match, and what it hands to the API: the stored fold, the
 //! list-level summary, and the entries of the per-match log that clients receive.
 
+use livescore_domain::state::Incident;
 use livescore_domain::{Headline, MatchFold, MatchInfo, MatchState, ReplayStatus, Speed, Update};
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,7 @@ impl StoredMatch {
             match_id: self.fold.state.info.match_id,
             info: self.fold.state.info.clone(),
             headline: Headline::of(&self.fold.state),
+            latest: self.fold.state.incidents.last().cloned(),
             replay: self.replay,
             updated_at_ms,
         }
@@ -46,6 +48,8 @@ pub struct MatchSummary {
     pub match_id: u64,
     pub info: MatchInfo,
     pub headline: Headline,
+    /// The latest goal, card or substitution, for the scoreboard's line under the score.
+    pub latest: Option<Incident>,
     pub replay: ReplayInfo,
     /// Unix milliseconds of the last change.
     pub updated_at_ms: u64,
