@@ -1,0 +1,460 @@
+// livescore web UI: a scoreboard, a match centre and an admin panel over the livescore API.
+// No build step: plain modern JavaScript, served as it is by the API from web/.
+'use strict';
+
+const view = document.getElementById('view');
+const badge = document.getElementById('badge');
+const announcer = document.getElementById('announcer');
+const transportSelect = document.getElementById('transport');
+
+const esc = (text) => String(text ?? '').replace(/[&<>"']/g,
+  (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+
+// ---------------------------------------------------------------- wording
+
+const STATUS = {
+  not_started: 'Not started', first_half: '1st half', half_time: 'HT', second_half: '2nd half',
+  before_extra_time: 'End of 90', extra_time_first_half: 'ET 1st half', extra_time_half_time: 'ET HT',
+  extra_time_second_half: 'ET 2nd half', before_shootout: 'End of ET', shootout: 'Pens', finished: 'FT',
+};
+const PLAYING = new Set(['first_half', 'second_half', 'extra_time_first_half', 'extra_time_second_half', 'shootout']);
+const isLive = (status) => status !== 'not_started' && status !== 'finished';
+const clockText = (clock) => clock && clock.minute ? `${clock.minute}${clock.added ? '+' + clock.added : ''}'` : '';
+const statusText = (h) => PLAYING.has(h.status) && h.status !== 'shootout' ? clockText(h.clock) : STATUS[h.status] ?? h.status;
+const surname = (name) => (name || '?');
+
+function incidentText(incident, info) {
+  const team = incident.side === 'home' ? info.home.name : info.away.name;
+  switch (incident.type) {
+    case 'goal': {
+      const kind = { penalty: ' (pen)', own_goal: ' (OG)', free_kick: ' (FK)' }[incident.kind] ?? '';
+      return `Goal ${team}: ${surname(incident.scorer?.name)}${kind}`;
+    }
+    case 'card':
+      return `${{ yellow: 'Yellow card', second_yellow: 'Second yellow', red: 'Red card' }[incident.card]}: ${incident.player.name}`;
+    case 'substitution':
+      return `Substitution ${team}: ${incident.on.name} on, ${incident.off.name} off`;
+    default:
+      return '';
+  }
+}
+
+function announce(text) {
+  announcer.textContent = '';
+  setTimeout(() => { announcer.textContent = text; }, 50);
+}
+
+// ---------------------------------------------------------------- the live connection
+
+// Cursors are Redis stream ids "<ms>-<seq>": compared as pairs of numbers.
+function cursorAfter(a, b) {
+  if (!b) return true;
+  const [am, as] = a.split('-').map(Number);
+  const [bm, bs] = b.split('-').map(Number);
+  return am > bm || (am === bm && as > bs);
+}
+
+function setBadge(state) {
+  badge.className = `badge ${state}`;
+  badge.textContent = { live: 'Live', reconnecting: 'Reconnecting', offline: 'Offline' }[state];
+}
+
+// Follows one topic ("games" or "game:<id>") over SSE or WebSocket, resuming after the last
+// cursor it handled on every reconnect, and never handing the same entry over twice.
+class Live {
+  constructor(topic, onMessage) {
+    this.topic = topic;
+    this.onMessage = onMessage;
+    this.cursor = null;
+    this.closed = false;
+    this.backoff = 500;
+  }
+
+  start() {
+    this.transport = transportSelect.value;
+    this.transport === 'ws' ? this.openWebSocket() : this.openEventSource();
+  }
+
+  stop() {
+    this.closed = true;
+    clearTimeout(this.retry);
+    this.source?.close();
+    this.socket?.close(1000, 'leaving');
+  }
+
+  handle(kind, cursor, data) {
+    if (kind === 'snapshot') {
+      this.cursor = cursor || null;
+    } else if (cursor) {
+      if (!cursorAfter(cursor, this.cursor)) return; // seen already
+      this.cursor = cursor;
+    }
+    this.onMessage(kind, data);
+  }
+
+  url() {
+    const path = this.topic === 'games' ? '/sse/games' : `/sse/games/${this.topic.slice(5)}`;
+    return this.cursor ? `${path}?last_event_id=${encodeURIComponent(this.cursor)}` : path;
+  }
+
+  openEventSource() {
+    const source = new EventSource(this.url());
+    this.source = source;
+    source.onopen = () => { setBadge('live'); this.backoff = 500; };
+    for (const kind of ['snapshot', 'update', 'replay', 'game']) {
+      source.addEventListener(kind, (event) => this.handle(kind, event.lastEventId, JSON.parse(event.data)));
+    }
+    source.onerror = () => {
+      if (this.closed) return;
+      // The browser retries by itself (with Last-Event-ID) while CONNECTING; once CLOSED (the
+      // server answered with an error), we retry, resuming after our cursor.
+      setBadge(source.readyState === EventSource.CLOSED ? 'offline' : 'reconnecting');
+      if (source.readyState === EventSource.CLOSED) this.later(() => this.openEventSource());
+    };
+  }
+
+  openWebSocket() {
+    const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+    this.socket = socket;
+    socket.onopen = () => {
+      const request = { op: 'subscribe', topic: this.topic };
+      if (this.cursor) request.cursor = this.cursor;
+      socket.send(JSON.stringify(request));
+      setBadge('live');
+      this.backoff = 500;
+    };
+    socket.onmessage = (event) => {
+      const frame = JSON.parse(event.data);
+      if (frame.kind === 'error') { console.warn('livescore:', frame.message); return; }
+      if (frame.topic === this.topic && frame.data !== undefined) this.handle(frame.kind, frame.cursor, frame.data);
+    };
+    socket.onclose = () => {
+      if (this.closed) return;
+      setBadge('reconnecting');
+      this.later(() => this.openWebSocket());
+    };
+  }
+
+  later(reopen) {
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => { if (!this.closed) reopen(); }, this.backoff);
+    this.backoff = Math.min(this.backoff * 2, 10000);
+  }
+}
+
+// ---------------------------------------------------------------- applying updates
+
+// The client's side of the fold: the same as MatchState::apply_update in domain/src/update.rs.
+function applyUpdate(state, update) {
+  const h = update.headline;
+  Object.assign(state, { status: h.status, period: h.period, clock: h.clock, score: h.score });
+  if (h.shootout) state.shootout = { ...(state.shootout ?? { kicks: [] }), score: h.shootout };
+  switch (update.type) {
+    case 'lineup': state.lineups[update.side] = update.lineup; break;
+    case 'formation': if (state.lineups[update.side]) state.lineups[update.side].formation = update.formation; break;
+    case 'incident': state.incidents.push(update.incident); break;
+    case 'incident_amended': {
+      const at = state.incidents.findIndex((i) => i.id === update.incident.id);
+      if (at >= 0) state.incidents[at] = update.incident;
+      break;
+    }
+    case 'stats': {
+      state.stats = update.stats;
+      const point = update.momentum;
+      if (point) {
+        const last = state.momentum[state.momentum.length - 1];
+        if (last && last.period === point.period && last.clock.minute === point.clock.minute && last.clock.added === point.clock.added) {
+          state.momentum[state.momentum.length - 1] = point;
+        } else {
+          state.momentum.push(point);
+        }
+      }
+      break;
+    }
+    case 'shootout_kick': (state.shootout ??= { score: { home: 0, away: 0 }, kicks: [] }).kicks.push(update.kick); break;
+    default: break;
+  }
+}
+
+// ---------------------------------------------------------------- the scoreboard
+
+function scoreboard() {
+  const games = new Map();
+  let filter = sessionStorage.getItem('filter') || 'all';
+  let flash = new Set();
+
+  const render = () => {
+    const shown = [...games.values()]
+      .filter((g) => filter === 'all' || (filter === 'live' ? isLive(g.headline.status) : g.headline.status === 'finished'))
+      .sort((a, b) => b.updated_at_ms - a.updated_at_ms);
+    const button = (name, label) => `<button data-filter="${name}" aria-pressed="${filter === name}">${label}</button>`;
+    view.innerHTML = `
+      <div class="toolbar"><h1>Scores</h1>
+        <div class="filters" role="group" aria-label="Show">${button('live', 'Live')}${button('finished', 'Finished')}${button('all', 'All')}</div>
+      </div>
+      ${shown.length ? `<div class="cards">${shown.map(card).join('')}</div>`
+        : `<p class="empty">No ${filter === 'all' ? '' : filter + ' '}games yet. Start a replay in the <a href="#/admin">admin panel</a>.</p>`}`;
+    view.querySelectorAll('[data-filter]').forEach((b) => b.addEventListener('click', () => {
+      filter = b.dataset.filter;
+      sessionStorage.setItem('filter', filter);
+      render();
+    }));
+    flash = new Set();
+  };
+
+  const card = (g) => {
+    const h = g.headline;
+    const pens = h.shootout ? ` <span class="tag">pens ${h.shootout.home}-${h.shootout.away}</span>` : '';
+    return `<a class="card${flash.has(g.match_id) ? ' flash' : ''}" href="#/game/${g.match_id}" data-game="${g.match_id}"
+        aria-label="${esc(g.info.home.name)} ${h.score.home}, ${esc(g.info.away.name)} ${h.score.away}, ${esc(STATUS[h.status])}">
+      <div class="meta"><span>${esc(g.info.competition ?? '')}</span>
+        <span class="status${isLive(h.status) ? ' is-live' : ''}">${esc(statusText(h))}</span></div>
+      <div class="row"><span>${esc(g.info.home.name)}</span><span class="score">${h.score.home}</span></div>
+      <div class="row"><span>${esc(g.info.away.name)}</span><span class="score">${h.score.away}${pens}</span></div>
+      <div class="latest">${g.latest ? esc(`${clockText(g.latest.clock)} ${incidentText(g.latest, g.info)}`) : ''}</div>
+    </a>`;
+  };
+
+  const live = new Live('games', (kind, data) => {
+    if (kind === 'snapshot') {
+      games.clear();
+      for (const g of data.games) games.set(g.match_id, g);
+    } else if (kind === 'game') {
+      const before = games.get(data.match_id);
+      if (before && (before.headline.score.home !== data.headline.score.home || before.headline.score.away !== data.headline.score.away)) {
+        flash.add(data.match_id);
+        announce(`Goal! ${data.info.home.name} ${data.headline.score.home}, ${data.info.away.name} ${data.headline.score.away}`);
+      }
+      games.set(data.match_id, data);
+    }
+    render();
+  });
+  render();
+  live.start();
+  return () => live.stop();
+}
+
+// ---------------------------------------------------------------- the match centre
+
+function matchCentre(id) {
+  let state = null;
+  let replay = null;
+  let pending = false;
+
+  const render = () => {
+    pending = false;
+    if (!state) { view.innerHTML = '<p class="empty">Loading…</p>'; return; }
+    const { info, score } = state;
+    const pens = state.shootout ? `<div class="sub">Penalties ${state.shootout.score.home}-${state.shootout.score.away}</div>` : '';
+    view.innerHTML = `
+      <section class="match-head" aria-label="Scoreboard">
+        <div class="team">${esc(info.home.name)}</div>
+        <div><div class="big" id="score">${score.home} - ${score.away}</div>
+          <div class="sub status${isLive(state.status) ? ' is-live' : ''}">${esc(STATUS[state.status])} ${PLAYING.has(state.status) ? esc(clockText(state.clock)) : ''}</div>${pens}
+          <div class="sub">${esc([info.competition, info.season, info.date].filter(Boolean).join(' · '))}</div>
+          ${replay && replay.status !== 'running' ? `<div class="sub">Replay ${esc(replay.status)}</div>` : ''}</div>
+        <div class="team">${esc(info.away.name)}</div>
+      </section>
+      <div class="grid2">
+        <section class="panel"><h2>Timeline</h2>${timeline()}</section>
+        <section class="panel"><h2>Statistics</h2>${stats()}</section>
+      </div>
+      <section class="panel momentum" style="margin-top:1rem"><h2>Momentum</h2>${momentum()}</section>
+      <section class="panel" style="margin-top:1rem"><h2>Starting line-ups</h2>${lineups()}</section>`;
+  };
+
+  const timeline = () => {
+    if (!state.incidents.length) return '<p class="sub">Nothing yet.</p>';
+    const icon = (i) => i.type === 'goal' ? ['goal', 'G']
+      : i.type === 'card' ? [i.card, { yellow: 'Y', second_yellow: '2Y', red: 'R' }[i.card]] : ['sub', '⇅'];
+    return `<ol class="timeline" aria-label="Goals, cards and substitutions">${state.incidents.map((i) => {
+      const [cls, letter] = icon(i);
+      let what;
+      if (i.type === 'goal') {
+        const tag = { penalty: 'penalty', own_goal: 'own goal', free_kick: 'free kick' }[i.kind];
+        what = `${esc(i.scorer?.name ?? 'unknown scorer')}${tag ? `<span class="tag">${tag}</span>` : ''}`;
+      } else if (i.type === 'card') {
+        what = `${esc(i.player.name)}<span class="tag">${{ yellow: 'yellow', second_yellow: 'second yellow', red: 'red' }[i.card]}</span>`;
+      } else {
+        what = `↑ ${esc(i.on.name)} <span class="sub">↓ ${esc(i.off.name)}</span>`;
+      }
+      return `<li class="${i.side} is-${i.type}" data-incident="${esc(i.id)}"><span class="minute">${clockText(i.clock)}</span>
+        <span class="icon ${cls}" aria-label="${esc(i.type === 'card' ? i.card.replace('_', ' ') + ' card' : i.type)}">${letter}</span><span class="what">${what}</span></li>`;
+    }).join('')}</ol>`;
+  };
+
+  const stats = () => {
+    const { home, away } = state.stats;
+    const rows = [['Possession %', 'possession'], ['Shots', 'shots'], ['On target', 'shots_on_target'], ['xG', 'xg'],
+      ['Corners', 'corners'], ['Fouls', 'fouls'], ['Yellow cards', 'yellow_cards'], ['Red cards', 'red_cards'], ['Passes', 'passes']];
+    return rows.map(([label, key]) => {
+      const h = home[key], a = away[key];
+      const show = (v) => key === 'xg' ? v.toFixed(2) : v;
+      const total = h + a || 1;
+      return `<div class="stat"><div class="labels"><b>${show(h)}</b><span>${label}</span><b>${show(a)}</b></div>
+        <div class="bars" role="img" aria-label="${label}: ${show(h)} to ${show(a)}"><span class="h" style="width:${(h / total) * 100}%"></span><span class="a" style="width:${(a / total) * 100}%"></span></div></div>`;
+    }).join('');
+  };
+
+  const momentum = () => {
+    const points = state.momentum;
+    if (!points.length) return '<p class="sub">No play yet.</p>';
+    const width = 600, height = 140, mid = height / 2;
+    const max = Math.max(0.5, ...points.map((p) => Math.abs(p.value)));
+    const step = width / Math.max(points.length, 1);
+    const bars = points.map((p, i) => {
+      const h = (Math.abs(p.value) / max) * (mid - 4);
+      const y = p.value >= 0 ? mid - h : mid;
+      return `<rect x="${(i * step).toFixed(1)}" y="${y.toFixed(1)}" width="${Math.max(step - 1, 1).toFixed(1)}" height="${h.toFixed(1)}" fill="var(--${p.value >= 0 ? 'home' : 'away'})"><title>${clockText(p.clock)} ${p.value}</title></rect>`;
+    }).join('');
+    return `<svg viewBox="0 0 ${width} ${height}" preserveAspectRatio="none" role="img"
+      aria-label="Momentum by minute: ${esc(state.info.home.name)} above the line, ${esc(state.info.away.name)} below">
+      <line x1="0" y1="${mid}" x2="${width}" y2="${mid}" stroke="var(--line)"/>${bars}</svg>
+      <div class="sub">Above: ${esc(state.info.home.name)} · below: ${esc(state.info.away.name)}</div>`;
+  };
+
+  const lineups = () => {
+    const side = (name, lineup) => lineup ? `<div><h3>${esc(name)} <span class="tag">${esc(lineup.formation)}</span></h3><ol>${
+      lineup.players.map((p) => `<li><span class="num">${p.jersey_number}</span>${esc(p.name)} <span class="sub hide-narrow">${esc(p.position)}</span></li>`).join('')}</ol></div>`
+      : `<div><h3>${esc(name)}</h3><p class="sub">Not announced yet.</p></div>`;
+    return `<div class="lineups">${side(state.info.home.name, state.lineups.home)}${side(state.info.away.name, state.lineups.away)}</div>`;
+  };
+
+  const schedule = () => { if (!pending) { pending = true; requestAnimationFrame(render); } };
+
+  const live = new Live(`game:${id}`, (kind, data) => {
+    if (kind === 'snapshot') {
+      state = data.state;
+      replay = data.replay;
+    } else if (kind === 'update' && state) {
+      const before = `${state.score.home}-${state.score.away}`;
+      applyUpdate(state, data.update);
+      if (`${state.score.home}-${state.score.away}` !== before) {
+        announce(`Goal! ${state.info.home.name} ${state.score.home}, ${state.info.away.name} ${state.score.away}`);
+      }
+    } else if (kind === 'replay') {
+      replay = data.replay;
+    }
+    schedule();
+  });
+  render();
+  live.start();
+  return () => live.stop();
+}
+
+// ---------------------------------------------------------------- the admin panel
+
+function adminPanel() {
+  let error = '';
+  let timer = null;
+  const token = () => sessionStorage.getItem('adminToken');
+
+  async function call(method, path, body) {
+    const response = await fetch(path, {
+      method,
+      headers: { Authorization: `Bearer ${token()}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const answer = await response.json().catch(() => ({}));
+    if (response.status === 401) sessionStorage.removeItem('adminToken');
+    if (!response.ok) throw new Error(answer.error || `${response.status} ${response.statusText}`);
+    return answer;
+  }
+
+  const speedChoice = (name) => `<select name="${name}" aria-label="Speed">
+      ${[['1', '1× (real time)'], ['60', '60×'], ['600', '600×'], ['3000', '3000×'], ['max', 'max']]
+        .map(([v, label]) => `<option value="${v}"${v === '600' ? ' selected' : ''}>${label}</option>`).join('')}</select>`;
+
+  async function render() {
+    if (!token()) {
+      view.innerHTML = `<div class="toolbar"><h1>Admin</h1></div>
+        <form class="panel" id="login"><label>Admin token (printed by <code>livescore up</code>)
+          <input type="password" name="token" required autocomplete="current-password"></label>
+          <button class="primary">Continue</button>
+          ${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}</form>`;
+      view.querySelector('#login').addEventListener('submit', (event) => {
+        event.preventDefault();
+        sessionStorage.setItem('adminToken', new FormData(event.target).get('token').trim());
+        error = '';
+        render();
+      });
+      return;
+    }
+    let catalog = [], replays = [];
+    try {
+      [catalog, replays] = await Promise.all([fetch('/catalog').then((r) => r.json()), call('GET', '/replays')]);
+    } catch (e) {
+      error = e.message;
+      if (!token()) return render();
+    }
+    const byGame = new Map(replays.map((r) => [r.match_id, r]));
+    view.innerHTML = `
+      <div class="toolbar"><h1>Admin</h1><button id="logout">Forget token</button></div>
+      ${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}
+      <section class="panel"><h2>Replays</h2>${replays.length ? `<table><thead><tr><th>Game</th><th>Status</th>
+        <th class="hide-narrow">Progress</th><th>Clock</th><th>Speed</th><th></th></tr></thead><tbody>${replays.map((r) => `
+        <tr data-replay="${r.match_id}"><td>${esc(r.home)} – ${esc(r.away)}</td><td class="replay-status">${esc(r.status)}${r.error ? `<div class="error">${esc(r.error)}</div>` : ''}</td>
+          <td class="hide-narrow"><progress class="progress" max="${r.events_total}" value="${r.events_sent}"></progress></td>
+          <td>${esc(clockText(r.clock))}</td><td>${esc(r.speed)}</td>
+          <td class="actions">${['running', 'paused'].includes(r.status) ? `
+            ${r.status === 'running' ? `<button data-act="pause">Pause</button>` : `<button data-act="resume">Resume</button>`}
+            ${speedChoice('speed')}<button data-act="speed">Set speed</button><button data-act="stop">Stop</button>` : ''}</td></tr>`).join('')}
+        </tbody></table>` : '<p class="sub">No replay yet: start one below.</p>'}</section>
+      <section class="panel" style="margin-top:1rem"><h2>Replayable games</h2><table><thead><tr><th class="hide-narrow">Competition</th><th class="hide-narrow">Date</th>
+        <th>Game</th><th></th></tr></thead><tbody>${catalog.map((g) => `
+        <tr data-catalog="${g.id}"><td class="hide-narrow">${esc(g.competition)} ${esc(g.season)}</td><td class="hide-narrow">${esc(g.date)}</td>
+          <td>${esc(g.home.name)} – ${esc(g.away.name)}</td>
+          <td class="actions">${speedChoice('speed')}<button class="primary" data-start="${g.id}">${byGame.get(g.id)?.status === 'running' ? 'Restart' : 'Start'}</button></td></tr>`).join('')}
+      </tbody></table></section>`;
+    view.querySelector('#logout').addEventListener('click', () => { sessionStorage.removeItem('adminToken'); render(); });
+    view.querySelectorAll('[data-start]').forEach((button) => button.addEventListener('click', () => act(async () => {
+      const speed = button.closest('tr').querySelector('select').value;
+      await call('POST', `/games/${button.dataset.start}`, { speed: speed === 'max' ? 'max' : Number(speed) });
+    })));
+    view.querySelectorAll('[data-act]').forEach((button) => button.addEventListener('click', () => act(async () => {
+      const id = button.closest('tr').dataset.replay;
+      const what = button.dataset.act;
+      if (what === 'speed') {
+        const speed = button.closest('tr').querySelector('select').value;
+        await call('PUT', `/replays/${id}/speed`, { speed: speed === 'max' ? 'max' : Number(speed) });
+      } else {
+        await call('POST', `/replays/${id}/${what}`);
+      }
+    })));
+  }
+
+  async function act(action) {
+    try { await action(); error = ''; } catch (e) { error = e.message; }
+    render();
+  }
+
+  render();
+  // Replays move on their own: refresh while the panel is open (not while a select is open).
+  timer = setInterval(() => {
+    const focused = document.activeElement;
+    const choosing = view.contains(focused) && ['SELECT', 'INPUT'].includes(focused.tagName);
+    if (token() && !choosing) render();
+  }, 1000);
+  setBadge('live');
+  return () => clearInterval(timer);
+}
+
+// ---------------------------------------------------------------- routing
+
+let leave = null;
+function route() {
+  leave?.();
+  const hash = location.hash || '#/';
+  const game = hash.match(/^#\/game\/(\d+)$/);
+  document.querySelectorAll('[data-nav]').forEach((a) => a.classList.toggle('active',
+    (a.dataset.nav === 'admin') === hash.startsWith('#/admin')));
+  leave = game ? matchCentre(game[1]) : hash.startsWith('#/admin') ? adminPanel() : scoreboard();
+}
+
+transportSelect.value = localStorage.getItem('transport') || 'sse';
+transportSelect.addEventListener('change', () => {
+  localStorage.setItem('transport', transportSelect.value);
+  route();
+});
+window.addEventListener('hashchange', route);
+route();
