@@ -1,0 +1,92 @@
+// The web UI in headless Debian Chromium, against a real `livescore up` (in-process engines):
+// the admin panel starts 7457; the match centre, open from before the game existed, follows it to
+// Orlando Pride 3-4 North Carolina Courage with seven goals and the own goal marked; the
+// scoreboard shows it finished. Once over SSE, once over WebSocket.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { chromium } from 'playwright-core';
+
+const root = new URL('..', import.meta.url).pathname;
+const bin = process.env.LIVESCORE_BIN ?? `${root}target/debug/livescore`;
+const token = 'e2e-admin-token';
+let server;
+let base;
+let browser;
+
+const freePort = () => new Promise((resolve) => {
+  const probe = createServer().listen(0, '127.0.0.1', () => {
+    const { port } = probe.address();
+    probe.close(() => resolve(port));
+  });
+});
+
+before(async () => {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const env = { ...process.env, LISTEN: `127.0.0.1:${port}`, ADMIN_TOKEN: token, RUST_LOG: 'warn' };
+  delete env.KAFKA_BROKERS; // in-process engines: this test is about the browser
+  delete env.REDIS_URL;
+  server = spawn(bin, ['up'], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try { if ((await fetch(`${base}/healthz`)).ok) break; } catch { /* not yet */ }
+    assert.ok(Date.now() < deadline, 'livescore up did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill('SIGTERM');
+});
+
+for (const transport of ['sse', 'ws']) {
+  test(`a replay started in the admin panel is followed live over ${transport}`, { timeout: 120_000 }, async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    await context.addInitScript((t) => localStorage.setItem('transport', t), transport);
+    const centre = await context.newPage();
+    await centre.goto(`${base}/#/game/7457`);
+
+    // The admin panel asks for the token once, then starts the game at maximum speed.
+    const admin = await context.newPage();
+    await admin.goto(`${base}/#/admin`);
+    await admin.fill('input[name=token]', token);
+    await admin.click('button:has-text("Continue")');
+    const row = admin.locator('[data-catalog="7457"]');
+    await row.waitFor();
+    await row.locator('select').selectOption('3000');
+    await row.locator('button[data-start]').click();
+    await admin.locator('[data-replay="7457"]').waitFor();
+    assert.equal(await admin.locator('.error').count(), 0, 'no error from the server');
+
+    // The match centre, open since before the replay, follows it to the final whistle.
+    await centre.locator('.match-head .status', { hasText: 'FT' }).waitFor({ timeout: 90_000 });
+    assert.equal(await centre.locator('#score').textContent(), '3 - 4');
+    const goals = centre.locator('.timeline li.is-goal');
+    assert.equal(await goals.count(), 7, 'seven goals');
+    assert.equal(await centre.locator('.timeline li.is-goal .tag', { hasText: 'own goal' }).count(), 1);
+    const ids = await centre.locator('.timeline li').evaluateAll((items) => items.map((li) => li.dataset.incident));
+    assert.equal(new Set(ids).size, ids.length, 'no incident twice');
+    assert.ok((await centre.locator('.stat').count()) >= 8, 'statistics are shown');
+    assert.ok((await centre.locator('.momentum svg rect').count()) > 80, 'a momentum bar per minute');
+    assert.equal(await centre.locator('#badge').textContent(), 'Live');
+    assert.equal(await centre.locator('#transport').inputValue(), transport);
+
+    // The scoreboard shows it finished.
+    const board = await context.newPage();
+    await board.goto(`${base}/#/`);
+    const card = board.locator('.card[data-game="7457"]');
+    await card.locator('.status', { hasText: 'FT' }).waitFor();
+    const rows = await card.locator(".row").allInnerTexts();
+    assert.deepEqual(rows.map((r) => r.replace(/\s+/g, ' ').trim()),
+      ['Orlando Pride 3', 'North Carolina Courage 4']);
+    await context.close();
+  });
+}
