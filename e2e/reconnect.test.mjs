@@ -1,0 +1,105 @@
+// The web UI across a server restart: the producer and the projector run as their own processes
+// on Kafka (KAFKA_BROKERS) and Redis (REDIS_URL); the API that serves the page is killed in the
+// middle of the match and started again. The badge shows Reconnecting, then Live; the match
+// centre ends with exactly the server's timeline, nothing missing and nothing twice.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { chromium } from 'playwright-core';
+
+const root = new URL('..', import.meta.url).pathname;
+const bin = process.env.LIVESCORE_BIN ?? `${root}target/debug/livescore`;
+const token = 'e2e-admin-token';
+const running = [];
+
+const freePort = () => new Promise((resolve) => {
+  const probe = createServer().listen(0, '127.0.0.1', () => {
+    const { port } = probe.address();
+    probe.close(() => resolve(port));
+  });
+});
+
+function livescore(role, port, unique) {
+  assert.ok(process.env.KAFKA_BROKERS && process.env.REDIS_URL,
+    'KAFKA_BROKERS and REDIS_URL must name the test services (scripts/test starts them)');
+  const env = {
+    ...process.env, ADMIN_TOKEN: token, RUST_LOG: 'warn', KAFKA_TOPIC: unique,
+    REDIS_PREFIX: unique, PROJECTOR_GROUP: unique, LISTEN: `127.0.0.1:${port ?? 0}`,
+  };
+  const child = spawn(bin, [role], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  running.push(child);
+  return child;
+}
+
+async function healthy(base) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try { if ((await fetch(`${base}/healthz`)).ok) return; } catch { /* not yet */ }
+    assert.ok(Date.now() < deadline, `${base} did not start`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+after(() => running.forEach((child) => child.kill('SIGKILL')));
+
+for (const transport of ['sse', 'ws']) {
+  test(`the match centre resumes after the API restarts, over ${transport}`, { timeout: 150_000 }, async () => {
+    const [apiPort, producerPort] = [await freePort(), await freePort()];
+    const unique = `e2e-${transport}-${Date.now()}`;
+    const api = `http://127.0.0.1:${apiPort}`;
+    const producer = `http://127.0.0.1:${producerPort}`;
+    livescore('projector', 0, unique);
+    livescore('producer', producerPort, unique);
+    let server = livescore('api', apiPort, unique);
+    await Promise.all([healthy(api), (async () => {
+      for (const deadline = Date.now() + 30_000; ;) {
+        try { if ((await fetch(`${producer}/catalog`)).ok) return; } catch { /* not yet */ }
+        assert.ok(Date.now() < deadline, 'the producer did not start');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })()]);
+    const started = await fetch(`${producer}/games/7457?speed=400`, {
+      method: 'POST', headers: { Authorization: `Bearer ${token}` },
+    });
+    assert.equal(started.status, 202);
+
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const context = await browser.newContext();
+      await context.addInitScript((t) => localStorage.setItem('transport', t), transport);
+      const page = await context.newPage();
+      // The match exists once the projector has written its first record.
+      for (const deadline = Date.now() + 30_000; !(await fetch(`${api}/games/7457`)).ok;) {
+        assert.ok(Date.now() < deadline, 'the match never appeared');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await page.goto(`${api}/#/game/7457`);
+      await page.locator('#badge', { hasText: 'Live' }).waitFor();
+      await page.locator('.timeline li').first().waitFor({ timeout: 30_000 });
+
+      // Kill the API in the middle of the match; bring it back on the same port.
+      server.kill('SIGKILL');
+      await page.locator('#badge', { hasText: /Reconnecting|Offline/ }).waitFor();
+      assert.notEqual(await page.locator('.match-head .status').textContent(), 'FT');
+      await new Promise((r) => setTimeout(r, 1500));
+      server = livescore('api', apiPort, unique);
+      await page.locator('#badge', { hasText: 'Live' }).waitFor({ timeout: 30_000 });
+
+      await page.locator('.match-head .status', { hasText: 'FT' }).waitFor({ timeout: 90_000 });
+      const shown = await page.locator('.timeline li').evaluateAll((items) => items.map((li) => li.dataset.incident));
+      const game = await (await fetch(`${api}/games/7457`)).json();
+      assert.deepEqual(shown, game.state.incidents.map((i) => i.id), 'the timeline is the server\'s, in order');
+      assert.equal(new Set(shown).size, shown.length, 'nothing twice');
+      assert.equal(await page.locator('.timeline li.is-goal').count(), 7);
+      assert.equal(await page.locator('#score').textContent(), '3 - 4');
+    } finally {
+      await browser.close();
+      running.splice(0).forEach((child) => child.kill('SIGKILL'));
+    }
+  });
+}
