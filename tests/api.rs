@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,11 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use livescore_api::{ApiState, router};
-use livescore_catalog::Catalog;
-use livescore_domain::{Breaks, ReplayStatus, Speed};
-use livescore_eventlog::memory::MemoryLog;
-use livescore_producer::ReplayManager;
-use livescore_projector::{Projector, ProjectorConfig};
+use livescore_domain::{ReplayStatus, Speed};
 use livescore_store::MatchStore;
 use livescore_store::memory::MemoryStore;
 use tower::ServiceExt;
@@ -23,17 +20,8 @@ use tower::ServiceExt;
 /// An API over a store holding two finished replays (7471, 7457) and one paused one (15986),
 /// and the sender that would shut it down (keep it: once it is gone, streams end).
 async fn api() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
-    let log = MemoryLog::new(6);
     let store: Arc<dyn MatchStore> = Arc::new(MemoryStore::new());
-    let projector = Projector::new(
-        Arc::new(log.clone()),
-        Arc::clone(&store),
-        ProjectorConfig::default(),
-    );
-    tokio::spawn(projector.run(std::future::pending()));
-    let catalog =
-        Arc::new(Catalog::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap());
-    let replays = ReplayManager::new(Arc::new(log), catalog, Breaks::default());
+    let replays = support::replays_into(&store);
     replays.start("7471", Speed::Max).await.unwrap();
     replays.start("7457", Speed::Max).await.unwrap();
     replays.start("15986", Speed::Factor(10.0)).await.unwrap();
@@ -143,17 +131,8 @@ async fn a_client_that_stops_reading_is_let_go_and_the_others_keep_up() {
     use livescore_api::follow::follow;
     use livescore_store::Topic;
 
-    let log = MemoryLog::new(6);
     let store: Arc<dyn MatchStore> = Arc::new(MemoryStore::new());
-    let projector = Projector::new(
-        Arc::new(log.clone()),
-        Arc::clone(&store),
-        ProjectorConfig::default(),
-    );
-    tokio::spawn(projector.run(std::future::pending()));
-    let catalog =
-        Arc::new(Catalog::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap());
-    let replays = ReplayManager::new(Arc::new(log), catalog, Breaks::default());
+    let replays = support::replays_into(&store);
     replays.start("7471", Speed::Factor(1.0)).await.unwrap();
     replays.pause(7471).unwrap();
     while store.load(7471).await.unwrap().is_none() {

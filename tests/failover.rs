@@ -5,17 +5,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+mod support;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use livescore_catalog::Catalog;
-use livescore_domain::{Breaks, Speed};
-use livescore_eventlog::memory::MemoryLog;
+use livescore_domain::Speed;
 use livescore_producer::ReplayManager;
-use livescore_projector::{Projector, ProjectorConfig};
 use livescore_store::redis::{RedisConfig, RedisStore};
 use livescore_store::{LogRead, MatchStore, Topic, parse_cursor};
 
@@ -147,16 +145,7 @@ async fn setup(speed: f64) -> Setup {
     let a = replica(&prefix).await;
     let b = replica(&prefix).await;
     // The pipeline, in this process, writing to the replicas' Redis.
-    let log = MemoryLog::new(6);
-    let projector = Projector::new(
-        Arc::new(log.clone()),
-        Arc::clone(&store),
-        ProjectorConfig::default(),
-    );
-    tokio::spawn(projector.run(std::future::pending()));
-    let catalog =
-        Arc::new(Catalog::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap());
-    let replays = ReplayManager::new(Arc::new(log), catalog, Breaks::default());
+    let replays = support::replays_into(&store);
     replays
         .start(&GAME.to_string(), Speed::Factor(speed))
         .await

@@ -4,17 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use livescore_api::{ApiState, router};
-use livescore_catalog::Catalog;
-use livescore_domain::{Breaks, ReplayStatus, Speed};
-use livescore_eventlog::memory::MemoryLog;
-use livescore_producer::ReplayManager;
-use livescore_projector::{Projector, ProjectorConfig};
+use livescore_domain::{ReplayStatus, Speed};
 use livescore_store::redis::{RedisConfig, RedisStore};
 use livescore_store::{LogRead, MatchStore, Topic, parse_cursor};
 
@@ -118,16 +115,7 @@ async fn every_client_gets_every_entry_in_order() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let log = MemoryLog::new(6);
-    let projector = Projector::new(
-        Arc::new(log.clone()),
-        Arc::clone(&store),
-        ProjectorConfig::default(),
-    );
-    tokio::spawn(projector.run(std::future::pending()));
-    let catalog =
-        Arc::new(Catalog::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap());
-    let replays = ReplayManager::new(Arc::new(log), catalog, Breaks::default());
+    let replays = support::replays_into(&store);
     // Both matches exist, paused at kick-off, while the clients connect.
     for game in GAMES {
         replays
