@@ -253,17 +253,8 @@ fn init_logging(json: bool) {
     }
 }
 
-fn open_catalog(data_dir: &Path) -> anyhow::Result<Catalog> {
-    Catalog::open(data_dir).with_context(|| {
-        format!(
-            "cannot open the data directory {} (set --data-dir or DATA_DIR)",
-            data_dir.display()
-        )
-    })
-}
-
 fn games(data_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let catalog = open_catalog(data_dir)?;
+    let catalog = startup::open_catalog(data_dir)?;
     for notice in catalog.notices() {
         tracing::warn!("{notice}");
     }
@@ -324,7 +315,7 @@ fn games(data_dir: &Path, json: bool) -> anyhow::Result<()> {
 
 fn fold(data_dir: &Path, game: &str, print_updates: bool) -> anyhow::Result<()> {
     let LoadedGame { info, events } = if game.bytes().all(|b| b.is_ascii_digit()) {
-        open_catalog(data_dir)?.load(game)?
+        startup::open_catalog(data_dir)?.load(game)?
     } else {
         // A path: the data directory's metadata helps if there is one, but is not required.
         let catalog = Catalog::open(data_dir)

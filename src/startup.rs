@@ -73,14 +73,19 @@ pub async fn connect_store(
     }
 }
 
-/// The producer's control state: the catalog, the replay manager and the admin token.
-pub fn control(log: Arc<dyn EventLog>, args: &ProducerArgs) -> anyhow::Result<ControlState> {
-    let catalog = Catalog::open(&args.data_dir).with_context(|| {
+/// The catalog of a data directory, with an error that says how to point elsewhere.
+pub fn open_catalog(data_dir: &std::path::Path) -> anyhow::Result<Catalog> {
+    Catalog::open(data_dir).with_context(|| {
         format!(
             "cannot open the data directory {} (set --data-dir or DATA_DIR)",
-            args.data_dir.display()
+            data_dir.display()
         )
-    })?;
+    })
+}
+
+/// The producer's control state: the catalog, the replay manager and the admin token.
+pub fn control(log: Arc<dyn EventLog>, args: &ProducerArgs) -> anyhow::Result<ControlState> {
+    let catalog = open_catalog(&args.data_dir)?;
     for notice in catalog.notices() {
         tracing::warn!("{notice}");
     }

@@ -106,14 +106,9 @@ impl ApiError {
     }
 }
 
-/// A game id from a path: digits only, so never anything else.
+/// A game id from a path, checked as every game id is (digits only, so never a path).
 pub fn game_id(raw_id: &str) -> Result<u64, ApiError> {
-    let valid =
-        !raw_id.is_empty() && raw_id.len() <= 19 && raw_id.bytes().all(|b| b.is_ascii_digit());
-    valid
-        .then(|| raw_id.parse().ok())
-        .flatten()
-        .ok_or_else(|| ApiError::not_found(raw_id))
+    livescore_catalog::parse_game_id(raw_id).map_err(|_| ApiError::not_found(raw_id))
 }
 
 impl IntoResponse for ApiError {

@@ -135,10 +135,6 @@ impl Catalog {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The replayable games, oldest first.
     pub fn games(&self) -> Vec<&Game> {
         let mut games: Vec<&Game> = self.games.values().collect();
@@ -167,12 +163,6 @@ impl Catalog {
         let game = self.game(id)?;
         let path = self.dir.join("events").join(format!("{}.json", game.id));
         load_events(&path, game.id, self.metadata(game.id))
-    }
-
-    /// Reads and checks an events file from anywhere, named `<match_id>.json`; the catalog's
-    /// metadata for that match is used when it has some, else the teams come from the file.
-    pub fn load_file(&self, path: &Path) -> Result<LoadedGame, CatalogError> {
-        load_file(path, Some(self))
     }
 }
 

@@ -119,23 +119,6 @@ impl Status {
                 | Status::Shootout
         )
     }
-
-    /// The short label a scoreboard shows.
-    pub fn label(self) -> &'static str {
-        match self {
-            Status::NotStarted => "not started",
-            Status::FirstHalf => "1st half",
-            Status::HalfTime => "HT",
-            Status::SecondHalf => "2nd half",
-            Status::BeforeExtraTime => "end of 90",
-            Status::ExtraTimeFirstHalf => "ET 1st half",
-            Status::ExtraTimeHalfTime => "ET HT",
-            Status::ExtraTimeSecondHalf => "ET 2nd half",
-            Status::BeforeShootout => "end of ET",
-            Status::Shootout => "penalties",
-            Status::Finished => "FT",
-        }
-    }
 }
 
 /// The match clock as a scoreboard shows it: `minute` runs up to the end of the period's regular

@@ -140,10 +140,7 @@ impl ReplayManager {
     /// bumped if two replays start within the same one.
     fn next_run(&self) -> u64 {
         let mut last = lock(&self.last_run);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_millis() as u64);
-        *last = now.max(*last + 1);
+        *last = unix_ms().max(*last + 1);
         *last
     }
 
@@ -366,9 +363,9 @@ impl ReplayTask {
             }
             Command::Speed(speed) => {
                 clock.set_speed(now, played, speed);
-                lock(&self.state).speed = speed;
-                let status = lock(&self.state).status;
-                (Control::SpeedChanged { speed }, status)
+                let mut state = lock(&self.state);
+                state.speed = speed;
+                (Control::SpeedChanged { speed }, state.status)
             }
             Command::Stop => {
                 self.send(Body::Control(Control::Stopped)).await?;
@@ -387,7 +384,7 @@ impl ReplayTask {
             match_id: self.match_id,
             run: self.run,
             seq: self.seq,
-            emitted_at_ms: livescore_now_ms(),
+            emitted_at_ms: unix_ms(),
             body,
         };
         self.seq += 1;
@@ -410,7 +407,8 @@ impl ReplayTask {
     }
 }
 
-fn livescore_now_ms() -> u64 {
+/// Unix milliseconds now: run ids and the records' emission times.
+fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
