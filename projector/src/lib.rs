@@ -344,8 +344,7 @@ impl Projector {
                 known.insert(match_id, after);
                 return Ok(done);
             }
-            let summary = summary_changed(before.as_ref(), &after)
-                .then(|| serde_json::to_string(&after.summary(now_ms())).unwrap_or_default());
+            let summary = summary_changed(before.as_ref(), &after).then(|| after.summary(now_ms()));
             let write = MatchWrite {
                 expected: before.as_ref().map(StoredMatch::position),
                 stored: after,

@@ -26,7 +26,7 @@ struct StoreState {
     epoch: Option<String>,
     epochs_made: u64,
     matches: HashMap<u64, StoredMatch>,
-    summaries: HashMap<u64, (MatchSummary, String)>,
+    summaries: HashMap<u64, MatchSummary>,
     logs: HashMap<Topic, VecDeque<Published>>,
     /// The last stream id handed out, as in Redis: ids only grow.
     last_id: u64,
@@ -105,11 +105,9 @@ impl MatchStore for MemoryStore {
             for entry in &write.entries {
                 published.push(state.append(Topic::Match(match_id), entry));
             }
-            if let Some(summary) = &write.summary {
-                let parsed: MatchSummary = serde_json::from_str(summary)
-                    .map_err(|source| StoreError::Corrupt { match_id, source })?;
-                state.summaries.insert(match_id, (parsed, summary.clone()));
-                let feed = state.append(Topic::Feed, summary);
+            if let (Some(summary), Some(json)) = (&write.summary, write.summary_json()) {
+                state.summaries.insert(match_id, summary.clone());
+                let feed = state.append(Topic::Feed, &json);
                 published.push(feed);
             }
         }
@@ -126,12 +124,7 @@ impl MatchStore for MemoryStore {
     }
 
     async fn list(&self) -> Result<Vec<MatchSummary>, StoreError> {
-        let mut list: Vec<MatchSummary> = self
-            .lock()
-            .summaries
-            .values()
-            .map(|(summary, _)| summary.clone())
-            .collect();
+        let mut list: Vec<MatchSummary> = self.lock().summaries.values().cloned().collect();
         crate::most_recent_first(&mut list);
         Ok(list)
     }
@@ -180,11 +173,7 @@ impl MatchStore for MemoryStore {
                 None => return Ok(None),
             },
             Topic::Feed => {
-                let mut games: Vec<MatchSummary> = state
-                    .summaries
-                    .values()
-                    .map(|(summary, _)| summary.clone())
-                    .collect();
+                let mut games: Vec<MatchSummary> = state.summaries.values().cloned().collect();
                 crate::most_recent_first(&mut games);
                 games_snapshot_json(&games)
             }

@@ -88,12 +88,20 @@ pub struct MatchWrite {
     /// New log entries, in order, each serialized once.
     pub entries: Vec<String>,
     /// The new summary when the headline or the replay changed (it also goes to the feed).
-    pub summary: Option<String>,
+    pub summary: Option<MatchSummary>,
 }
 
 impl MatchWrite {
     pub fn match_id(&self) -> u64 {
         self.stored.fold.state.info.match_id
+    }
+
+    /// The summary as it goes into the feed and the games list, serialized once.
+    pub(crate) fn summary_json(&self) -> Option<String> {
+        // A summary holds only strings, numbers and derived types: serializing cannot fail.
+        self.summary
+            .as_ref()
+            .map(|summary| serde_json::to_string(summary).unwrap_or_default())
     }
 }
 

@@ -254,7 +254,7 @@ impl MatchStore for RedisStore {
             .arg(write.stored.seq)
             .arg(doc)
             .arg(match_id)
-            .arg(write.summary.as_deref().unwrap_or(""))
+            .arg(write.summary_json().unwrap_or_default())
             .arg(LOG_RETAINED)
             .arg(self.channel());
         for entry in &write.entries {
