@@ -36,10 +36,8 @@ pub fn router(state: ControlState) -> Router {
         .route("/games/{game_id}", post(start))
         .route("/replays", get(list))
         .route("/replays/{game_id}", get(status))
-        .route("/replays/{game_id}/pause", post(pause))
-        .route("/replays/{game_id}/resume", post(resume))
-        .route("/replays/{game_id}/stop", post(stop))
         .route("/replays/{game_id}/speed", put(speed))
+        .route("/replays/{game_id}/{action}", post(control))
         .with_state(state)
 }
 
@@ -178,31 +176,26 @@ async fn status(
     Ok(Json(state.replays.status(id)?))
 }
 
-async fn pause(
+/// `pause`, `resume` or `stop`.
+async fn control(
     _: Admin,
     State(state): State<ControlState>,
-    Path(raw_id): Path<String>,
+    Path((raw_id, action)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = game_id(&state, &raw_id)?;
-    Ok(Json(state.replays.pause(id)?))
-}
-
-async fn resume(
-    _: Admin,
-    State(state): State<ControlState>,
-    Path(raw_id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let id = game_id(&state, &raw_id)?;
-    Ok(Json(state.replays.resume(id)?))
-}
-
-async fn stop(
-    _: Admin,
-    State(state): State<ControlState>,
-    Path(raw_id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let id = game_id(&state, &raw_id)?;
-    Ok(Json(state.replays.stop(id)?))
+    let replays = &state.replays;
+    let replay = match action.as_str() {
+        "pause" => replays.pause(id),
+        "resume" => replays.resume(id),
+        "stop" => replays.stop(id),
+        _ => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no action {action:?}: use pause, resume or stop (or PUT .../speed)"),
+            ));
+        }
+    };
+    Ok(Json(replay?))
 }
 
 async fn speed(

@@ -148,3 +148,27 @@ async fn the_catalog_is_public() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body.as_array().unwrap().len(), 7);
 }
+
+#[tokio::test]
+async fn replay_actions_are_pause_resume_stop_and_speed() {
+    let log = MemoryLog::new(2);
+    let app = app(&log);
+    let (status, _) = call(&app, Method::POST, "/games/7471?speed=1", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    for action in ["pause", "resume", "stop"] {
+        let uri = format!("/replays/7471/{action}");
+        let (status, body) = call(&app, Method::POST, &uri, Some(TOKEN), "").await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+        assert_eq!(body["match_id"], 7471);
+    }
+    let (status, body) = call(&app, Method::POST, "/replays/7471/rewind", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("pause, resume or stop")
+    );
+    let (status, _) = call(&app, Method::POST, "/replays/7471/pause", None, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
