@@ -14,14 +14,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use livescore_domain::Speed;
 use livescore_producer::ReplayManager;
-use livescore_store::redis::{RedisConfig, RedisStore};
 use livescore_store::{LogRead, MatchStore, Topic, parse_cursor};
 
 const GAME: u64 = 7471;
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
 
 /// A `livescore api` process; killed when dropped.
 struct Replica {
@@ -44,7 +39,7 @@ async fn replica(prefix: &str) -> Replica {
         .port();
     let child = Command::new(env!("CARGO_BIN_EXE_livescore"))
         .arg("api")
-        .env("REDIS_URL", redis_url())
+        .env("REDIS_URL", support::redis_url())
         .env("REDIS_PREFIX", prefix)
         .env("LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
@@ -127,21 +122,8 @@ struct Setup {
 }
 
 async fn setup(speed: f64) -> Setup {
-    let prefix = format!(
-        "failover-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let store: Arc<dyn MatchStore> = Arc::new(
-        RedisStore::connect(RedisConfig {
-            url: redis_url(),
-            prefix: prefix.clone(),
-        })
-        .await
-        .expect("Redis must be running: scripts/test starts it"),
-    );
+    let prefix = support::unique("failover");
+    let store = support::redis_store(&prefix).await;
     let a = replica(&prefix).await;
     let b = replica(&prefix).await;
     // The pipeline, in this process, writing to the replicas' Redis.
@@ -387,7 +369,7 @@ async fn a_replica_whose_redis_subscription_drops_backfills_what_it_missed() {
     // Cut every pub/sub connection of the server in the middle of the match: the replicas
     // resubscribe, and entries published meanwhile reach their clients from the streams.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let client = redis::Client::open(redis_url()).unwrap();
+    let client = redis::Client::open(support::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let killed: i64 = redis::cmd("CLIENT")
         .arg("KILL")

@@ -6,14 +6,12 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use livescore_api::{ApiState, router};
 use livescore_domain::{ReplayStatus, Speed};
-use livescore_store::redis::{RedisConfig, RedisStore};
-use livescore_store::{LogRead, MatchStore, Topic, parse_cursor};
+use livescore_store::{LogRead, Topic, parse_cursor};
 
 const GAMES: [u64; 2] = [7471, 3788741];
 const CLIENTS_PER_TRANSPORT: usize = 200;
@@ -87,28 +85,10 @@ async fn ws_client(base: String, game: u64) -> Received {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_client_gets_every_entry_in_order() {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let prefix = format!(
-        "fanout-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let store: Arc<dyn MatchStore> = Arc::new(
-        RedisStore::connect(RedisConfig {
-            url: url.clone(),
-            prefix: prefix.clone(),
-        })
-        .await
-        .expect("Redis must be running: scripts/test starts it"),
-    );
+    let prefix = support::unique("fanout");
+    let store = support::redis_store(&prefix).await;
     // The replica has a store connection, and so a subscription, of its own.
-    let replica_store: Arc<dyn MatchStore> = Arc::new(
-        RedisStore::connect(RedisConfig { url, prefix })
-            .await
-            .unwrap(),
-    );
+    let replica_store = support::redis_store(&prefix).await;
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     let app = router(ApiState::new(replica_store, shutdown).await.unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -5,12 +5,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use livescore_catalog::Catalog;
 use livescore_domain::{Breaks, MatchFold, ReplayStatus, Speed, Update, fold_match};
 use livescore_eventlog::kafka::{KafkaConfig, KafkaLog};
 use livescore_eventlog::memory::MemoryLog;
@@ -23,18 +23,6 @@ use livescore_store::{Entry, LogRead, MatchStore, StoredMatch, Topic};
 use tokio::task::JoinHandle;
 
 const GAME: u64 = 7471;
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{nanos}")
-}
-
-fn catalog() -> Arc<Catalog> {
-    Arc::new(Catalog::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap())
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Engines {
@@ -63,7 +51,7 @@ async fn pipeline(engines: Engines, name: &str, redis_db: u8) -> Pipeline {
             let config = KafkaConfig {
                 brokers: std::env::var("KAFKA_BROKERS")
                     .expect("KAFKA_BROKERS must name the test broker: scripts/test starts tansu"),
-                topic: unique(&format!("pipeline-{name}")),
+                topic: support::unique(&format!("pipeline-{name}")),
                 partitions: 3,
             };
             (
@@ -76,24 +64,23 @@ async fn pipeline(engines: Engines, name: &str, redis_db: u8) -> Pipeline {
     let store: Arc<dyn MatchStore> = match engines {
         Engines::InProcess => Arc::new(MemoryStore::new()),
         Engines::Real => {
-            let base =
-                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            let base = support::redis_url();
             Arc::new(
                 RedisStore::connect(RedisConfig {
                     url: format!("{}/{redis_db}", base.trim_end_matches('/')),
-                    prefix: unique(&format!("pipeline:{name}")),
+                    prefix: support::unique(&format!("pipeline:{name}")),
                 })
                 .await
                 .expect("Redis must be running: scripts/test starts it"),
             )
         }
     };
-    let replays = ReplayManager::new(Arc::clone(&log), catalog(), Breaks::default());
+    let replays = ReplayManager::new(Arc::clone(&log), support::catalog(), Breaks::default());
     Pipeline {
         log,
         store,
         replays,
-        group: unique("projector"),
+        group: support::unique("projector"),
         memory_log,
         kafka,
     }
@@ -162,7 +149,7 @@ impl Pipeline {
 
 /// What `livescore fold 7471` computes: the final fold and every update.
 fn folded() -> (MatchFold, Vec<Update>) {
-    let game = catalog().load(&GAME.to_string()).unwrap();
+    let game = support::catalog().load(&GAME.to_string()).unwrap();
     fold_match(game.info, &game.events)
 }
 
@@ -274,8 +261,7 @@ async fn a_store_that_loses_its_data_is_rebuilt_from_the_log(engines: Engines) {
     match engines {
         Engines::InProcess => pipeline.store.clear().await.unwrap(),
         Engines::Real => {
-            let base =
-                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            let base = support::redis_url();
             let client = redis::Client::open(format!("{}/15", base.trim_end_matches('/'))).unwrap();
             let mut conn = client.get_multiplexed_async_connection().await.unwrap();
             let _: () = redis::cmd("FLUSHDB").query_async(&mut conn).await.unwrap();
@@ -367,7 +353,8 @@ async fn a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on(eng
             })
             .await
             .unwrap();
-            let mut consumer: Box<dyn LogConsumer> = dlq.consumer(&unique("dlq")).await.unwrap();
+            let mut consumer: Box<dyn LogConsumer> =
+                dlq.consumer(&support::unique("dlq")).await.unwrap();
             let batch = tokio::time::timeout(Duration::from_secs(30), consumer.next_batch(10))
                 .await
                 .unwrap()

@@ -28,3 +28,31 @@ pub fn replays_into(store: &Arc<dyn MatchStore>) -> ReplayManager {
     tokio::spawn(projector.run(std::future::pending()));
     ReplayManager::new(Arc::new(log), catalog(), Breaks::default())
 }
+
+/// A name no other test run uses: for topics, key prefixes and consumer groups.
+pub fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{nanos}")
+}
+
+/// The test Redis (REDIS_URL, which `scripts/test` provides).
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A Redis store under `prefix`.
+pub async fn redis_store(prefix: &str) -> Arc<dyn MatchStore> {
+    use livescore_store::redis::{RedisConfig, RedisStore};
+    let config = RedisConfig {
+        url: redis_url(),
+        prefix: prefix.to_owned(),
+    };
+    Arc::new(
+        RedisStore::connect(config)
+            .await
+            .expect("Redis must be running for these tests: scripts/test starts it"),
+    )
+}
