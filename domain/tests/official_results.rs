@@ -231,20 +231,26 @@ fn xg_is_the_sum_of_shot_xg_and_possession_adds_up_to_100() {
 #[test]
 fn stoppage_time_is_shown_as_45_plus_and_90_plus() {
     let (fold, updates) = fold(7457);
-    let clocks: Vec<Clock> = updates
+    let ticks: Vec<(u8, Clock)> = updates
         .iter()
         .filter(|u| matches!(u.change, livescore_domain::Change::Clock))
-        .map(|u| u.headline.clock)
+        .map(|u| (u.headline.period, u.headline.clock))
         .collect();
+    let clocks: Vec<Clock> = ticks.iter().map(|(_, clock)| *clock).collect();
     assert!(clocks.contains(&Clock {
         minute: 45,
         added: 1
     }));
-    assert!(
-        !clocks
-            .iter()
-            .any(|c| c.minute > 90 || (c.minute == 46 && c.added > 0))
-    );
+    // First-half stoppage time reads 45+N, never 46'; the second half runs 46' to 90+N.
+    for (period, clock) in &ticks {
+        let regular = if *period == 1 { 1..=45 } else { 46..=90 };
+        assert!(regular.contains(&clock.minute), "period {period}: {clock}");
+        assert!(
+            clock.added == 0 || clock.minute == *regular.end(),
+            "period {period}: {clock}"
+        );
+    }
+    assert!(ticks.iter().any(|(period, _)| *period == 2));
     assert!(clocks.contains(&Clock {
         minute: 90,
         added: 3
