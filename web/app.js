@@ -21,14 +21,13 @@ const PLAYING = new Set(['first_half', 'second_half', 'extra_time_first_half', '
 const isLive = (status) => status !== 'not_started' && status !== 'finished';
 const clockText = (clock) => clock && clock.minute ? `${clock.minute}${clock.added ? '+' + clock.added : ''}'` : '';
 const statusText = (h) => PLAYING.has(h.status) && h.status !== 'shootout' ? clockText(h.clock) : STATUS[h.status] ?? h.status;
-const surname = (name) => (name || '?');
 
 function incidentText(incident, info) {
   const team = incident.side === 'home' ? info.home.name : info.away.name;
   switch (incident.type) {
     case 'goal': {
       const kind = { penalty: ' (pen)', own_goal: ' (OG)', free_kick: ' (FK)' }[incident.kind] ?? '';
-      return `Goal ${team}: ${surname(incident.scorer?.name)}${kind}`;
+      return `Goal ${team}: ${incident.scorer?.name ?? 'unknown scorer'}${kind}`;
     }
     case 'card':
       return `${{ yellow: 'Yellow card', second_yellow: 'Second yellow', red: 'Red card' }[incident.card]}: ${incident.player.name}`;
