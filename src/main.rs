@@ -4,15 +4,18 @@
 mod config;
 mod startup;
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use axum::routing::get;
 use clap::{Parser, Subcommand};
 use livescore_catalog::{Catalog, LoadedGame};
 use livescore_domain::fold_match;
+use tokio::sync::watch;
 use tracing::info_span;
 
 use crate::config::{HttpArgs, LogArgs, ProducerArgs, ProjectorArgs, StoreArgs};
@@ -118,19 +121,19 @@ fn main() -> ExitCode {
             http,
             producer,
             projector,
-        } => run(up(log, store, http, producer, projector)),
+        } => run(|shutdown| up(shutdown, log, store, http, producer, projector)),
         Command::Producer {
             log,
             http,
             producer,
-        } => run(producer_role(log, http, producer)),
+        } => run(|shutdown| producer_role(shutdown, log, http, producer)),
         Command::Projector {
             log,
             store,
             projector,
             rebuild,
-        } => run(projector_role(log, store, projector, rebuild)),
-        Command::Api { store, http } => run(api_role(store, http)),
+        } => run(|shutdown| projector_role(shutdown, log, store, projector, rebuild)),
+        Command::Api { store, http } => run(|shutdown| api_role(shutdown, store, http)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -155,23 +158,49 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Runs a role on a multi-threaded tokio runtime.
-fn run(role: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
+/// How long a role may take to stop after Ctrl-C or SIGTERM before the process exits anyway.
+/// (A Kafka client whose broker went away can wait far longer than that to say goodbye.)
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs a role on a multi-threaded tokio runtime, handing it the shutdown signal; a role that
+/// has not stopped `SHUTDOWN_GRACE` after the signal is cut short.
+fn run<Role, Running>(role: Role) -> anyhow::Result<()>
+where
+    Role: FnOnce(watch::Receiver<bool>) -> Running,
+    Running: Future<Output = anyhow::Result<()>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the tokio runtime")?
-        .block_on(role)
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(async {
+        let shutdown = startup::shutdown_signal();
+        let overdue = {
+            let shutdown = shutdown.clone();
+            async move {
+                startup::stopped(shutdown).await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            }
+        };
+        tokio::select! {
+            result = role(shutdown) => result,
+            () = overdue => {
+                tracing::error!("still stopping {SHUTDOWN_GRACE:?} after the signal: exiting now");
+                // Without running destructors: one of them may be what is stuck.
+                std::process::exit(1);
+            }
+        }
+    })
 }
 
 async fn up(
+    shutdown: watch::Receiver<bool>,
     log_args: LogArgs,
     store_args: StoreArgs,
     http: HttpArgs,
     producer: ProducerArgs,
     projector: ProjectorArgs,
 ) -> anyhow::Result<()> {
-    let shutdown = startup::shutdown_signal();
     let log = startup::connect_log(&log_args, Engines::InProcessIfUnset).await?;
     let store = startup::connect_store(&store_args, Engines::InProcessIfUnset).await?;
     let control = startup::control(Arc::clone(&log), &producer)?;
@@ -205,31 +234,43 @@ fn print_banner(http: &HttpArgs, control: &livescore_producer::ControlState, gen
     println!("replayable games: {base}/catalog");
 }
 
-async fn producer_role(log: LogArgs, http: HttpArgs, producer: ProducerArgs) -> anyhow::Result<()> {
-    let shutdown = startup::shutdown_signal();
+async fn producer_role(
+    shutdown: watch::Receiver<bool>,
+    log: LogArgs,
+    http: HttpArgs,
+    producer: ProducerArgs,
+) -> anyhow::Result<()> {
     let log = startup::connect_log(&log, Engines::Required).await?;
     let control = startup::control(log, &producer)?;
     print_banner(&http, &control, producer.admin_token.is_none());
-    startup::serve(&http, livescore_producer::router(control), shutdown).await
+    // `up` has the API's /healthz; the producer alone answers its own, for load balancers and
+    // container health checks.
+    let app = livescore_producer::router(control).route("/healthz", get(|| async { "ok" }));
+    startup::serve(&http, app, shutdown).await
 }
 
 async fn projector_role(
+    shutdown: watch::Receiver<bool>,
     log: LogArgs,
     store: StoreArgs,
     projector: ProjectorArgs,
     rebuild: bool,
 ) -> anyhow::Result<()> {
-    let shutdown = startup::shutdown_signal();
     let log = startup::connect_log(&log, Engines::Required).await?;
     let store = startup::connect_store(&store, Engines::Required).await?;
+    // scripts/cluster waits for this line: the log and the store both answered.
+    tracing::info!(group = %projector.projector_group, "projector up");
     startup::projector(log, store, &projector, rebuild)
         .run(startup::stopped(shutdown))
         .await
         .context("the projector stopped")
 }
 
-async fn api_role(store: StoreArgs, http: HttpArgs) -> anyhow::Result<()> {
-    let shutdown = startup::shutdown_signal();
+async fn api_role(
+    shutdown: watch::Receiver<bool>,
+    store: StoreArgs,
+    http: HttpArgs,
+) -> anyhow::Result<()> {
     let store = startup::connect_store(&store, Engines::Required).await?;
     let mut api = livescore_api::ApiState::new(store, shutdown.clone())
         .await
@@ -243,8 +284,10 @@ async fn api_role(store: StoreArgs, http: HttpArgs) -> anyhow::Result<()> {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: scripts/cluster and containers write logs to files.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(io::stderr().is_terminal())
         .with_writer(io::stderr);
     if json {
         builder.json().init();

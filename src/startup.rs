@@ -30,6 +30,7 @@ pub enum Engines {
 pub async fn connect_log(args: &LogArgs, engines: Engines) -> anyhow::Result<Arc<dyn EventLog>> {
     match &args.kafka_brokers {
         Some(brokers) => {
+            tracing::info!(%brokers, topic = %args.kafka_topic, "event log: Kafka, connecting");
             let log = KafkaLog::connect(KafkaConfig {
                 brokers: brokers.clone(),
                 topic: args.kafka_topic.clone(),
@@ -37,7 +38,7 @@ pub async fn connect_log(args: &LogArgs, engines: Engines) -> anyhow::Result<Arc
             })
             .await
             .with_context(|| format!("cannot use Kafka at {brokers}"))?;
-            tracing::info!(%brokers, topic = %args.kafka_topic, "event log: Kafka");
+            tracing::info!("event log: Kafka, connected");
             Ok(Arc::new(log))
         }
         None if engines == Engines::InProcessIfUnset => {

@@ -97,3 +97,35 @@ fn fold_fails_clearly_on_an_unknown_game_or_a_bad_file() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_role_stuck_on_an_unreachable_broker_still_stops_after_sigterm() {
+    // Nothing listens on port 1: the projector waits for Kafka at start-up, forever.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_livescore"))
+        .arg("projector")
+        .env("KAFKA_BROKERS", "127.0.0.1:1")
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("RUST_LOG", "info,rdkafka=off,librdkafka=off")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    // Once it says it is connecting, its signal handler is installed.
+    let mut line = String::new();
+    while !line.contains("event log: Kafka, connecting") {
+        line.clear();
+        let read = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        assert!(read > 0, "the projector ended before connecting");
+    }
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let exit = child.wait().unwrap();
+    assert!(!exit.success(), "cut short, not a clean stop: {rest}");
+    assert!(rest.contains("exiting now"), "{rest}");
+}
