@@ -11,10 +11,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use livescore_domain::Speed;
 use livescore_producer::ReplayManager;
-use livescore_store::{LogRead, MatchStore, Topic, parse_cursor};
+use livescore_store::MatchStore;
+use support::clients::{
+    Seen, assert_exact, last_cursor, next_json, send, sse_listen, ws, ws_listen,
+};
 
 const GAME: u64 = 7471;
 
@@ -58,59 +60,9 @@ async fn replica(prefix: &str) -> Replica {
     Replica { child, base }
 }
 
-/// One SSE event as a client saw it.
-#[derive(Debug, Clone, PartialEq)]
-struct Seen {
-    id: Option<String>,
-    event: String,
-    data: String,
-}
-
-/// Reads SSE events from `base` into `seen`, resuming after `last_id`, until the replay's
-/// `finished` arrives (true) or the connection breaks (false).
+/// Reads the SSE events of the test's game; see `support::clients::sse_listen`.
 async fn listen(base: &str, last_id: Option<&str>, seen: &mut Vec<Seen>) -> bool {
-    let client = reqwest::Client::new();
-    let mut request = client.get(format!("{base}/sse/games/{GAME}"));
-    if let Some(id) = last_id {
-        request = request.header("Last-Event-ID", id);
-    }
-    let Ok(response) = request.send().await else {
-        return false;
-    };
-    assert_eq!(response.status(), 200);
-    let mut body = response.bytes_stream();
-    let mut buffer = String::new();
-    while let Some(chunk) = body.next().await {
-        let Ok(chunk) = chunk else { return false };
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let mut event = Seen {
-                id: None,
-                event: String::new(),
-                data: String::new(),
-            };
-            for line in block.lines() {
-                if let Some(id) = line.strip_prefix("id: ") {
-                    event.id = Some(id.to_owned());
-                } else if let Some(name) = line.strip_prefix("event: ") {
-                    event.event = name.to_owned();
-                } else if let Some(data) = line.strip_prefix("data: ") {
-                    event.data.push_str(data);
-                }
-            }
-            if event.event.is_empty() {
-                continue; // a heartbeat comment
-            }
-            let finished =
-                event.event == "replay" && event.data.contains("\"status\":\"finished\"");
-            seen.push(event);
-            if finished {
-                return true;
-            }
-        }
-    }
-    false
+    sse_listen(base, GAME, last_id, seen).await
 }
 
 /// Two replicas on a Redis prefix of their own, and a replay of 7471 under way.
@@ -144,43 +96,8 @@ async fn setup(speed: f64) -> Setup {
 }
 
 impl Setup {
-    /// The match's whole log, as (cursor, JSON value) pairs.
-    async fn log(&self) -> Vec<(String, serde_json::Value)> {
-        match self
-            .store
-            .read_after(Topic::Match(GAME), None)
-            .await
-            .unwrap()
-        {
-            LogRead::After(entries) => entries
-                .iter()
-                .map(|e| (e.cursor.clone(), serde_json::from_str(&e.json).unwrap()))
-                .collect(),
-            LogRead::Unknown => unreachable!(),
-        }
-    }
-
-    /// Checks that what a client saw after its first snapshot is exactly the log after it.
     async fn assert_exact(&self, seen: &[Seen]) {
-        assert_eq!(seen[0].event, "snapshot");
-        let from = parse_cursor(seen[0].id.as_deref().unwrap()).unwrap();
-        let expected: Vec<(String, serde_json::Value)> = self
-            .log()
-            .await
-            .into_iter()
-            .filter(|(cursor, _)| parse_cursor(cursor).unwrap() > from)
-            .collect();
-        let got: Vec<(String, serde_json::Value)> = seen[1..]
-            .iter()
-            .map(|e| {
-                (
-                    e.id.clone().unwrap(),
-                    serde_json::from_str(&e.data).unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(got.len(), expected.len(), "no gap, no duplicate");
-        assert_eq!(got, expected);
+        assert_exact(self.store.as_ref(), GAME, seen).await;
     }
 }
 
@@ -197,7 +114,7 @@ async fn sse_clients_fail_over_to_another_replica_without_gap_or_duplicate() {
                 let finished_on_a = listen(&a_base, None, &mut seen).await;
                 assert!(!finished_on_a, "replica A was killed before the end");
                 let switched_at = seen.len();
-                let last = seen.iter().rev().find_map(|e| e.id.clone());
+                let last = last_cursor(&seen);
                 assert!(
                     listen(&b_base, last.as_deref(), &mut seen).await,
                     "finished on B"
@@ -219,62 +136,6 @@ async fn sse_clients_fail_over_to_another_replica_without_gap_or_duplicate() {
     setup.store.clear().await.unwrap();
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn ws(base: &str) -> Socket {
-    let url = format!("{}/ws", base.replace("http://", "ws://"));
-    tokio_tungstenite::connect_async(url).await.unwrap().0
-}
-
-async fn send(socket: &mut Socket, text: &str) {
-    use futures_util::SinkExt;
-    socket
-        .send(tokio_tungstenite::tungstenite::Message::text(text))
-        .await
-        .unwrap();
-}
-
-/// The next JSON text frame, or `None` when the connection ends.
-async fn next_json(socket: &mut Socket) -> Option<serde_json::Value> {
-    use tokio_tungstenite::tungstenite::Message;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(20), socket.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).ok(),
-            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) => return None,
-            Ok(Some(Ok(_))) => continue,
-            Err(_) => panic!("no frame within 20 s"),
-        }
-    }
-}
-
-/// Follows the match over WebSocket from `cursor` until `finished` (true) or the connection
-/// breaks (false).
-async fn ws_listen(base: &str, cursor: Option<&str>, seen: &mut Vec<Seen>) -> bool {
-    let mut socket = ws(base).await;
-    let request = match cursor {
-        Some(cursor) => {
-            format!(r#"{{"op":"subscribe","topic":"game:{GAME}","cursor":"{cursor}"}}"#)
-        }
-        None => format!(r#"{{"op":"subscribe","topic":"game:{GAME}"}}"#),
-    };
-    send(&mut socket, &request).await;
-    while let Some(frame) = next_json(&mut socket).await {
-        assert_eq!(frame["topic"], format!("game:{GAME}"), "{frame}");
-        let event = Seen {
-            id: frame["cursor"].as_str().map(str::to_owned),
-            event: frame["kind"].as_str().unwrap().to_owned(),
-            data: frame["data"].to_string(),
-        };
-        let finished = event.event == "replay" && frame["data"]["replay"]["status"] == "finished";
-        seen.push(event);
-        if finished {
-            return true;
-        }
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_clients_fail_over_with_their_cursors() {
     let mut setup = setup(1500.0).await;
@@ -285,9 +146,9 @@ async fn websocket_clients_fail_over_with_their_cursors() {
             let (a_base, b_base) = (a_base.clone(), b_base.clone());
             tokio::spawn(async move {
                 let mut seen = Vec::new();
-                assert!(!ws_listen(&a_base, None, &mut seen).await);
-                let last = seen.iter().rev().find_map(|e| e.id.clone());
-                assert!(ws_listen(&b_base, last.as_deref(), &mut seen).await);
+                assert!(!ws_listen(&a_base, GAME, None, &mut seen).await);
+                let last = last_cursor(&seen);
+                assert!(ws_listen(&b_base, GAME, last.as_deref(), &mut seen).await);
                 seen
             })
         })
@@ -304,7 +165,7 @@ async fn websocket_clients_fail_over_with_their_cursors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_bad_requests_get_clear_errors_and_the_connection_carries_on() {
     let setup = setup(600.0).await;
-    let mut socket = ws(&setup.b.base).await;
+    let mut socket = ws(&setup.b.base).await.unwrap();
     for (request, expected) in [
         ("not json", "not a request"),
         (r#"{"op":"dance"}"#, "not a request"),
@@ -316,7 +177,7 @@ async fn websocket_bad_requests_get_clear_errors_and_the_connection_carries_on()
         (r#"{"op":"subscribe","topic":"game:1"}"#, "no game 1"),
         (r#"{"op":"unsubscribe","topic":"games"}"#, "not subscribed"),
     ] {
-        send(&mut socket, request).await;
+        assert!(send(&mut socket, request).await);
         let reply = next_json(&mut socket).await.unwrap();
         assert_eq!(reply["kind"], "error", "{request}: {reply}");
         assert!(
@@ -325,11 +186,13 @@ async fn websocket_bad_requests_get_clear_errors_and_the_connection_carries_on()
         );
     }
     // Still usable: a garbage cursor gets a snapshot.
-    send(
-        &mut socket,
-        &format!(r#"{{"op":"subscribe","topic":"game:{GAME}","cursor":"garbage"}}"#),
-    )
-    .await;
+    assert!(
+        send(
+            &mut socket,
+            &format!(r#"{{"op":"subscribe","topic":"game:{GAME}","cursor":"garbage"}}"#),
+        )
+        .await
+    );
     let first = next_json(&mut socket).await.unwrap();
     assert_eq!(first["kind"], "snapshot");
     // An oversized frame closes the connection (4 KiB at most).

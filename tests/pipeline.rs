@@ -49,8 +49,7 @@ async fn pipeline(engines: Engines, name: &str, redis_db: u8) -> Pipeline {
         }
         Engines::Real => {
             let config = KafkaConfig {
-                brokers: std::env::var("KAFKA_BROKERS")
-                    .expect("KAFKA_BROKERS must name the test broker: scripts/test starts tansu"),
+                brokers: support::kafka_brokers(),
                 topic: support::unique(&format!("pipeline-{name}")),
                 partitions: 3,
             };

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod clients;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -36,6 +38,12 @@ pub fn unique(name: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("{name}-{nanos}")
+}
+
+/// The test Kafka broker (KAFKA_BROKERS, which `scripts/test` provides: tansu).
+pub fn kafka_brokers() -> String {
+    std::env::var("KAFKA_BROKERS")
+        .expect("KAFKA_BROKERS must name the test broker: scripts/test starts tansu")
 }
 
 /// The test Redis (REDIS_URL, which `scripts/test` provides).

@@ -1,0 +1,216 @@
+//! Viewers, as the tests see them: Server-Sent Events and WebSocket clients that follow one match
+//! until its replay finishes, resuming after a broken connection from the last cursor they saw,
+//! and the check that what a client saw is exactly the match's log.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use livescore_store::{LogRead, MatchStore, Topic, parse_cursor};
+use tokio_tungstenite::tungstenite::Message;
+
+/// One event as a client saw it: its cursor, its kind (`snapshot`, `update`, `replay`) and data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: String,
+}
+
+impl Seen {
+    fn finishes_the_replay(&self) -> bool {
+        self.event == "replay" && self.data.contains("\"status\":\"finished\"")
+    }
+}
+
+/// The last cursor a client saw, to resume from.
+pub fn last_cursor(seen: &[Seen]) -> Option<String> {
+    seen.iter().rev().find_map(|e| e.id.clone())
+}
+
+/// Reads SSE events of `game` from `base` into `seen`, resuming after `last_id`, until the replay's
+/// `finished` arrives (true) or the connection breaks (false).
+pub async fn sse_listen(
+    base: &str,
+    game: u64,
+    last_id: Option<&str>,
+    seen: &mut Vec<Seen>,
+) -> bool {
+    let client = reqwest::Client::new();
+    let mut request = client.get(format!("{base}/sse/games/{game}"));
+    if let Some(id) = last_id {
+        request = request.header("Last-Event-ID", id);
+    }
+    let Ok(response) = request.send().await else {
+        return false;
+    };
+    if response.status() != 200 {
+        return false;
+    }
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    while let Some(chunk) = body.next().await {
+        let Ok(chunk) = chunk else { return false };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let mut event = Seen {
+                id: None,
+                event: String::new(),
+                data: String::new(),
+            };
+            for line in block.lines() {
+                if let Some(id) = line.strip_prefix("id: ") {
+                    event.id = Some(id.to_owned());
+                } else if let Some(name) = line.strip_prefix("event: ") {
+                    event.event = name.to_owned();
+                } else if let Some(data) = line.strip_prefix("data: ") {
+                    event.data.push_str(data);
+                }
+            }
+            if event.event.is_empty() {
+                continue; // a heartbeat comment
+            }
+            let finished = event.finishes_the_replay();
+            seen.push(event);
+            if finished {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket to `base`'s `/ws`, or `None` if it cannot connect.
+pub async fn ws(base: &str) -> Option<Socket> {
+    let url = format!("{}/ws", base.replace("http://", "ws://"));
+    tokio_tungstenite::connect_async(url)
+        .await
+        .ok()
+        .map(|(socket, _)| socket)
+}
+
+pub async fn send(socket: &mut Socket, text: &str) -> bool {
+    socket.send(Message::text(text)).await.is_ok()
+}
+
+/// The next JSON text frame, or `None` when the connection ends.
+pub async fn next_json(socket: &mut Socket) -> Option<serde_json::Value> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).ok(),
+            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => return None,
+            Ok(Some(Ok(_))) => continue,
+            Err(_) => panic!("no frame within 20 s"),
+        }
+    }
+}
+
+/// Follows `game` over WebSocket from `cursor` until `finished` (true) or the connection breaks
+/// (false).
+pub async fn ws_listen(base: &str, game: u64, cursor: Option<&str>, seen: &mut Vec<Seen>) -> bool {
+    let Some(mut socket) = ws(base).await else {
+        return false;
+    };
+    let request = match cursor {
+        Some(cursor) => {
+            format!(r#"{{"op":"subscribe","topic":"game:{game}","cursor":"{cursor}"}}"#)
+        }
+        None => format!(r#"{{"op":"subscribe","topic":"game:{game}"}}"#),
+    };
+    if !send(&mut socket, &request).await {
+        return false;
+    }
+    while let Some(frame) = next_json(&mut socket).await {
+        assert_eq!(frame["topic"], format!("game:{game}"), "{frame}");
+        let event = Seen {
+            id: frame["cursor"].as_str().map(str::to_owned),
+            event: frame["kind"].as_str().unwrap_or_default().to_owned(),
+            data: frame["data"].to_string(),
+        };
+        let finished = event.event == "replay" && frame["data"]["replay"]["status"] == "finished";
+        seen.push(event);
+        if finished {
+            return true;
+        }
+    }
+    false
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Transport {
+    Sse,
+    WebSocket,
+}
+
+/// What a viewer that never gives up saw: every event, and how many times it had to reconnect.
+pub struct Followed {
+    pub seen: Vec<Seen>,
+    pub reconnects: usize,
+}
+
+/// Follows `game` on `base` until its replay finishes, reconnecting (from the last cursor seen)
+/// whenever the connection breaks or is refused, as the web UI does; gives up after `deadline`.
+pub async fn follow_to_the_end(
+    base: &str,
+    game: u64,
+    transport: Transport,
+    deadline: Duration,
+) -> Followed {
+    let until = tokio::time::Instant::now() + deadline;
+    let mut seen = Vec::new();
+    let mut reconnects = 0;
+    loop {
+        let cursor = last_cursor(&seen);
+        let finished = match transport {
+            Transport::Sse => sse_listen(base, game, cursor.as_deref(), &mut seen).await,
+            Transport::WebSocket => ws_listen(base, game, cursor.as_deref(), &mut seen).await,
+        };
+        if finished {
+            return Followed { seen, reconnects };
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "{transport:?} client: the replay did not finish within {deadline:?}"
+        );
+        reconnects += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The match's whole log, as (cursor, JSON value) pairs.
+pub async fn log_of(store: &dyn MatchStore, game: u64) -> Vec<(String, serde_json::Value)> {
+    match store.read_after(Topic::Match(game), None).await.unwrap() {
+        LogRead::After(entries) => entries
+            .iter()
+            .map(|e| (e.cursor.clone(), serde_json::from_str(&e.json).unwrap()))
+            .collect(),
+        LogRead::Unknown => panic!("game {game} has no log"),
+    }
+}
+
+/// Checks that what a client saw after its first snapshot is exactly the log after it: nothing
+/// missing, nothing twice, in order. (A client that reconnects with a cursor the server still
+/// has gets no second snapshot.)
+pub async fn assert_exact(store: &dyn MatchStore, game: u64, seen: &[Seen]) {
+    assert_eq!(seen[0].event, "snapshot");
+    let from = parse_cursor(seen[0].id.as_deref().unwrap()).unwrap();
+    let expected: Vec<(String, serde_json::Value)> = log_of(store, game)
+        .await
+        .into_iter()
+        .filter(|(cursor, _)| parse_cursor(cursor).unwrap() > from)
+        .collect();
+    let got: Vec<(String, serde_json::Value)> = seen[1..]
+        .iter()
+        .map(|e| {
+            (
+                e.id.clone().unwrap(),
+                serde_json::from_str(&e.data).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), expected.len(), "no gap, no duplicate");
+    assert_eq!(got, expected);
+}
