@@ -367,7 +367,7 @@ function adminPanel() {
   async function render() {
     if (!token()) {
       view.innerHTML = `<div class="toolbar"><h1>Admin</h1></div>
-        <form class="panel" id="login"><label>Admin token (printed by <code>livescore up</code>)
+        <form class="panel" id="login"><label>Admin token (printed at start-up by <code>livescore up</code> or <code>scripts/cluster</code>)
           <input type="password" name="token" required autocomplete="current-password"></label>
           <button class="primary">Continue</button>
           ${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}</form>`;
