@@ -168,7 +168,7 @@ async fn assert_exactly_the_fold(pipeline: &Pipeline, stored: &StoredMatch) {
     let logged: Vec<Update> = entries
         .iter()
         .filter_map(|e| match e {
-            Entry::Update { update } => Some((**update).clone()),
+            Entry::Update { update, .. } => Some((**update).clone()),
             _ => None,
         })
         .collect();
@@ -186,6 +186,24 @@ async fn assert_exactly_the_fold(pipeline: &Pipeline, stored: &StoredMatch) {
         Some(Entry::Replay { replay }) if replay.status == ReplayStatus::Finished
     ));
     assert_eq!(entries.len(), updates.len() + 2);
+    // Each update carries when the producer emitted its record: set, in emission order, and not
+    // in the future.
+    let emitted: Vec<u64> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Update { emitted_at_ms, .. } => Some(*emitted_at_ms),
+            _ => None,
+        })
+        .collect();
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    assert!(emitted.iter().all(|&ms| ms > 0 && ms <= now_ms));
+    assert!(emitted.is_sorted(), "emitted in order");
 }
 
 async fn a_replay_at_maximum_speed_ends_as_the_fold(engines: Engines) {

@@ -89,6 +89,7 @@ fn step(current: Option<&StoredMatch>, envelope: &Envelope, contiguous: bool) ->
             .into_iter()
             .map(|update| Entry::Update {
                 update: Box::new(update),
+                emitted_at_ms: envelope.emitted_at_ms,
             })
             .collect(),
         Body::Control(control) => {

@@ -294,6 +294,7 @@ impl Projector {
             let mut current = before.clone();
             let mut entries = Vec::new();
             let (mut applied, mut already, mut without_run) = (0, 0, 0);
+            let mut last_emitted_at_ms = 0;
             let mut gap = false;
             for envelope in envelopes {
                 let mut step = apply(current.as_ref(), envelope);
@@ -322,6 +323,7 @@ impl Projector {
                         current = Some(*stored);
                         entries.extend(new.iter().map(|entry| entry.to_json()));
                         applied += 1;
+                        last_emitted_at_ms = envelope.emitted_at_ms;
                     }
                     Step::AlreadyApplied | Step::Gap { .. } => already += 1,
                     Step::NoRun => {
@@ -344,7 +346,8 @@ impl Projector {
                 known.insert(match_id, after);
                 return Ok(done);
             }
-            let summary = summary_changed(before.as_ref(), &after).then(|| after.summary(now_ms()));
+            let summary = summary_changed(before.as_ref(), &after)
+                .then(|| after.summary(now_ms(), last_emitted_at_ms));
             let write = MatchWrite {
                 expected: before.as_ref().map(StoredMatch::position),
                 stored: after,

@@ -29,7 +29,8 @@ impl StoredMatch {
         (self.run, self.seq)
     }
 
-    pub fn summary(&self, updated_at_ms: u64) -> MatchSummary {
+    /// The games-list line; `emitted_at_ms` is when the producer sent the latest record behind it.
+    pub fn summary(&self, updated_at_ms: u64, emitted_at_ms: u64) -> MatchSummary {
         MatchSummary {
             match_id: self.fold.state.info.match_id,
             info: self.fold.state.info.clone(),
@@ -37,6 +38,7 @@ impl StoredMatch {
             latest: self.fold.state.incidents.last().cloned(),
             replay: self.replay,
             updated_at_ms,
+            emitted_at_ms,
         }
     }
 }
@@ -53,6 +55,10 @@ pub struct MatchSummary {
     pub replay: ReplayInfo,
     /// Unix milliseconds of the last change.
     pub updated_at_ms: u64,
+    /// Unix milliseconds at which the producer emitted the latest record that changed this line:
+    /// a viewer's end-to-end latency is its clock minus this (the load test measures it).
+    #[serde(default)]
+    pub emitted_at_ms: u64,
 }
 
 /// One entry of a match's log, as clients receive it.
@@ -65,8 +71,13 @@ pub enum Entry {
         state: Box<MatchState>,
         replay: ReplayInfo,
     },
-    /// A change a viewer can see (see `livescore_domain::Update`).
-    Update { update: Box<Update> },
+    /// A change a viewer can see (see `livescore_domain::Update`), and the Unix milliseconds at
+    /// which the producer emitted the record it comes from (for end-to-end latency).
+    Update {
+        update: Box<Update>,
+        #[serde(default)]
+        emitted_at_ms: u64,
+    },
     /// The replay was paused, resumed, sped up, stopped or finished.
     Replay { replay: ReplayInfo },
 }

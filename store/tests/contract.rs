@@ -44,7 +44,7 @@ fn stored(match_id: u64, run: u64, seq: u64) -> StoredMatch {
 
 fn write(match_id: u64, expected: Option<(u64, u64)>, seq: u64, entries: &[&str]) -> MatchWrite {
     let stored = stored(match_id, 1, seq);
-    let summary = stored.summary(seq);
+    let summary = stored.summary(seq, seq);
     MatchWrite {
         expected,
         stored,
