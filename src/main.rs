@@ -108,6 +108,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_json);
+    // Every viewer is a socket: an API replica needs far more than the usual soft limit of 1024.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "file-descriptor limit"),
+        Err(err) => tracing::warn!("cannot raise the file-descriptor limit: {err}"),
+    }
     let result = match cli.command {
         Command::Games { data_dir, json } => games(&data_dir, json),
         Command::Fold {

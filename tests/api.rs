@@ -122,6 +122,14 @@ async fn health_readiness_and_metrics() {
     ] {
         assert!(metrics.contains(name), "{name} in:\n{metrics}");
     }
+    // Resident memory, in bytes: some megabytes at least, for a running test binary.
+    let resident: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("livescore_process_resident_memory_bytes "))
+        .expect("resident memory in the metrics")
+        .parse()
+        .unwrap();
+    assert!(resident > 1_000_000, "{resident}");
 }
 
 /// A client that stops reading is let go once its queue has stayed full for the slow-client

@@ -103,8 +103,31 @@ impl Metrics {
         for (name, kind, help, value) in single {
             metric(&mut out, name, kind, help, &[("", value)]);
         }
+        if let Some(bytes) = resident_bytes() {
+            metric(
+                &mut out,
+                "livescore_process_resident_memory_bytes",
+                "gauge",
+                "Resident memory of this process (the load test divides it by connections).",
+                &[("", bytes)],
+            );
+        }
         out
     }
+}
+
+/// The process's resident set size, from /proc (Linux); `None` elsewhere.
+fn resident_bytes() -> Option<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kilobytes: i64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kilobytes * 1024)
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, i64)]) {
