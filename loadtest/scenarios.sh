@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The BENCHMARKS.md load-test scenarios, one after the other, on this machine:
+#   loadtest/scenarios.sh [1|2|3|4 ...]   (default: all)
+# Needs Redis on 127.0.0.1:6379 and tansu on 127.0.0.1:19092 (scripts/test or scripts/cluster
+# start them) and nginx for scenario 3. Results (JSON and SVG plots) go to target/bench/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -p livescore -p livescore-loadtest
+out=target/bench
+mkdir -p "$out"
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379} KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:19092}
+export ADMIN_TOKEN=bench RUST_LOG=warn
+loadtest=target/release/loadtest
+
+# One replica: `livescore up` on Kafka and Redis, its own key prefix and topic.
+one_replica() { # name, then loadtest arguments
+  local name=$1
+  shift
+  local unique="bench-$name-$(date +%s)"
+  REDIS_PREFIX=$unique KAFKA_TOPIC=$unique PROJECTOR_GROUP=$unique LISTEN=127.0.0.1:18080 \
+    target/release/livescore up >"$out/$name-server.log" 2>&1 &
+  local server=$!
+  until curl -fsS -o /dev/null http://127.0.0.1:18080/readyz; do sleep 0.2; done
+  "$loadtest" --url http://127.0.0.1:18080 --quiet --json --plot "$out/$name" "$@" \
+    >"$out/$name.json" || echo "scenario $name: the load test reported a problem (exit $?)"
+  kill "$server"
+  wait "$server" || true
+}
+
+scenario() {
+  case $1 in
+    1) one_replica sse-10k --clients 10000 --transport sse --stream list --games 4 --speed 60 ;;
+    2) one_replica ws-10k --clients 10000 --transport ws --stream list --games 4 --speed 60 ;;
+    3)
+      CLUSTER_PORT=18180 REDIS_PREFIX=bench-cluster-$(date +%s) scripts/cluster >"$out/cluster.log" 2>&1 &
+      local cluster=$!
+      until grep -q "cluster is up" "$out/cluster.log"; do sleep 0.5; done
+      "$loadtest" --url http://127.0.0.1:18180 --quiet --json --plot "$out/cluster-10k" \
+        --metrics-url http://127.0.0.1:18181 --metrics-url http://127.0.0.1:18182 \
+        --metrics-url http://127.0.0.1:18183 \
+        --clients 10000 --transport mixed --stream both --games 4 --speed 60 \
+        >"$out/cluster-10k.json" || echo "scenario 3: the load test reported a problem (exit $?)"
+      kill "$cluster"
+      wait "$cluster" || true
+      ;;
+    4)
+      one_replica idle-sse-10k --idle --hold 10 --clients 10000 --transport sse --stream list
+      one_replica idle-ws-10k --idle --hold 10 --clients 10000 --transport ws --stream list
+      ;;
+    *) echo "no scenario $1" >&2; exit 2 ;;
+  esac
+}
+
+for s in "${@:-1 2 3 4}"; do
+  # shellcheck disable=SC2086
+  for one in $s; do scenario "$one"; done
+done
+echo "results in $out/"
