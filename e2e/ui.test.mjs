@@ -74,8 +74,9 @@ for (const transport of ['sse', 'ws']) {
     assert.equal(await centre.locator('.timeline li.is-goal .tag', { hasText: 'own goal' }).count(), 1);
     const ids = await centre.locator('.timeline li').evaluateAll((items) => items.map((li) => li.dataset.incident));
     assert.equal(new Set(ids).size, ids.length, 'no incident twice');
-    assert.ok((await centre.locator('.stat').count()) >= 8, 'statistics are shown');
-    assert.ok((await centre.locator('.momentum svg rect').count()) > 80, 'a momentum bar per minute');
+    // The last updates may render a frame after the final whistle: wait for them (deadline).
+    await centre.locator('.stat').nth(7).waitFor({ timeout: 10_000 });
+    await centre.locator('.momentum svg rect').nth(80).waitFor({ state: 'attached', timeout: 10_000 });
     assert.equal(await centre.locator('#badge').textContent(), 'Live');
     assert.equal(await centre.locator('#transport').inputValue(), transport);
 
