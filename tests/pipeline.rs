@@ -195,13 +195,7 @@ async fn assert_exactly_the_fold(pipeline: &Pipeline, stored: &StoredMatch) {
             _ => None,
         })
         .collect();
-    let now_ms = u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap();
+    let now_ms = livescore_store::now_ms();
     assert!(emitted.iter().all(|&ms| ms > 0 && ms <= now_ms));
     assert!(emitted.is_sorted(), "emitted in order");
 }

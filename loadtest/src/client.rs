@@ -44,13 +44,11 @@ impl Topic {
     }
 }
 
-/// A stream cursor (`<ms>-<seq>`, a Redis stream id), ordered as the server orders them.
+/// A stream cursor (`<ms>-<seq>`, a Redis stream id), ordered as the server orders them; parsed
+/// by the store's own `parse_cursor`.
 pub type Cursor = (u64, u64);
 
-pub fn parse_cursor(text: &str) -> Option<Cursor> {
-    let (ms, seq) = text.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
-}
+pub use livescore_store::parse_cursor;
 
 pub fn format_cursor(cursor: Cursor) -> String {
     format!("{}-{}", cursor.0, cursor.1)
