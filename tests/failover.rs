@@ -1,7 +1,8 @@
-//! Failover without loss: two `livescore api` processes on one Redis; Server-Sent Events clients
-//! follow a replay on replica A; A is killed (SIGKILL); the clients reconnect to B with their
-//! Last-Event-ID; each client's sequence equals the match's log exactly, with no gap and no
-//! duplicate. Needs Redis (REDIS_URL, which `scripts/test` provides).
+//! Failover without loss: two `livescore api` processes on one Redis; SSE or WebSocket clients
+//! follow a replay on replica A; A is killed (SIGKILL) mid-match; the clients reconnect to B
+//! with their last cursor (Last-Event-ID, or the WebSocket `cursor`); each client's sequence
+//! equals the match's log exactly, with no gap and no duplicate. Needs Redis (REDIS_URL, which
+//! `scripts/test` provides).
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,7 +16,7 @@ use livescore_domain::Speed;
 use livescore_producer::ReplayManager;
 use livescore_store::MatchStore;
 use support::clients::{
-    Seen, assert_exact, last_cursor, next_json, send, sse_listen, ws, ws_listen,
+    Seen, Transport, assert_exact, last_cursor, listen_once, next_json, send, ws,
 };
 
 const GAME: u64 = 7471;
@@ -62,7 +63,7 @@ async fn replica(prefix: &str) -> Replica {
 
 /// Reads the SSE events of the test's game; see `support::clients::sse_listen`.
 async fn listen(base: &str, last_id: Option<&str>, seen: &mut Vec<Seen>) -> bool {
-    sse_listen(base, GAME, last_id, seen).await
+    listen_once(Transport::Sse, base, GAME, last_id, seen).await
 }
 
 /// Two replicas on a Redis prefix of their own, and a replay of 7471 under way.
@@ -99,10 +100,27 @@ impl Setup {
     async fn assert_exact(&self, seen: &[Seen]) {
         assert_exact(self.store.as_ref(), GAME, seen).await;
     }
+
+    /// Waits until the match's clock shows `minute` (a condition with a deadline, not a sleep).
+    async fn wait_for_minute(&self, minute: u16) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let stored = self.store.load(GAME).await.unwrap().unwrap();
+            if stored.fold.state.clock.minute >= minute {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the match never reached minute {minute}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sse_clients_fail_over_to_another_replica_without_gap_or_duplicate() {
+/// Eight clients follow the match on A over `transport`; A is killed at minute 30; each
+/// finishes on B with exactly the log after its snapshot.
+async fn clients_fail_over(transport: Transport) {
     let mut setup = setup(1500.0).await;
     let a_base = setup.a.as_ref().unwrap().base.clone();
     let b_base = setup.b.base.clone();
@@ -111,12 +129,12 @@ async fn sse_clients_fail_over_to_another_replica_without_gap_or_duplicate() {
             let (a_base, b_base) = (a_base.clone(), b_base.clone());
             tokio::spawn(async move {
                 let mut seen = Vec::new();
-                let finished_on_a = listen(&a_base, None, &mut seen).await;
+                let finished_on_a = listen_once(transport, &a_base, GAME, None, &mut seen).await;
                 assert!(!finished_on_a, "replica A was killed before the end");
                 let switched_at = seen.len();
                 let last = last_cursor(&seen);
                 assert!(
-                    listen(&b_base, last.as_deref(), &mut seen).await,
+                    listen_once(transport, &b_base, GAME, last.as_deref(), &mut seen).await,
                     "finished on B"
                 );
                 (seen, switched_at)
@@ -125,7 +143,7 @@ async fn sse_clients_fail_over_to_another_replica_without_gap_or_duplicate() {
         .collect();
 
     // Kill A in the middle of the match.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    setup.wait_for_minute(30).await;
     setup.a = None;
 
     for client in clients {
@@ -137,29 +155,13 @@ async fn sse_clients_fail_over_to_another_replica_without_gap_or_duplicate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_clients_fail_over_to_another_replica_without_gap_or_duplicate() {
+    clients_fail_over(Transport::Sse).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_clients_fail_over_with_their_cursors() {
-    let mut setup = setup(1500.0).await;
-    let a_base = setup.a.as_ref().unwrap().base.clone();
-    let b_base = setup.b.base.clone();
-    let clients: Vec<_> = (0..8)
-        .map(|_| {
-            let (a_base, b_base) = (a_base.clone(), b_base.clone());
-            tokio::spawn(async move {
-                let mut seen = Vec::new();
-                assert!(!ws_listen(&a_base, GAME, None, &mut seen).await);
-                let last = last_cursor(&seen);
-                assert!(ws_listen(&b_base, GAME, last.as_deref(), &mut seen).await);
-                seen
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    setup.a = None;
-    for client in clients {
-        let seen = client.await.unwrap();
-        setup.assert_exact(&seen).await;
-    }
-    setup.store.clear().await.unwrap();
+    clients_fail_over(Transport::WebSocket).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,7 +233,7 @@ async fn a_replica_whose_redis_subscription_drops_backfills_what_it_missed() {
         .collect();
     // Cut every pub/sub connection of the server in the middle of the match: the replicas
     // resubscribe, and entries published meanwhile reach their clients from the streams.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    setup.wait_for_minute(30).await;
     let client = redis::Client::open(support::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let killed: i64 = redis::cmd("CLIENT")

@@ -145,6 +145,21 @@ pub enum Transport {
     WebSocket,
 }
 
+/// One connection over `transport`: follows `game` from `cursor` until the replay finishes
+/// (true) or the connection breaks (false).
+pub async fn listen_once(
+    transport: Transport,
+    base: &str,
+    game: u64,
+    cursor: Option<&str>,
+    seen: &mut Vec<Seen>,
+) -> bool {
+    match transport {
+        Transport::Sse => sse_listen(base, game, cursor, seen).await,
+        Transport::WebSocket => ws_listen(base, game, cursor, seen).await,
+    }
+}
+
 /// What a viewer that never gives up saw: every event, and how many times it had to reconnect.
 pub struct Followed {
     pub seen: Vec<Seen>,
@@ -164,10 +179,7 @@ pub async fn follow_to_the_end(
     let mut reconnects = 0;
     loop {
         let cursor = last_cursor(&seen);
-        let finished = match transport {
-            Transport::Sse => sse_listen(base, game, cursor.as_deref(), &mut seen).await,
-            Transport::WebSocket => ws_listen(base, game, cursor.as_deref(), &mut seen).await,
-        };
+        let finished = listen_once(transport, base, game, cursor.as_deref(), &mut seen).await;
         if finished {
             return Followed { seen, reconnects };
         }
