@@ -37,6 +37,20 @@ fn frame(title: &str, x_label: &str, y_label: &str) -> String {
     svg
 }
 
+/// Five labels up the y axis, from 0 to `y_max`, with `decimals` digits.
+fn y_ticks(svg: &mut String, y_max: f64, decimals: usize) {
+    for i in 0..=4 {
+        let value = y_max * f64::from(i) / 4.0;
+        let y = HEIGHT - BOTTOM - (HEIGHT - TOP - BOTTOM) * (value / y_max);
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">{value:.decimals$}</text>"#,
+            LEFT - 6.0,
+            y + 4.0
+        );
+    }
+}
+
 /// Latency (ms) against percentile, one line per histogram.
 pub fn latency(series: &[(&str, &str, &Histogram<u64>)]) -> String {
     let mut svg = frame(
@@ -68,15 +82,7 @@ pub fn latency(series: &[(&str, &str, &Histogram<u64>)]) -> String {
             HEIGHT - BOTTOM,
         );
     }
-    for i in 0..=4 {
-        let ms = y_max * f64::from(i) / 4.0;
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{:.1}" text-anchor="end">{ms:.1}</text>"#,
-            LEFT - 6.0,
-            y(ms) + 4.0
-        );
-    }
+    y_ticks(&mut svg, y_max, 1);
     for (index, (label, colour, histogram)) in series.iter().enumerate() {
         if histogram.is_empty() {
             continue;
@@ -120,15 +126,7 @@ pub fn timeline(per_second: &[u64]) -> String {
             (bar - 0.5).max(0.5)
         );
     }
-    for i in 0..=4 {
-        let value = y_max * f64::from(i) / 4.0;
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{:.1}" text-anchor="end">{value:.0}</text>"#,
-            LEFT - 6.0,
-            HEIGHT - BOTTOM - (HEIGHT - TOP - BOTTOM) * (value / y_max) + 4.0
-        );
-    }
+    y_ticks(&mut svg, y_max, 0);
     let step = (n / 10.0).ceil().max(1.0) as usize;
     for second in (0..per_second.len()).step_by(step) {
         let _ = writeln!(

@@ -6,6 +6,18 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+/// The body of a successful GET, or an error naming the URL.
+async fn get(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    http.get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("GET {url}"))?
+        .text()
+        .await
+        .with_context(|| format!("GET {url}: reading the body"))
+}
+
 #[derive(Deserialize)]
 struct CatalogGame {
     id: u64,
@@ -23,15 +35,9 @@ pub async fn catalog(
     admin: &str,
     count: usize,
 ) -> anyhow::Result<Vec<u64>> {
-    let games: Vec<CatalogGame> = http
-        .get(format!("{admin}/catalog"))
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("GET {admin}/catalog"))?
-        .json()
-        .await
-        .context("the catalog is not JSON")?;
+    let games: Vec<CatalogGame> =
+        serde_json::from_str(&get(http, &format!("{admin}/catalog")).await?)
+            .context("the catalog is not a list of games")?;
     if games.len() < count {
         bail!("the catalog has {} games, fewer than {count}", games.len());
     }
@@ -129,14 +135,9 @@ pub async fn live_games(http: &reqwest::Client, base: &str) -> anyhow::Result<Ve
         match_id: u64,
         replay: RunView,
     }
-    let lines: Vec<Line> = http
-        .get(format!("{base}/games?status=live"))
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("GET {base}/games"))?
-        .json()
-        .await?;
+    let lines: Vec<Line> =
+        serde_json::from_str(&get(http, &format!("{base}/games?status=live")).await?)
+            .context("the games list is not what the API serves")?;
     Ok(lines
         .into_iter()
         .map(|l| (l.match_id, l.replay.run))
@@ -151,14 +152,7 @@ pub struct Usage {
 }
 
 pub async fn usage(http: &reqwest::Client, base: &str) -> anyhow::Result<Usage> {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("GET {base}/metrics"))?
-        .text()
-        .await?;
+    let text = get(http, &format!("{base}/metrics")).await?;
     let mut usage = Usage::default();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((name, value)) = line.rsplit_once(' ') else {
