@@ -86,6 +86,14 @@ async fn pipeline(engines: Engines, name: &str, redis_db: u8) -> Pipeline {
 }
 
 impl Pipeline {
+    /// Starts a replay of the test's game at maximum speed.
+    async fn replay_at_max_speed(&self) {
+        self.replays
+            .start(&GAME.to_string(), Speed::Max)
+            .await
+            .unwrap();
+    }
+
     fn projector(&self, batch: usize) -> (JoinHandle<()>, Arc<ProjectorStats>) {
         self.projector_with(batch, false)
     }
@@ -203,11 +211,7 @@ async fn assert_exactly_the_fold(pipeline: &Pipeline, stored: &StoredMatch) {
 async fn a_replay_at_maximum_speed_ends_as_the_fold(engines: Engines) {
     let pipeline = pipeline(engines, "fold", 0).await;
     let (_projector, stats) = pipeline.projector(500);
-    pipeline
-        .replays
-        .start(&GAME.to_string(), Speed::Max)
-        .await
-        .unwrap();
+    pipeline.replay_at_max_speed().await;
     let stored = pipeline.wait_finished().await;
     assert_exactly_the_fold(&pipeline, &stored).await;
     assert_eq!(stats.dead_letters.load(Ordering::Relaxed), 0);
@@ -223,11 +227,7 @@ async fn a_projector_killed_again_and_again_loses_and_repeats_nothing(engines: E
     let pipeline = pipeline(engines, "crash", 0).await;
     // The whole replay is in the log first; then the projector works through it, and is killed
     // (its task aborted, its consumer dropped) at points drawn from a seed.
-    pipeline
-        .replays
-        .start(&GAME.to_string(), Speed::Max)
-        .await
-        .unwrap();
+    pipeline.replay_at_max_speed().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while pipeline.replays.status(GAME).unwrap().status != ReplayStatus::Finished {
         assert!(tokio::time::Instant::now() < deadline);
@@ -289,11 +289,7 @@ async fn a_store_that_loses_its_data_is_rebuilt_from_the_log(engines: Engines) {
 async fn a_rebuild_on_request_clears_the_store_and_ends_the_same(engines: Engines) {
     let pipeline = pipeline(engines, "rebuild", 0).await;
     let (projector, _) = pipeline.projector(500);
-    pipeline
-        .replays
-        .start(&GAME.to_string(), Speed::Max)
-        .await
-        .unwrap();
+    pipeline.replay_at_max_speed().await;
     let before = pipeline.wait_finished().await;
     projector.abort();
     let _ = projector.await;
@@ -342,11 +338,7 @@ async fn a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on(eng
         (None, None) => unreachable!(),
     }
     let (_projector, stats) = pipeline.projector(500);
-    pipeline
-        .replays
-        .start(&GAME.to_string(), Speed::Max)
-        .await
-        .unwrap();
+    pipeline.replay_at_max_speed().await;
     let stored = pipeline.wait_finished().await;
     assert_exactly_the_fold(&pipeline, &stored).await;
     assert_eq!(stats.dead_letters.load(Ordering::Relaxed), 1);
