@@ -398,7 +398,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         transport: format!("{:?}", args.transport).to_lowercase(),
         stream: format!("{:?}", args.stream).to_lowercase(),
         games: watched.to_vec(),
-        speed: args.speed.clone(),
+        // Attached replays run at whatever speed they were started with.
+        speed: if args.attach {
+            "as started".to_owned()
+        } else {
+            args.speed.clone()
+        },
         seconds,
         peak_connected: peak,
         connects: Stats::get(&stats.connects),
