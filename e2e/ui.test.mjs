@@ -11,9 +11,8 @@ import { chromium } from 'playwright-core';
 const root = new URL('..', import.meta.url).pathname;
 const bin = process.env.LIVESCORE_BIN ?? `${root}target/debug/livescore`;
 const token = 'e2e-admin-token';
-let server;
-let base;
 let browser;
+const servers = [];
 
 const freePort = () => new Promise((resolve) => {
   const probe = createServer().listen(0, '127.0.0.1', () => {
@@ -22,19 +21,25 @@ const freePort = () => new Promise((resolve) => {
   });
 });
 
-before(async () => {
+// A fresh `livescore up` per test: the match centre must open before the game exists. (Sharing
+// one server, the second test's centre showed the first run's FT 3-4 until the new run's
+// snapshot arrived, and its wait for FT passed on that stale state.)
+async function startServer() {
   const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
+  const base = `http://127.0.0.1:${port}`;
   const env = { ...process.env, LISTEN: `127.0.0.1:${port}`, ADMIN_TOKEN: token, RUST_LOG: 'warn' };
   delete env.KAFKA_BROKERS; // in-process engines: this test is about the browser
   delete env.REDIS_URL;
-  server = spawn(bin, ['up'], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  servers.push(spawn(bin, ['up'], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] }));
   const deadline = Date.now() + 30_000;
   for (;;) {
-    try { if ((await fetch(`${base}/healthz`)).ok) break; } catch { /* not yet */ }
+    try { if ((await fetch(`${base}/healthz`)).ok) return base; } catch { /* not yet */ }
     assert.ok(Date.now() < deadline, 'livescore up did not start');
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+before(async () => {
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -44,11 +49,14 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.kill('SIGTERM');
+  servers.forEach((server) => server.kill('SIGTERM'));
 });
 
 for (const transport of ['sse', 'ws']) {
   test(`a replay started in the admin panel is followed live over ${transport}`, { timeout: 120_000 }, async () => {
+    const base = await startServer();
+    const before404 = await fetch(`${base}/games/7457`);
+    assert.equal(before404.status, 404, 'the game does not exist before the replay starts');
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     await context.addInitScript((t) => localStorage.setItem('transport', t), transport);
     const centre = await context.newPage();
