@@ -124,7 +124,13 @@ class Live {
     };
     socket.onmessage = (event) => {
       const frame = JSON.parse(event.data);
-      if (frame.kind === 'error') { console.warn('livescore:', frame.message); return; }
+      if (frame.kind === 'error') {
+        // The one request on this socket was refused (a game that does not exist yet, say):
+        // close, and onclose tries again later, as EventSource does after a 404.
+        console.warn('livescore:', frame.message);
+        socket.close(1000, 'retrying');
+        return;
+      }
       if (frame.topic === this.topic && frame.data !== undefined) this.handle(frame.kind, frame.cursor, frame.data);
     };
     socket.onclose = () => {
