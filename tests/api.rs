@@ -282,6 +282,7 @@ async fn the_openapi_document_is_complete_and_its_page_needs_no_network() {
 }
 
 /// The first SSE event of `uri` (with an optional Last-Event-ID header): (id, event name).
+/// Checks on the way that the response is an uncached event stream that opens with `retry:`.
 async fn first_sse_event(
     app: &axum::Router,
     uri: &str,
@@ -297,8 +298,11 @@ async fn first_sse_event(
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK, "{uri}");
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(response.headers()["cache-control"], "no-cache");
     let mut body = response.into_body();
     let mut text = String::new();
+    let mut opened = false;
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
             .await
@@ -308,7 +312,12 @@ async fn first_sse_event(
         if let Ok(data) = frame.into_data() {
             text.push_str(&String::from_utf8_lossy(&data));
         }
-        if let Some(end) = text.find("\n\n") {
+        if !opened && text.len() >= "retry: 2000\n\n".len() {
+            assert!(text.starts_with("retry: 2000\n\n"), "{text}");
+            text.drain(.."retry: 2000\n\n".len());
+            opened = true;
+        }
+        if let Some(end) = text.find("\n\n").filter(|_| opened) {
             let block = &text[..end];
             let id = block
                 .lines()

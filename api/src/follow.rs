@@ -12,22 +12,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use livescore_store::{LogRead, MatchStore, Published, StoreError, Topic, parse_cursor};
+use livescore_store::{LogRead, MatchStore, StoreError, Topic, parse_cursor};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::ApiState;
 use crate::hub::{HubEvent, kind_of};
+use crate::message::Message;
 use crate::metrics::Metrics;
-
-/// One message for a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// The resume cursor: `None` only for a snapshot of a topic with no entry yet.
-    pub cursor: Option<String>,
-    /// `snapshot`, `update`, `replay` (a match) or `game` (the feed).
-    pub kind: &'static str,
-    pub json: Arc<str>,
-}
 
 /// Why a follow ended.
 #[derive(Debug)]
@@ -56,7 +47,11 @@ pub const CLIENT_QUEUE: usize = 256;
 
 /// Starts following `topic` after `cursor`; messages arrive on the returned channel, which
 /// closes when following ends (the reason is logged).
-pub fn follow(state: &ApiState, topic: Topic, cursor: Option<String>) -> mpsc::Receiver<Message> {
+pub fn follow(
+    state: &ApiState,
+    topic: Topic,
+    cursor: Option<String>,
+) -> mpsc::Receiver<Arc<Message>> {
     let live = state.hub.subscribe(topic);
     let (out, receiver) = mpsc::channel(state.client_queue.max(1));
     let store = Arc::clone(&state.store);
@@ -87,7 +82,7 @@ struct Follower {
     /// How long a message may wait for room in the client's queue.
     patience: Duration,
     topic: Topic,
-    out: mpsc::Sender<Message>,
+    out: mpsc::Sender<Arc<Message>>,
     /// The cursor of the last message sent.
     last: Option<(u64, u64)>,
 }
@@ -107,7 +102,7 @@ impl Follower {
         }
         loop {
             let caught_up = match live.recv().await {
-                Ok(HubEvent::Entry { entry, kind }) => self.send_entry(entry, kind).await,
+                Ok(HubEvent::Entry(message)) => self.send_new(message).await,
                 Ok(HubEvent::Missed) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     Metrics::add(&self.metrics.catch_ups);
                     match self.last {
@@ -133,8 +128,9 @@ impl Follower {
                     self.last = parse_cursor(cursor);
                 }
                 for entry in entries {
-                    let kind = kind_of(&entry);
-                    self.send_entry(entry, kind).await?;
+                    let kind = kind_of(self.topic, &entry.json);
+                    let message = Message::new(self.topic, Some(entry.cursor), kind, entry.json);
+                    self.send_new(message).await?;
                 }
                 Ok(())
             }
@@ -151,31 +147,27 @@ impl Follower {
             .snapshot(self.topic)
             .await?
             .ok_or(Ended::NoSuchTopic)?;
-        self.last = snapshot.cursor.as_deref().and_then(parse_cursor);
-        self.send(Message {
-            cursor: snapshot.cursor,
-            kind: "snapshot",
-            json: Arc::from(snapshot.json),
-        })
-        .await
+        let message = Message::new(
+            self.topic,
+            snapshot.cursor,
+            "snapshot",
+            Arc::from(snapshot.json),
+        );
+        self.last = message.position;
+        self.send(message).await
     }
 
     /// Sends an entry unless it was sent already.
-    async fn send_entry(&mut self, entry: Published, kind: &'static str) -> Result<(), Ended> {
-        let cursor = parse_cursor(&entry.cursor);
-        if cursor.is_none() || (self.last.is_some() && cursor <= self.last) {
+    async fn send_new(&mut self, message: Arc<Message>) -> Result<(), Ended> {
+        let position = message.position;
+        if position.is_none() || (self.last.is_some() && position <= self.last) {
             return Ok(());
         }
-        self.last = cursor;
-        self.send(Message {
-            cursor: Some(entry.cursor),
-            kind,
-            json: entry.json,
-        })
-        .await
+        self.last = position;
+        self.send(message).await
     }
 
-    async fn send(&self, message: Message) -> Result<(), Ended> {
+    async fn send(&self, message: Arc<Message>) -> Result<(), Ended> {
         match tokio::time::timeout(self.patience, self.out.send(message)).await {
             Ok(Ok(())) => {
                 Metrics::add(&self.metrics.messages_sent);

@@ -1,25 +1,24 @@
 //! The replica's fan-out: one subscription to the store, shared by every client of the replica.
 //!
-//! Entries arrive once from the store, already serialized, and are handed by reference count to
-//! each topic's subscribers through a bounded broadcast channel: no per-client copy, and a slow
-//! client only loses its place in the ring, which it recovers from the store (see `follow.rs`).
+//! Entries arrive once from the store, already serialized; the hub encodes each one once for SSE
+//! and WebSocket (`message.rs`) and hands it by reference count to each topic's subscribers
+//! through a bounded broadcast channel: no per-client copy, and a slow client only loses its
+//! place in the ring, which it recovers from the store (see `follow.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use livescore_store::{Live, MatchStore, Published, StoreError, Topic, now_ms, parse_cursor};
 
+use crate::message::Message;
 use crate::metrics::Metrics;
 use tokio::sync::broadcast;
 
 /// What a topic's subscribers receive.
 #[derive(Debug, Clone)]
 pub enum HubEvent {
-    /// A new entry of the topic, with its kind (the SSE event name) worked out once.
-    Entry {
-        entry: Published,
-        kind: &'static str,
-    },
+    /// A new entry of the topic, encoded for the wire.
+    Entry(Arc<Message>),
     /// Entries may have been missed (the replica's store subscription was interrupted, or the
     /// hub fell behind it): catch up from the store.
     Missed,
@@ -75,14 +74,19 @@ impl Hub {
             match live.recv().await {
                 Ok(Live::Entry(entry)) => {
                     self.record_lag(&entry);
-                    let kind = kind_of(&entry);
-                    let mut topics = self.lock();
                     let topic = entry.topic;
-                    if let Some(sender) = topics.get(&topic)
-                        && sender.send(HubEvent::Entry { entry, kind }).is_err()
-                    {
-                        // Nobody follows the topic any more.
-                        topics.remove(&topic);
+                    // Encoded only for a topic somebody follows, and outside the lock.
+                    let Some(sender) = self.lock().get(&topic).cloned() else {
+                        continue;
+                    };
+                    let kind = kind_of(topic, &entry.json);
+                    let message = Message::new(topic, Some(entry.cursor), kind, entry.json);
+                    if sender.send(HubEvent::Entry(message)).is_err() {
+                        // Nobody follows the topic any more (unless someone just subscribed).
+                        let mut topics = self.lock();
+                        if topics.get(&topic).is_some_and(|s| s.receiver_count() == 0) {
+                            topics.remove(&topic);
+                        }
                     }
                 }
                 Ok(Live::Interrupted) | Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -117,11 +121,11 @@ impl Hub {
 
 /// The SSE event name of an entry: the `kind` of a match log entry (serde writes the tag first,
 /// so a prefix test is enough), `game` for a feed summary.
-pub fn kind_of(entry: &Published) -> &'static str {
-    match entry.topic {
+pub fn kind_of(topic: Topic, json: &str) -> &'static str {
+    match topic {
         Topic::Feed => "game",
         Topic::Match(_) => {
-            let after = entry.json.strip_prefix("{\"kind\":\"").unwrap_or_default();
+            let after = json.strip_prefix("{\"kind\":\"").unwrap_or_default();
             ["update", "replay", "snapshot"]
                 .into_iter()
                 .find(|kind| after.starts_with(kind))

@@ -15,6 +15,7 @@
 
 pub mod follow;
 pub mod hub;
+pub mod message;
 pub mod metrics;
 pub mod openapi;
 pub mod sse;

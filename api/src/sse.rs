@@ -1,23 +1,25 @@
 //! Server-Sent Events: `GET /sse/games` (every game's summary as it changes) and
 //! `GET /sse/games/{game_id}` (one match's log).
 //!
-//! The first event is a snapshot; every event has `id:` = its cursor and `event:` = its kind
-//! (`snapshot`, `update`, `replay`, `game`); `retry:` is set on the first; a comment heartbeat
-//! goes out every 15 s. A reconnecting browser sends `Last-Event-ID` and resumes exactly after it
+//! The stream opens with `retry:` (how long a browser waits before reconnecting); the first event
+//! is a snapshot; every event has `id:` = its cursor and `event:` = its kind (`snapshot`,
+//! `update`, `replay`, `game`); a comment heartbeat goes out every 15 s. A reconnecting browser sends `Last-Event-ID` and resumes exactly after it
 //! (a first connection can pass `?last_event_id=`); a cursor the store no longer holds gets a
 //! fresh snapshot.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::{Stream, StreamExt};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use livescore_store::{Entry, MatchSummary, Topic};
 use serde::Deserialize;
+use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::follow::{Message, follow};
+use crate::follow::follow;
 use crate::metrics::Connected;
 use crate::{ApiError, ApiState, game_id};
 
@@ -51,7 +53,7 @@ pub async fn games(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Query(query): Query<ResumeQuery>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Response {
     stream(&state, Topic::Feed, resume_cursor(&headers, query))
 }
 
@@ -68,7 +70,7 @@ pub async fn game(
     Path(raw_id): Path<String>,
     headers: HeaderMap,
     Query(query): Query<ResumeQuery>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = game_id(&raw_id)?;
     if state.store.load(id).await?.is_none() {
         return Err(ApiError::not_found(&raw_id));
@@ -80,40 +82,40 @@ pub async fn game(
     ))
 }
 
-fn stream(
-    state: &ApiState,
-    topic: Topic,
-    cursor: Option<String>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
+/// The response: the client's messages, each written as the hub encoded it (no per-client
+/// copy), after a first `retry:` field and with a comment line every `HEARTBEAT` so proxies and
+/// browsers see the connection is alive.
+fn stream(state: &ApiState, topic: Topic, cursor: Option<String>) -> Response {
     let messages = follow(state, topic, cursor);
+    // The connection counts as open as long as the stream holds `connected`.
     let connected = Connected::new(&state.metrics, false);
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let retry = format!("retry: {}\n\n", RETRY.as_millis());
+    let first = futures_util::stream::once(async move { Ok::<_, Infallible>(Bytes::from(retry)) });
+    let events = futures_util::stream::unfold(
+        (messages, heartbeat, connected),
+        |(mut messages, mut heartbeat, connected)| async move {
+            let bytes = tokio::select! {
+                message = messages.recv() => message?.sse(),
+                _ = heartbeat.tick() => Bytes::from_static(b":heartbeat\n\n"),
+            };
+            Some((Ok(bytes), (messages, heartbeat, connected)))
+        },
+    );
     // The stream ends when the server shuts down, so that graceful shutdown does not wait for
     // clients that never leave; browsers reconnect (elsewhere) with their Last-Event-ID.
     let mut shutdown = state.shutdown.clone();
     let stopped = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
-    let events =
-        // The connection counts as open as long as the stream holds `connected`.
-        futures_util::stream::unfold(
-            (messages, true, connected),
-            |(mut messages, first, connected)| async move {
-                let message = messages.recv().await?;
-                let mut event = to_event(message);
-                if first {
-                    event = event.retry(RETRY);
-                }
-                Some((Ok(event), (messages, false, connected)))
-            },
-        );
-    Sse::new(events.take_until(stopped))
-        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
-}
-
-fn to_event(message: Message) -> Event {
-    let event = Event::default().event(message.kind).data(&*message.json);
-    match message.cursor {
-        Some(cursor) => event.id(cursor),
-        None => event,
-    }
+    let body = first.chain(events).take_until(stopped);
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
 }

@@ -26,7 +26,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::ApiState;
-use crate::follow::{Message, follow};
+use crate::follow::follow;
+use crate::message::topic_name;
 use crate::metrics::Connected;
 
 /// The largest frame or message a client may send.
@@ -92,27 +93,8 @@ fn parse_topic(text: &str) -> Option<Topic> {
     crate::game_id(id).ok().map(Topic::Match)
 }
 
-fn topic_name(topic: Topic) -> String {
-    match topic {
-        Topic::Feed => "games".into(),
-        Topic::Match(id) => format!("game:{id}"),
-    }
-}
-
 fn error_frame(message: &str) -> String {
     serde_json::json!({ "kind": "error", "message": message }).to_string()
-}
-
-/// The frame of one entry: its JSON goes in as it is, serialized once by the projector.
-fn entry_frame(topic: &str, message: &Message) -> String {
-    let cursor = message
-        .cursor
-        .as_deref()
-        .map_or_else(|| "null".to_owned(), |c| format!("\"{c}\""));
-    format!(
-        r#"{{"topic":"{topic}","kind":"{}","cursor":{cursor},"data":{}}}"#,
-        message.kind, message.json
-    )
 }
 
 async fn connection(state: ApiState, socket: WebSocket) {
@@ -227,7 +209,8 @@ async fn handle(
                 topic,
                 tokio::spawn(async move {
                     while let Some(message) = messages.recv().await {
-                        let frame = Frame::Text(entry_frame(&name, &message).into());
+                        // The frame the hub encoded, shared with every other client.
+                        let frame = Frame::Text(message.ws());
                         if outgoing.send(frame).await.is_err() {
                             return;
                         }

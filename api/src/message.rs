@@ -1,0 +1,153 @@
+//! One message for live clients, encoded at most once for each transport.
+//!
+//! The hub wraps each live entry in an `Arc<Message>` when it arrives and hands the same one to
+//! every client of the topic. The first SSE client to write it encodes the SSE event, the first
+//! WebSocket client the text frame; every other client writes those bytes as they are. Serving
+//! ten thousand clients costs ten thousand reference counts, not ten thousand copies of the
+//! entry. (Entries read for one client, on a catch-up or a snapshot, are encoded for it alone.)
+
+use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Bytes;
+use axum::extract::ws::Utf8Bytes;
+use livescore_store::{Topic, parse_cursor};
+
+#[derive(Debug)]
+pub struct Message {
+    pub topic: Topic,
+    /// The resume cursor: `None` only for a snapshot of a topic with no entry yet.
+    pub cursor: Option<String>,
+    /// The cursor, parsed: where the message stands in its topic's log.
+    pub position: Option<(u64, u64)>,
+    /// `snapshot`, `update`, `replay` (a match) or `game` (the feed).
+    pub kind: &'static str,
+    /// The entry's JSON, as the store holds it.
+    pub json: Arc<str>,
+    sse: OnceLock<Bytes>,
+    ws: OnceLock<Utf8Bytes>,
+}
+
+impl Message {
+    pub fn new(
+        topic: Topic,
+        cursor: Option<String>,
+        kind: &'static str,
+        json: Arc<str>,
+    ) -> Arc<Self> {
+        Arc::new(Message {
+            topic,
+            position: cursor.as_deref().and_then(parse_cursor),
+            cursor,
+            kind,
+            json,
+            sse: OnceLock::new(),
+            ws: OnceLock::new(),
+        })
+    }
+
+    /// The whole SSE event: `id:`, `event:`, `data:` lines and the blank line that ends it.
+    pub fn sse(&self) -> Bytes {
+        self.sse
+            .get_or_init(|| {
+                let mut sse = String::with_capacity(self.json.len() + 64);
+                if let Some(cursor) = &self.cursor {
+                    let _ = writeln!(sse, "id: {cursor}");
+                }
+                let _ = writeln!(sse, "event: {}", self.kind);
+                // A line break inside the data would end the field: each line gets its own
+                // `data:` (the browser joins them back with line breaks). Compact JSON has none.
+                for line in self.json.split('\n') {
+                    let _ = writeln!(sse, "data: {line}");
+                }
+                sse.push('\n');
+                Bytes::from(sse)
+            })
+            .clone()
+    }
+
+    /// The WebSocket text frame: `{"topic","kind","cursor","data"}`, the entry as `data`.
+    pub fn ws(&self) -> Utf8Bytes {
+        self.ws
+            .get_or_init(|| {
+                let cursor = self
+                    .cursor
+                    .as_deref()
+                    .map_or_else(|| "null".to_owned(), |c| format!("\"{c}\""));
+                let mut ws = String::with_capacity(self.json.len() + 96);
+                let _ = write!(
+                    ws,
+                    r#"{{"topic":"{}","kind":"{}","cursor":{cursor},"data":{}}}"#,
+                    topic_name(self.topic),
+                    self.kind,
+                    self.json
+                );
+                Utf8Bytes::from(ws)
+            })
+            .clone()
+    }
+}
+
+/// A topic's name on the WebSocket: `games` or `game:<id>`.
+pub fn topic_name(topic: Topic) -> String {
+    match topic {
+        Topic::Feed => "games".into(),
+        Topic::Match(id) => format!("game:{id}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sse_event_carries_cursor_kind_and_data() {
+        let message = Message::new(
+            Topic::Match(7),
+            Some("17-2".into()),
+            "update",
+            Arc::from(r#"{"a":1}"#),
+        );
+        assert_eq!(
+            message.sse(),
+            "id: 17-2\nevent: update\ndata: {\"a\":1}\n\n".as_bytes()
+        );
+        assert_eq!(message.position, Some((17, 2)));
+    }
+
+    #[test]
+    fn a_line_break_in_the_data_gets_a_data_field_of_its_own() {
+        let message = Message::new(Topic::Feed, None, "snapshot", Arc::from("{\n\"games\":[]}"));
+        assert_eq!(
+            message.sse(),
+            "event: snapshot\ndata: {\ndata: \"games\":[]}\n\n".as_bytes()
+        );
+        assert_eq!(message.position, None);
+    }
+
+    #[test]
+    fn the_websocket_frame_is_json_with_the_entry_as_data() {
+        let entry = r#"{"kind":"update","n":[1,2]}"#;
+        let message = Message::new(
+            Topic::Match(7457),
+            Some("5-0".into()),
+            "update",
+            Arc::from(entry),
+        );
+        let frame: serde_json::Value = serde_json::from_str(message.ws().as_str()).unwrap();
+        assert_eq!(frame["topic"], "game:7457");
+        assert_eq!(frame["kind"], "update");
+        assert_eq!(frame["cursor"], "5-0");
+        assert_eq!(frame["data"]["n"][1], 2);
+        // Encoded once: every client shares the same bytes.
+        assert_eq!(
+            message.ws().as_str().as_ptr(),
+            message.ws().as_str().as_ptr()
+        );
+
+        let first = Message::new(Topic::Feed, None, "snapshot", Arc::from("{}"));
+        let frame: serde_json::Value = serde_json::from_str(first.ws().as_str()).unwrap();
+        assert_eq!(frame["topic"], "games");
+        assert!(frame["cursor"].is_null());
+    }
+}
