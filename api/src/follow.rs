@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use livescore_store::{LogRead, MatchStore, StoreError, Topic, parse_cursor};
 use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
 
 use crate::ApiState;
 use crate::hub::{HubEvent, kind_of};
@@ -52,42 +53,61 @@ pub fn follow(
     topic: Topic,
     cursor: Option<String>,
 ) -> mpsc::Receiver<Arc<Message>> {
-    let live = state.hub.subscribe(topic);
     let (out, receiver) = mpsc::channel(state.client_queue.max(1));
-    let store = Arc::clone(&state.store);
-    let metrics = Arc::clone(&state.metrics);
-    let patience = state.slow_client;
+    follow_into(state, topic, cursor, out, std::convert::identity, None);
+    receiver
+}
+
+/// Starts following `topic` after `cursor` into a queue the caller already has (a WebSocket's
+/// outgoing frames, shared by its topics): each message goes in as `wrap` makes it, and if
+/// following ends while the client is still there (too slow, the store failed), `farewell`
+/// goes in last. Aborting the returned task stops following.
+pub fn follow_into<T: Send + 'static>(
+    state: &ApiState,
+    topic: Topic,
+    cursor: Option<String>,
+    out: mpsc::Sender<T>,
+    wrap: fn(Arc<Message>) -> T,
+    farewell: Option<T>,
+) -> JoinHandle<()> {
+    let live = state.hub.subscribe(topic);
+    let mut follower = Follower {
+        store: Arc::clone(&state.store),
+        metrics: Arc::clone(&state.metrics),
+        patience: state.slow_client,
+        topic,
+        out,
+        wrap,
+        last: None,
+    };
     tokio::spawn(async move {
-        let mut follower = Follower {
-            store,
-            metrics,
-            patience,
-            topic,
-            out,
-            last: None,
-        };
-        match follower.run(live, cursor).await {
-            Ended::ClientGone => {}
+        let ended = follower.run(live, cursor).await;
+        match &ended {
+            Ended::ClientGone => return,
             Ended::TooSlow => tracing::info!(?topic, "let a client go: it stopped reading"),
             Ended::NoSuchTopic => tracing::debug!(?topic, "no such topic"),
             Ended::Store(err) => tracing::warn!(?topic, "stopped following: {err}"),
         }
-    });
-    receiver
+        if let Some(farewell) = farewell {
+            let _ = tokio::time::timeout(Duration::from_secs(1), follower.out.send(farewell)).await;
+        }
+    })
 }
 
-struct Follower {
+struct Follower<T> {
     store: Arc<dyn MatchStore>,
     metrics: Arc<Metrics>,
     /// How long a message may wait for room in the client's queue.
     patience: Duration,
     topic: Topic,
-    out: mpsc::Sender<Arc<Message>>,
+    out: mpsc::Sender<T>,
+    /// What goes into `out` for a message.
+    wrap: fn(Arc<Message>) -> T,
     /// The cursor of the last message sent.
     last: Option<(u64, u64)>,
 }
 
-impl Follower {
+impl<T> Follower<T> {
     async fn run(
         &mut self,
         mut live: broadcast::Receiver<HubEvent>,
@@ -168,7 +188,7 @@ impl Follower {
     }
 
     async fn send(&self, message: Arc<Message>) -> Result<(), Ended> {
-        match tokio::time::timeout(self.patience, self.out.send(message)).await {
+        match tokio::time::timeout(self.patience, self.out.send((self.wrap)(message))).await {
             Ok(Ok(())) => {
                 Metrics::add(&self.metrics.messages_sent);
                 Ok(())

@@ -14,6 +14,7 @@
 //! clients reconnect elsewhere and resubscribe with their cursors.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -26,8 +27,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::ApiState;
-use crate::follow::follow;
-use crate::message::topic_name;
+use crate::follow::follow_into;
+use crate::message::{Message, topic_name};
 use crate::metrics::Connected;
 
 /// The largest frame or message a client may send.
@@ -128,7 +129,8 @@ async fn connection(state: ApiState, socket: WebSocket) {
         }
     });
 
-    // The receive task: requests in, one forwarding task per subscribed topic.
+    // The receive task: requests in, one following task per subscribed topic (each writes into
+    // `outgoing` itself).
     let mut receive_task = tokio::spawn(async move {
         let mut subscriptions: HashMap<Topic, JoinHandle<()>> = HashMap::new();
         while let Some(Ok(frame)) = stream.next().await {
@@ -202,32 +204,19 @@ async fn handle(
                     }
                 }
             }
-            let mut messages = follow(state, topic, cursor);
-            let outgoing = outgoing.clone();
+            // Following writes the frames the hub encoded (shared with every other client)
+            // straight into this connection's queue; if it ends while the client is still
+            // there (too slow, the store failed), a close follows so the client reconnects and
+            // resumes with its cursor.
             let name = topic_name(topic);
-            subscriptions.insert(
-                topic,
-                tokio::spawn(async move {
-                    while let Some(message) = messages.recv().await {
-                        // The frame the hub encoded, shared with every other client.
-                        let frame = Frame::Text(message.ws());
-                        if outgoing.send(frame).await.is_err() {
-                            return;
-                        }
-                    }
-                    // Following ended (the client was too slow, or the store failed): close, so
-                    // the client reconnects and resumes with its cursor.
-                    let close = Frame::Close(Some(CloseFrame {
-                        code: close_code::AGAIN,
-                        reason: format!(
-                            "{name}: stream ended; reconnect and resume with your cursor"
-                        )
-                        .into(),
-                    }));
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(1), outgoing.send(close)).await;
-                }),
-            );
+            let farewell = Frame::Close(Some(CloseFrame {
+                code: close_code::AGAIN,
+                reason: format!("{name}: stream ended; reconnect and resume with your cursor")
+                    .into(),
+            }));
+            let wrap = |message: Arc<Message>| Frame::Text(message.ws());
+            let task = follow_into(state, topic, cursor, outgoing.clone(), wrap, Some(farewell));
+            subscriptions.insert(topic, task);
             None
         }
         Request::Unsubscribe { topic: name } => {
