@@ -234,7 +234,7 @@ fn print_banner(http: &HttpArgs, control: &livescore_producer::ControlState, gen
     if generated {
         println!("admin token: {token}   (generated; set ADMIN_TOKEN to choose one)");
     }
-    println!("start a replay at 10x real time:");
+    println!("start a replay at 600x real time (a whole match in about 10 s):");
     println!("  curl -X POST -H 'Authorization: Bearer {token}' '{base}/games/7471?speed=600'");
     println!("replayable games: {base}/catalog");
 }
