@@ -12,6 +12,14 @@ export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379} KAFKA_BROKERS=${KAFKA_BROK
 export ADMIN_TOKEN=bench RUST_LOG=warn
 loadtest=target/release/loadtest
 
+# CPU seconds (user + system) a process has used so far, from /proc: where the two cores went.
+cpu_seconds() { # pid
+  awk -v t="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+# The services' pids (Redis, tansu), to report what they used during a run.
+services() { pgrep -x redis-server | head -1; pgrep -x tansu | head -1; }
+services_cpu() { for pid in $(services); do echo "$pid $(cpu_seconds "$pid")"; done; }
+
 # One replica: `livescore up` on Kafka and Redis, its own key prefix and topic.
 one_replica() { # name, then loadtest arguments
   local name=$1
@@ -21,8 +29,18 @@ one_replica() { # name, then loadtest arguments
     target/release/livescore up >"$out/$name-server.log" 2>&1 &
   local server=$!
   until curl -fsS -o /dev/null http://127.0.0.1:18080/readyz; do sleep 0.2; done
-  "$loadtest" --url http://127.0.0.1:18080 --quiet --json --plot "$out/$name" "$@" \
-    >"$out/$name.json" || echo "scenario $name: the load test reported a problem (exit $?)"
+  local before TIMEFORMAT="loadtest: %U s user + %S s system in %R s"
+  before=$(services_cpu)
+  { time "$loadtest" --url http://127.0.0.1:18080 --quiet --json --plot "$out/$name" "$@" \
+    >"$out/$name.json" || echo "scenario $name: the load test reported a problem (exit $?)"; } \
+    2>"$out/$name-cpu.txt"
+  {
+    echo "livescore up: $(cpu_seconds "$server") CPU s"
+    echo "$before" | while read -r pid was; do
+      [ -n "$pid" ] && echo "$(cat "/proc/$pid/comm"): $(awk -v a="$(cpu_seconds "$pid")" -v b="$was" 'BEGIN { printf "%.1f", a - b }') CPU s"
+    done
+  } >>"$out/$name-cpu.txt"
+  cat "$out/$name-cpu.txt"
   kill "$server"
   wait "$server" || true
 }
@@ -34,7 +52,10 @@ scenario() {
     3)
       CLUSTER_PORT=18180 REDIS_PREFIX=bench-cluster-$(date +%s) scripts/cluster >"$out/cluster.log" 2>&1 &
       local cluster=$!
-      until grep -q "cluster is up" "$out/cluster.log"; do sleep 0.5; done
+      until grep -q "cluster is up" "$out/cluster.log"; do
+        kill -0 "$cluster" 2>/dev/null || { echo "scenario 3: the cluster did not start (see $out/cluster.log)"; return 1; }
+        sleep 0.5
+      done
       "$loadtest" --url http://127.0.0.1:18180 --quiet --json --plot "$out/cluster-10k" \
         --metrics-url http://127.0.0.1:18181 --metrics-url http://127.0.0.1:18182 \
         --metrics-url http://127.0.0.1:18183 \
