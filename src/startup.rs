@@ -145,7 +145,12 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    axum::serve(listener, app)
+    // Served through `into_make_service`, each connection gets a clone of the router (an Arc).
+    // Served as a plain `Router`, axum 0.8 calls `with_state(())` for every connection, which
+    // rebuilds the routing tables: about 9 KB held by each open connection (a heap profile of
+    // 10,000 SSE viewers). `with_state(())` once here keeps the routes built eagerly.
+    let app = app.with_state(());
+    axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
