@@ -50,7 +50,10 @@ scenario() {
     1) one_replica sse-10k --clients 10000 --transport sse --stream list --games 4 --speed 60 ;;
     2) one_replica ws-10k --clients 10000 --transport ws --stream list --games 4 --speed 60 ;;
     3)
-      CLUSTER_PORT=18180 REDIS_PREFIX=bench-cluster-$(date +%s) scripts/cluster >"$out/cluster.log" 2>&1 &
+      # Emptied here, not by the background job's redirection, so the wait below cannot see
+      # the previous run's "cluster is up".
+      : >"$out/cluster.log"
+      CLUSTER_PORT=18180 REDIS_PREFIX=bench-cluster-$(date +%s) scripts/cluster >>"$out/cluster.log" 2>&1 &
       local cluster=$!
       until grep -q "cluster is up" "$out/cluster.log"; do
         kill -0 "$cluster" 2>/dev/null || { echo "scenario 3: the cluster did not start (see $out/cluster.log)"; return 1; }
