@@ -3,6 +3,8 @@
 #   loadtest/scenarios.sh [1|2|3|4 ...]   (default: all)
 # Needs Redis on 127.0.0.1:6379 and tansu on 127.0.0.1:19092 (scripts/test or scripts/cluster
 # start them) and nginx for scenario 3. Results (JSON and SVG plots) go to target/bench/.
+# SERVER_CPUS / LOADTEST_CPUS (taskset lists, e.g. 0 and 1) pin the one-replica scenarios' server
+# and load generator to cores of their own, to see what each side costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p livescore -p livescore-loadtest
@@ -26,12 +28,12 @@ one_replica() { # name, then loadtest arguments
   shift
   local unique="bench-$name-$(date +%s)"
   REDIS_PREFIX=$unique KAFKA_TOPIC=$unique PROJECTOR_GROUP=$unique LISTEN=127.0.0.1:18080 \
-    target/release/livescore up >"$out/$name-server.log" 2>&1 &
+    ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} target/release/livescore up >"$out/$name-server.log" 2>&1 &
   local server=$!
   until curl -fsS -o /dev/null http://127.0.0.1:18080/readyz; do sleep 0.2; done
   local before TIMEFORMAT="loadtest: %U s user + %S s system in %R s"
   before=$(services_cpu)
-  { time "$loadtest" --url http://127.0.0.1:18080 --quiet --json --plot "$out/$name" "$@" \
+  { time ${LOADTEST_CPUS:+taskset -c "$LOADTEST_CPUS"} "$loadtest" --url http://127.0.0.1:18080 --quiet --json --plot "$out/$name" "$@" \
     >"$out/$name.json" || echo "scenario $name: the load test reported a problem (exit $?)"; } \
     2>"$out/$name-cpu.txt"
   {
