@@ -21,6 +21,12 @@ cpu_seconds() { # pid
 # The services' pids (Redis, tansu), to report what they used during a run.
 services() { pgrep -x redis-server | head -1; pgrep -x tansu | head -1; }
 services_cpu() { for pid in $(services); do echo "$pid $(cpu_seconds "$pid")"; done; }
+# What each service used since `services_cpu` printed $1.
+services_used() { # services_cpu's output
+  echo "$1" | while read -r pid was; do
+    [ -n "$pid" ] && echo "$(cat "/proc/$pid/comm"): $(awk -v a="$(cpu_seconds "$pid")" -v b="$was" 'BEGIN { printf "%.1f", a - b }') CPU s"
+  done
+}
 
 # One replica: `livescore up` on Kafka and Redis, its own key prefix and topic.
 one_replica() { # name, then loadtest arguments
@@ -38,9 +44,7 @@ one_replica() { # name, then loadtest arguments
     2>"$out/$name-cpu.txt"
   {
     echo "livescore up: $(cpu_seconds "$server") CPU s"
-    echo "$before" | while read -r pid was; do
-      [ -n "$pid" ] && echo "$(cat "/proc/$pid/comm"): $(awk -v a="$(cpu_seconds "$pid")" -v b="$was" 'BEGIN { printf "%.1f", a - b }') CPU s"
-    done
+    services_used "$before"
   } >>"$out/$name-cpu.txt"
   cat "$out/$name-cpu.txt"
   kill "$server"
@@ -61,11 +65,22 @@ scenario() {
         kill -0 "$cluster" 2>/dev/null || { echo "scenario 3: the cluster did not start (see $out/cluster.log)"; return 1; }
         sleep 0.5
       done
-      "$loadtest" --url http://127.0.0.1:18180 --quiet --json --plot "$out/cluster-10k" \
+      local before TIMEFORMAT="loadtest: %U s user + %S s system in %R s"
+      before=$(services_cpu)
+      { time "$loadtest" --url http://127.0.0.1:18180 --quiet --json --plot "$out/cluster-10k" \
         --metrics-url http://127.0.0.1:18181 --metrics-url http://127.0.0.1:18182 \
         --metrics-url http://127.0.0.1:18183 \
         --clients 10000 --transport mixed --stream both --games 4 --speed 60 \
-        >"$out/cluster-10k.json" || echo "scenario 3: the load test reported a problem (exit $?)"
+        >"$out/cluster-10k.json" || echo "scenario 3: the load test reported a problem (exit $?)"; } \
+        2>"$out/cluster-10k-cpu.txt"
+      {
+        # The cluster's processes started with it: what they used is all they have used.
+        for pid in $(pgrep -f "livescore (api|producer|projector)") $(pgrep -x nginx); do
+          echo "$(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-50): $(cpu_seconds "$pid") CPU s"
+        done
+        services_used "$before"
+      } >>"$out/cluster-10k-cpu.txt"
+      cat "$out/cluster-10k-cpu.txt"
       kill "$cluster"
       wait "$cluster" || true
       ;;
