@@ -8,79 +8,23 @@ mod support;
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use livescore_api::{ApiState, router};
 use livescore_domain::{ReplayStatus, Speed};
-use livescore_store::{LogRead, Topic, parse_cursor};
+use support::clients::{Seen, Transport, assert_exact, listen_once};
 
 const GAMES: [u64; 2] = [7471, 3788741];
 const CLIENTS_PER_TRANSPORT: usize = 200;
 
-/// (cursor, entry) pairs as a client received them, snapshot first.
-type Received = Vec<(Option<String>, String, serde_json::Value)>;
-
-fn is_finished(kind: &str, data: &serde_json::Value) -> bool {
-    kind == "replay" && data["replay"]["status"] == "finished"
-}
-
-async fn sse_client(base: String, game: u64) -> Received {
-    let response = reqwest::get(format!("{base}/sse/games/{game}"))
-        .await
-        .unwrap();
-    let mut body = response.bytes_stream();
-    let (mut buffer, mut received) = (String::new(), Received::new());
-    while let Some(chunk) = body.next().await {
-        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let (mut id, mut kind, mut data) = (None, String::new(), String::new());
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id: ") {
-                    id = Some(v.to_owned());
-                } else if let Some(v) = line.strip_prefix("event: ") {
-                    kind = v.to_owned();
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data.push_str(v);
-                }
-            }
-            if kind.is_empty() {
-                continue;
-            }
-            let data: serde_json::Value = serde_json::from_str(&data).unwrap();
-            let done = is_finished(&kind, &data);
-            received.push((id, kind, data));
-            if done {
-                return received;
-            }
-        }
-    }
-    panic!("the SSE stream ended before the match did");
-}
-
-async fn ws_client(base: String, game: u64) -> Received {
-    use tokio_tungstenite::tungstenite::Message;
-    let url = format!("{}/ws", base.replace("http://", "ws://"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let request = format!(r#"{{"op":"subscribe","topic":"game:{game}"}}"#);
-    socket.send(Message::text(request)).await.unwrap();
-    let mut received = Received::new();
-    while let Some(frame) = socket.next().await {
-        let Message::Text(text) = frame.unwrap() else {
-            continue;
-        };
-        let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let kind = frame["kind"].as_str().unwrap().to_owned();
-        let done = is_finished(&kind, &frame["data"]);
-        received.push((
-            frame["cursor"].as_str().map(str::to_owned),
-            kind,
-            frame["data"].clone(),
-        ));
-        if done {
-            return received;
-        }
-    }
-    panic!("the WebSocket closed before the match ended");
+/// One client over `transport`, from its first snapshot to the end of the match, on a single
+/// connection.
+async fn client(transport: Transport, base: String, game: u64) -> Vec<Seen> {
+    let mut seen = Vec::new();
+    let finished = listen_once(transport, &base, game, None, &mut seen).await;
+    assert!(
+        finished,
+        "{transport:?}: the stream ended before the match did"
+    );
+    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,8 +61,9 @@ async fn every_client_gets_every_entry_in_order() {
     let mut clients = Vec::new();
     for i in 0..CLIENTS_PER_TRANSPORT {
         let game = GAMES[i % 2];
-        clients.push((game, tokio::spawn(sse_client(base.clone(), game))));
-        clients.push((game, tokio::spawn(ws_client(base.clone(), game))));
+        for transport in [Transport::Sse, Transport::WebSocket] {
+            clients.push((game, tokio::spawn(client(transport, base.clone(), game))));
+        }
     }
     // Every client has its snapshot before the matches run.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -151,38 +96,11 @@ async fn every_client_gets_every_entry_in_order() {
             .unwrap();
         results.push((game, received));
     }
-    let mut logs = std::collections::HashMap::new();
-    for game in GAMES {
-        let LogRead::After(entries) = store.read_after(Topic::Match(game), None).await.unwrap()
-        else {
-            unreachable!()
-        };
-        let entries: Vec<(String, serde_json::Value)> = entries
-            .iter()
-            .map(|e| (e.cursor.clone(), serde_json::from_str(&e.json).unwrap()))
-            .collect();
-        logs.insert(game, entries);
-    }
-    for (game, received) in results {
-        let log = &logs[&game];
-        assert_eq!(received[0].1, "snapshot");
-        let from = parse_cursor(received[0].0.as_deref().unwrap()).unwrap();
-        let expected: Vec<&(String, serde_json::Value)> = log
-            .iter()
-            .filter(|(c, _)| parse_cursor(c).unwrap() > from)
-            .collect();
+    for (game, seen) in results {
+        assert_exact(store.as_ref(), game, &seen).await;
         assert!(
-            expected.len() > 150,
-            "the match ran after the clients joined"
-        );
-        let got: Vec<(String, serde_json::Value)> = received[1..]
-            .iter()
-            .map(|(c, _, d)| (c.clone().unwrap(), d.clone()))
-            .collect();
-        assert_eq!(got.len(), expected.len(), "game {game}: every entry, once");
-        assert!(
-            got.iter().zip(&expected).all(|(g, e)| g == *e),
-            "game {game}: in order"
+            seen.len() > 151,
+            "game {game}: the match ran after the clients joined"
         );
     }
     store.clear().await.unwrap();
