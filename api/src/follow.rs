@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::ApiState;
-use crate::hub::{HubEvent, kind_of};
+use crate::hub::HubEvent;
 use crate::message::Message;
 use crate::metrics::Metrics;
 
@@ -148,9 +148,7 @@ impl<T> Follower<T> {
                     self.last = parse_cursor(cursor);
                 }
                 for entry in entries {
-                    let kind = kind_of(self.topic, &entry.json);
-                    let message = Message::new(self.topic, Some(entry.cursor), kind, entry.json);
-                    self.send_new(message).await?;
+                    self.send_new(Message::of_entry(entry)).await?;
                 }
                 Ok(())
             }

@@ -79,9 +79,10 @@ impl Hub {
                     let Some(sender) = self.lock().get(&topic).cloned() else {
                         continue;
                     };
-                    let kind = kind_of(topic, &entry.json);
-                    let message = Message::new(topic, Some(entry.cursor), kind, entry.json);
-                    if sender.send(HubEvent::Entry(message)).is_err() {
+                    if sender
+                        .send(HubEvent::Entry(Message::of_entry(entry)))
+                        .is_err()
+                    {
                         // Nobody follows the topic any more (unless someone just subscribed).
                         let mut topics = self.lock();
                         if topics.get(&topic).is_some_and(|s| s.receiver_count() == 0) {
@@ -115,21 +116,6 @@ impl Hub {
             self.metrics
                 .subscription_lag_ms
                 .store(lag as i64, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-}
-
-/// The SSE event name of an entry: the `kind` of a match log entry (serde writes the tag first,
-/// so a prefix test is enough), `game` for a feed summary.
-pub fn kind_of(topic: Topic, json: &str) -> &'static str {
-    match topic {
-        Topic::Feed => "game",
-        Topic::Match(_) => {
-            let after = json.strip_prefix("{\"kind\":\"").unwrap_or_default();
-            ["update", "replay", "snapshot"]
-                .into_iter()
-                .find(|kind| after.starts_with(kind))
-                .unwrap_or("update")
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
-use livescore_store::{Topic, parse_cursor};
+use livescore_store::{Published, Topic, parse_cursor};
 
 #[derive(Debug)]
 pub struct Message {
@@ -44,6 +44,12 @@ impl Message {
             sse: OnceLock::new(),
             ws: OnceLock::new(),
         })
+    }
+
+    /// A log entry of the store, as it was published.
+    pub fn of_entry(entry: Published) -> Arc<Self> {
+        let kind = kind_of(entry.topic, &entry.json);
+        Message::new(entry.topic, Some(entry.cursor), kind, entry.json)
     }
 
     /// The whole SSE event: `id:`, `event:`, `data:` lines and the blank line that ends it.
@@ -85,6 +91,21 @@ impl Message {
                 Utf8Bytes::from(ws)
             })
             .clone()
+    }
+}
+
+/// The event name of an entry: the `kind` of a match log entry (serde writes the tag first, so a
+/// prefix test is enough), `game` for a feed summary.
+fn kind_of(topic: Topic, json: &str) -> &'static str {
+    match topic {
+        Topic::Feed => "game",
+        Topic::Match(_) => {
+            let after = json.strip_prefix("{\"kind\":\"").unwrap_or_default();
+            ["update", "replay", "snapshot"]
+                .into_iter()
+                .find(|kind| after.starts_with(kind))
+                .unwrap_or("update")
+        }
     }
 }
 
@@ -149,5 +170,24 @@ mod tests {
         let frame: serde_json::Value = serde_json::from_str(first.ws().as_str()).unwrap();
         assert_eq!(frame["topic"], "games");
         assert!(frame["cursor"].is_null());
+    }
+
+    #[test]
+    fn an_entry_is_named_by_its_kind_and_a_feed_summary_is_a_game() {
+        let entry = |topic, json: &str| Published {
+            topic,
+            cursor: "9-1".into(),
+            json: Arc::from(json),
+        };
+        let named = |published| Message::of_entry(published).kind;
+        assert_eq!(
+            named(entry(Topic::Match(1), r#"{"kind":"replay","x":1}"#)),
+            "replay"
+        );
+        assert_eq!(
+            named(entry(Topic::Match(1), r#"{"kind":"update"}"#)),
+            "update"
+        );
+        assert_eq!(named(entry(Topic::Feed, r#"{"kind":"replay"}"#)), "game");
     }
 }
