@@ -3,8 +3,8 @@
 #   loadtest/scenarios.sh [1|2|3|4 ...]   (default: all)
 # Needs Redis on 127.0.0.1:6379 and tansu on 127.0.0.1:19092 (scripts/test or scripts/cluster
 # start them) and nginx for scenario 3. Results (JSON and SVG plots) go to target/bench/.
-# SERVER_CPUS / LOADTEST_CPUS (taskset lists, e.g. 0 and 1) pin the one-replica scenarios' server
-# and load generator to cores of their own, to see what each side costs.
+# SERVER_CPUS pins the one-replica scenarios' server, LOADTEST_CPUS the load generator, to cores
+# of their own (taskset lists, e.g. 0 and 1), to see what each side costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p livescore -p livescore-loadtest
@@ -28,6 +28,26 @@ services_used() { # services_cpu's output
   done
 }
 
+# Runs the load test (its arguments after the name), its report into $out/NAME.json; then writes
+# $out/NAME-cpu.txt: the CPU seconds of the load test, of the livescore and nginx processes
+# (all started for this run), and of Redis and tansu during it.
+measure() { # name, then loadtest arguments
+  local name=$1
+  shift
+  local before TIMEFORMAT="loadtest: %U s user + %S s system in %R s"
+  before=$(services_cpu)
+  { time ${LOADTEST_CPUS:+taskset -c "$LOADTEST_CPUS"} "$loadtest" --quiet --json \
+    --plot "$out/$name" "$@" >"$out/$name.json" \
+    || echo "scenario $name: the load test reported a problem (exit $?)"; } 2>"$out/$name-cpu.txt"
+  {
+    for pid in $(pgrep -f "livescore (up|api|producer|projector)") $(pgrep -x nginx); do
+      echo "$(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-50): $(cpu_seconds "$pid") CPU s"
+    done
+    services_used "$before"
+  } >>"$out/$name-cpu.txt"
+  cat "$out/$name-cpu.txt"
+}
+
 # One replica: `livescore up` on Kafka and Redis, its own key prefix and topic.
 one_replica() { # name, then loadtest arguments
   local name=$1
@@ -37,16 +57,7 @@ one_replica() { # name, then loadtest arguments
     ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} target/release/livescore up >"$out/$name-server.log" 2>&1 &
   local server=$!
   until curl -fsS -o /dev/null http://127.0.0.1:18080/readyz; do sleep 0.2; done
-  local before TIMEFORMAT="loadtest: %U s user + %S s system in %R s"
-  before=$(services_cpu)
-  { time ${LOADTEST_CPUS:+taskset -c "$LOADTEST_CPUS"} "$loadtest" --url http://127.0.0.1:18080 --quiet --json --plot "$out/$name" "$@" \
-    >"$out/$name.json" || echo "scenario $name: the load test reported a problem (exit $?)"; } \
-    2>"$out/$name-cpu.txt"
-  {
-    echo "livescore up: $(cpu_seconds "$server") CPU s"
-    services_used "$before"
-  } >>"$out/$name-cpu.txt"
-  cat "$out/$name-cpu.txt"
+  measure "$name" --url http://127.0.0.1:18080 "$@"
   kill "$server"
   wait "$server" || true
 }
@@ -65,22 +76,10 @@ scenario() {
         kill -0 "$cluster" 2>/dev/null || { echo "scenario 3: the cluster did not start (see $out/cluster.log)"; return 1; }
         sleep 0.5
       done
-      local before TIMEFORMAT="loadtest: %U s user + %S s system in %R s"
-      before=$(services_cpu)
-      { time "$loadtest" --url http://127.0.0.1:18180 --quiet --json --plot "$out/cluster-10k" \
+      measure cluster-10k --url http://127.0.0.1:18180 \
         --metrics-url http://127.0.0.1:18181 --metrics-url http://127.0.0.1:18182 \
         --metrics-url http://127.0.0.1:18183 \
-        --clients 10000 --transport mixed --stream both --games 4 --speed 60 \
-        >"$out/cluster-10k.json" || echo "scenario 3: the load test reported a problem (exit $?)"; } \
-        2>"$out/cluster-10k-cpu.txt"
-      {
-        # The cluster's processes started with it: what they used is all they have used.
-        for pid in $(pgrep -f "livescore (api|producer|projector)") $(pgrep -x nginx); do
-          echo "$(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-50): $(cpu_seconds "$pid") CPU s"
-        done
-        services_used "$before"
-      } >>"$out/cluster-10k-cpu.txt"
-      cat "$out/cluster-10k-cpu.txt"
+        --clients 10000 --transport mixed --stream both --games 4 --speed 60
       kill "$cluster"
       wait "$cluster" || true
       ;;
