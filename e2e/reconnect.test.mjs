@@ -5,20 +5,10 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { chromium } from 'playwright-core';
+import { answers, bin, freePort, launchChromium, root } from './support.mjs';
 
-const root = new URL('..', import.meta.url).pathname;
-const bin = process.env.LIVESCORE_BIN ?? `${root}target/debug/livescore`;
 const token = 'e2e-admin-token';
 const running = [];
-
-const freePort = () => new Promise((resolve) => {
-  const probe = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = probe.address();
-    probe.close(() => resolve(port));
-  });
-});
 
 function livescore(role, port, unique) {
   assert.ok(process.env.KAFKA_BROKERS && process.env.REDIS_URL,
@@ -32,15 +22,6 @@ function livescore(role, port, unique) {
   return child;
 }
 
-async function healthy(base) {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try { if ((await fetch(`${base}/healthz`)).ok) return; } catch { /* not yet */ }
-    assert.ok(Date.now() < deadline, `${base} did not start`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 after(() => running.forEach((child) => child.kill('SIGKILL')));
 
 for (const transport of ['sse', 'ws']) {
@@ -52,32 +33,22 @@ for (const transport of ['sse', 'ws']) {
     livescore('projector', 0, unique);
     livescore('producer', producerPort, unique);
     let server = livescore('api', apiPort, unique);
-    await Promise.all([healthy(api), (async () => {
-      for (const deadline = Date.now() + 30_000; ;) {
-        try { if ((await fetch(`${producer}/catalog`)).ok) return; } catch { /* not yet */ }
-        assert.ok(Date.now() < deadline, 'the producer did not start');
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })()]);
+    await Promise.all([
+      answers(`${api}/healthz`, `${api} did not start`),
+      answers(`${producer}/catalog`, 'the producer did not start'),
+    ]);
     const started = await fetch(`${producer}/games/7457?speed=400`, {
       method: 'POST', headers: { Authorization: `Bearer ${token}` },
     });
     assert.equal(started.status, 202);
 
-    const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    const browser = await launchChromium();
     try {
       const context = await browser.newContext();
       await context.addInitScript((t) => localStorage.setItem('transport', t), transport);
       const page = await context.newPage();
       // The match exists once the projector has written its first record.
-      for (const deadline = Date.now() + 30_000; !(await fetch(`${api}/games/7457`)).ok;) {
-        assert.ok(Date.now() < deadline, 'the match never appeared');
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await answers(`${api}/games/7457`, 'the match never appeared');
       await page.goto(`${api}/#/game/7457`);
       await page.locator('#badge', { hasText: 'Live' }).waitFor();
       await page.locator('.timeline li').first().waitFor({ timeout: 30_000 });

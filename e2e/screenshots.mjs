@@ -1,8 +1,8 @@
 // Screenshots of the web UI for docs/screenshots/: the scoreboard, a match centre and the admin
 // panel, at desktop and phone width. Needs a running `livescore up` (BASE_URL, default
 // http://127.0.0.1:8080) with finished replays, and ADMIN_TOKEN for the admin panel.
-import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
+import { launchChromium } from './support.mjs';
 
 const base = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
 const token = process.env.ADMIN_TOKEN ?? '';
@@ -10,11 +10,7 @@ const game = process.env.GAME ?? '7457';
 const out = new URL('../docs/screenshots/', import.meta.url).pathname;
 mkdirSync(out, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 for (const [width, height, suffix] of [[1280, 900, 'desktop'], [390, 844, 'phone']]) {
   const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1 });
   await context.addInitScript((t) => sessionStorage.setItem('adminToken', t), token);

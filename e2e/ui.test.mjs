@@ -5,21 +5,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { chromium } from 'playwright-core';
+import { answers, bin, freePort, launchChromium, root } from './support.mjs';
 
-const root = new URL('..', import.meta.url).pathname;
-const bin = process.env.LIVESCORE_BIN ?? `${root}target/debug/livescore`;
 const token = 'e2e-admin-token';
 let browser;
 const servers = [];
-
-const freePort = () => new Promise((resolve) => {
-  const probe = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = probe.address();
-    probe.close(() => resolve(port));
-  });
-});
 
 // A fresh `livescore up` per test: the match centre must open before the game exists. (Sharing
 // one server, the second test's centre showed the first run's FT 3-4 until the new run's
@@ -31,20 +21,12 @@ async function startServer() {
   delete env.KAFKA_BROKERS; // in-process engines: this test is about the browser
   delete env.REDIS_URL;
   servers.push(spawn(bin, ['up'], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] }));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try { if ((await fetch(`${base}/healthz`)).ok) return base; } catch { /* not yet */ }
-    assert.ok(Date.now() < deadline, 'livescore up did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await answers(`${base}/healthz`, 'livescore up did not start');
+  return base;
 }
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
