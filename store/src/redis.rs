@@ -212,14 +212,16 @@ impl MatchStore for RedisStore {
         static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let fresh = format!("{}-{}-{made}", crate::now_ms(), std::process::id());
-        let _: Option<String> = redis::cmd("SET")
+        // One command (Redis 7): sets the epoch if there is none and answers the one before,
+        // so a `clear` in between cannot leave us reading a key that just vanished.
+        let before: Option<String> = redis::cmd("SET")
             .arg(&key)
             .arg(&fresh)
             .arg("NX")
+            .arg("GET")
             .query_async(&mut conn)
             .await?;
-        let epoch: Option<String> = conn.get(&key).await?;
-        epoch.ok_or_else(|| protocol("the epoch vanished as it was set"))
+        Ok(before.unwrap_or(fresh))
     }
 
     async fn load(&self, match_id: u64) -> Result<Option<StoredMatch>, StoreError> {
