@@ -31,6 +31,17 @@ pub fn replays_into(store: &Arc<dyn MatchStore>) -> ReplayManager {
     ReplayManager::new(Arc::new(log), catalog(), Breaks::default())
 }
 
+/// Logs of the code under test, shown for a failing test, when `RUST_LOG` asks for them
+/// (`RUST_LOG=livescore_projector=debug cargo test ...`). Once per test binary.
+pub fn logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// A name no other test run uses: for topics, key prefixes and consumer groups.
 pub fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
