@@ -42,6 +42,7 @@ struct Pipeline {
 }
 
 async fn pipeline(engines: Engines, name: &str, redis_db: u8) -> Pipeline {
+    support::logs();
     let (log, memory_log, kafka): (Arc<dyn EventLog>, _, _) = match engines {
         Engines::InProcess => {
             let log = MemoryLog::new(6);
@@ -215,6 +216,11 @@ async fn a_replay_at_maximum_speed_ends_as_the_fold(engines: Engines) {
     let stored = pipeline.wait_finished().await;
     assert_exactly_the_fold(&pipeline, &stored).await;
     assert_eq!(stats.dead_letters.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        stats.gaps.load(Ordering::Relaxed),
+        0,
+        "the log delivered every record of the match, in order, the first time"
+    );
     let list = pipeline.store.list().await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(

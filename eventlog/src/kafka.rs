@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -122,7 +123,11 @@ impl EventLog for KafkaLog {
     }
 
     async fn consumer(&self, group: &str) -> Result<Box<dyn LogConsumer>, LogError> {
-        let consumer: StreamConsumer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        if let Ok(contexts) = std::env::var("KAFKA_DEBUG") {
+            config.set("debug", contexts);
+        }
+        let consumer: StreamConsumer = config
             .set("bootstrap.servers", &self.config.brokers)
             .set("group.id", group)
             .set("auto.offset.reset", "earliest")
@@ -146,6 +151,7 @@ impl EventLog for KafkaLog {
             topic: self.config.topic.clone(),
             committed: HashMap::new(),
             rewind_pending: false,
+            received: Vec::new(),
         }))
     }
 
@@ -169,11 +175,15 @@ struct KafkaConsumer {
     committed: HashMap<i32, i64>,
     /// A rewind asked for before the group assigned any partition: done once it has.
     rewind_pending: bool,
+    /// Records received for a batch not yet returned (see `next_batch`).
+    received: Vec<LogRecord>,
 }
 
 impl KafkaConsumer {
-    /// Moves every assigned partition to the offset `to` gives it.
-    fn seek_assigned(&self, to: impl Fn(i32) -> Offset) -> Result<(), LogError> {
+    /// Moves every assigned partition to the offset `to` gives it. Records received but not yet
+    /// returned are from before the move: dropped.
+    fn seek_assigned(&mut self, to: impl Fn(i32) -> Offset) -> Result<(), LogError> {
+        self.received.clear();
         let assignment = self.consumer.assignment().map_err(kafka)?;
         if assignment.count() == 0 {
             return Ok(());
@@ -228,6 +238,18 @@ impl KafkaConsumer {
     }
 }
 
+/// Per partition, the first and last offsets of `records`: for the logs.
+fn offset_ranges(records: &[LogRecord]) -> Vec<(i32, i64, i64)> {
+    let mut ranges: Vec<(i32, i64, i64)> = Vec::new();
+    for record in records {
+        match ranges.iter_mut().find(|(p, _, _)| *p == record.partition) {
+            Some((_, _, last)) => *last = record.offset,
+            None => ranges.push((record.partition, record.offset, record.offset)),
+        }
+    }
+    ranges
+}
+
 fn record_of(message: &impl Message) -> LogRecord {
     LogRecord {
         partition: message.partition(),
@@ -252,16 +274,28 @@ impl LogConsumer for KafkaConsumer {
                 self.rewind_assigned()?;
             }
         }
-        let mut batch = vec![record_of(&self.consumer.recv().await.map_err(kafka)?)];
-        // Whatever else has already arrived joins the batch, without waiting for more.
-        while batch.len() < max {
-            match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
-                Ok(Ok(message)) => batch.push(record_of(&message)),
-                Ok(Err(err)) => return Err(kafka(err)),
-                Err(_nothing_ready) => break,
+        // Cancel-safe: whatever is received is kept in `self.received` until it is returned, so
+        // a caller that drops this future (a `select!` whose other branch won) gets it from the
+        // next call. The batch used to be a local: a timer firing between two records dropped
+        // the records already taken from librdkafka, and the projector saw them as a gap, or,
+        // at the end of a match, never saw them at all.
+        if self.received.is_empty() {
+            let first = self.consumer.recv().await.map_err(kafka)?;
+            self.received.push(record_of(&first));
+        }
+        // Whatever else has already arrived joins the batch, without waiting for more: one poll
+        // each, which never yields (a zero timeout can: tokio's timer only fires on its next tick).
+        while self.received.len() < max {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(message)) => self.received.push(record_of(&message)),
+                Some(Err(err)) => return Err(kafka(err)),
+                None => break,
             }
         }
-        Ok(batch)
+        if tracing::enabled!(tracing::Level::TRACE) {
+            tracing::trace!(ranges = ?offset_ranges(&self.received), "batch");
+        }
+        Ok(std::mem::take(&mut self.received))
     }
 
     fn commit(&mut self, records: &[LogRecord]) -> Result<(), LogError> {
@@ -286,7 +320,8 @@ impl LogConsumer for KafkaConsumer {
 
     async fn reread_uncommitted(&mut self) -> Result<(), LogError> {
         // Partitions this consumer has not committed on restart from the group's commit.
-        let committed = &self.committed;
+        let committed = self.committed.clone();
+        tracing::debug!(?committed, "re-reading from the last commits");
         self.seek_assigned(|partition| {
             committed
                 .get(&partition)

@@ -59,6 +59,10 @@ pub trait EventLog: Send + Sync + 'static {
 pub trait LogConsumer: Send {
     /// Waits for at least one record, then returns all that are ready, up to `max`, in order
     /// within each partition.
+    ///
+    /// Cancel-safe: if the future is dropped before it completes (the projector races it
+    /// against timers in a `select!`), the records it had received are returned by the next
+    /// call; none is lost.
     async fn next_batch(&mut self, max: usize) -> Result<Vec<LogRecord>, LogError>;
 
     /// Marks `records` as processed: after a restart the group resumes after them.

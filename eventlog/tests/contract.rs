@@ -120,8 +120,56 @@ async fn a_rewind_on_joining_moves_the_group_back_to_the_start(log: &dyn EventLo
     assert_eq!(seqs_of(&resumed, 4), vec![0, 1, 2, 3, 4]);
 }
 
+/// `next_batch` is cancel-safe: a read that loses a race (the projector selects it against its
+/// epoch timer and shutdown) keeps what it had received for the next call. Records are sent
+/// while the consumer reads, and every read races a timer of a millisecond or so: every
+/// record still arrives once, in order.
+async fn a_read_cut_short_loses_nothing(log: &dyn EventLog) {
+    const COUNT: u64 = 600;
+    let mut consumer = log.consumer("cut-short").await.unwrap();
+    let mut envelopes = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (mut cut_short, mut sent) = (0, 0);
+    let mut deliveries = Vec::new();
+    while envelopes.len() < 2 * COUNT as usize {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {} records arrived",
+            envelopes.len(),
+            2 * COUNT
+        );
+        if sent < COUNT {
+            for _ in 0..10.min(COUNT - sent) {
+                for match_id in [1, 2] {
+                    deliveries.push(log.send(&envelope(match_id, sent)).unwrap());
+                }
+                sent += 1;
+            }
+        }
+        tokio::select! {
+            batch = consumer.next_batch(50) => envelopes.extend(decoded(&batch.unwrap())),
+            () = tokio::time::sleep(Duration::from_micros(700)) => cut_short += 1,
+        }
+    }
+    for delivery in deliveries {
+        delivery.await.unwrap();
+    }
+    for match_id in [1, 2] {
+        assert_eq!(
+            seqs_of(&envelopes, match_id),
+            (0..COUNT).collect::<Vec<_>>(),
+            "match {match_id}: every record once, in order ({cut_short} reads cut short)"
+        );
+    }
+}
+
 mod memory {
     use super::*;
+
+    #[tokio::test]
+    async fn a_read_cut_short_loses_nothing() {
+        super::a_read_cut_short_loses_nothing(&MemoryLog::new(6)).await;
+    }
 
     #[tokio::test]
     async fn a_rewind_on_joining_moves_the_group_back_to_the_start() {
@@ -159,6 +207,11 @@ mod memory {
 
 mod kafka {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_cut_short_loses_nothing() {
+        super::a_read_cut_short_loses_nothing(&log("cut-short").await).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_rewind_on_joining_moves_the_group_back_to_the_start() {

@@ -4,8 +4,8 @@
 //! Exactly-once in effect: offsets are committed only after the store write, and a record the
 //! store already reflects (its `(run, seq)` is not newer) is skipped, so a crash and redelivery
 //! change nothing. A record whose `seq` skips ahead means the log delivered a match's records
-//! with some missing (tansu 0.6 can, while it is being written): the projector writes what came
-//! before, and reads the log again from its last commit. A record that cannot be decoded goes to the dead-letter log and is counted; the
+//! with some missing: the projector writes what came before, and reads the log again from its
+//! last commit. A record that cannot be decoded goes to the dead-letter log and is counted; the
 //! projector carries on. If the store's epoch changes (it lost its data, or was cleared), the
 //! projector rebuilds it from the start of the log.
 
