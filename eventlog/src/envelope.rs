@@ -48,6 +48,12 @@ pub enum Control {
     Stopped,
     /// Every event was sent.
     Finished,
+    /// The producer could not write a record of this run (after the log's own retries) and
+    /// gave up on it: records between the last one written and this one are missing. Written
+    /// as soon as the log takes it again, so viewers learn that the match will not go on.
+    Failed {
+        reason: String,
+    },
 }
 
 impl Envelope {

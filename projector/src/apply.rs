@@ -48,6 +48,7 @@ fn step(current: Option<&StoredMatch>, envelope: &Envelope, contiguous: bool) ->
             run: envelope.run,
             status: ReplayStatus::Running,
             speed: *speed,
+            lost_records: 0,
         };
         let fold = MatchFold::new((**info).clone());
         let entries = vec![Entry::Snapshot {
@@ -75,13 +76,18 @@ fn step(current: Option<&StoredMatch>, envelope: &Envelope, contiguous: bool) ->
     if envelope.run > current.run {
         return Step::NoRun;
     }
-    if contiguous && envelope.seq > current.seq + 1 {
+    let missing = envelope.seq - current.seq - 1;
+    // The producer's `failed` says itself that records before it may be missing: no use
+    // reading the log again for them.
+    let failed = matches!(envelope.body, Body::Control(Control::Failed { .. }));
+    if contiguous && missing > 0 && !failed {
         return Step::Gap {
             expected: current.seq + 1,
         };
     }
     let mut stored = current.clone();
     stored.seq = envelope.seq;
+    stored.replay.lost_records += missing;
     let entries = match &envelope.body {
         Body::Event(event) => stored
             .fold
@@ -99,6 +105,7 @@ fn step(current: Option<&StoredMatch>, envelope: &Envelope, contiguous: bool) ->
                 Control::SpeedChanged { speed } => stored.replay.speed = *speed,
                 Control::Stopped => stored.replay.status = ReplayStatus::Stopped,
                 Control::Finished => stored.replay.status = ReplayStatus::Finished,
+                Control::Failed { .. } => stored.replay.status = ReplayStatus::Failed,
                 Control::Started { .. } => {}
             }
             vec![Entry::Replay {
@@ -225,6 +232,39 @@ mod tests {
         assert_eq!(
             apply(Some(&stored), &skipped_ahead),
             Step::Gap { expected: 1 }
+        );
+    }
+
+    #[test]
+    fn a_gap_accepted_as_lost_is_counted_in_the_replay() {
+        let (stored, _) = applied(apply(None, &started(5)));
+        let skipped_ahead = record(5, 4, Body::Control(Control::Paused));
+        let (after, _) = applied(apply_despite_gap(Some(&stored), &skipped_ahead));
+        assert_eq!(after.position(), (5, 4));
+        assert_eq!(after.replay.lost_records, 3, "seq 1, 2 and 3 never came");
+        assert_eq!(after.replay.status, ReplayStatus::Paused);
+    }
+
+    #[test]
+    fn a_failed_replay_ends_the_match_even_after_missing_records() {
+        let (stored, _) = applied(apply(None, &started(5)));
+        let failed = record(
+            5,
+            10,
+            Body::Control(Control::Failed {
+                reason: "the log timed out".into(),
+            }),
+        );
+        let (after, entries) = applied(apply(Some(&stored), &failed));
+        assert_eq!(after.replay.status, ReplayStatus::Failed);
+        assert_eq!(after.replay.lost_records, 9);
+        assert!(matches!(
+            entries[..],
+            [Entry::Replay { replay }] if replay.status == ReplayStatus::Failed
+        ));
+        assert!(
+            summary_changed(Some(&stored), &after),
+            "the games list shows it"
         );
     }
 }

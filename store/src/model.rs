@@ -12,6 +12,10 @@ pub struct ReplayInfo {
     pub run: u64,
     pub status: ReplayStatus,
     pub speed: Speed,
+    /// Records of the run that the event log lost for good (the projector read it again and
+    /// they never came, or the producer failed before writing them): 0 when nothing is missing.
+    #[serde(default)]
+    pub lost_records: u64,
 }
 
 /// One match as the projector stores it: the fold (state and tallies), the replay, and the

@@ -37,6 +37,7 @@ fn stored(match_id: u64, run: u64, seq: u64) -> StoredMatch {
             run,
             status: ReplayStatus::Running,
             speed: Speed::Max,
+            lost_records: 0,
         },
         fold: MatchFold::new(info),
     }
