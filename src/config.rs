@@ -53,6 +53,11 @@ pub struct ProducerArgs {
     /// Half-time on the replay's virtual clock, in match seconds.
     #[arg(long, env = "HALF_TIME_SECONDS", default_value_t = 900)]
     pub half_time_seconds: u64,
+    /// How long a replay waits for the log to acknowledge a record (a broker restarting is
+    /// ridden out) before the replay fails, in milliseconds.
+    #[arg(long, env = "DELIVERY_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub delivery_timeout_ms: u64,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -98,8 +98,10 @@ pub fn control(log: Arc<dyn EventLog>, args: &ProducerArgs) -> anyhow::Result<Co
         Some(token) if !token.trim().is_empty() => token.clone(),
         _ => generate_token(),
     };
+    let replays = ReplayManager::new(log, Arc::new(catalog), breaks)
+        .with_delivery_timeout(Duration::from_millis(args.delivery_timeout_ms));
     Ok(ControlState {
-        replays: Arc::new(ReplayManager::new(log, Arc::new(catalog), breaks)),
+        replays: Arc::new(replays),
         admin_token: Arc::from(admin_token),
     })
 }

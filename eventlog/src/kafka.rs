@@ -49,9 +49,12 @@ impl KafkaLog {
             .set("bootstrap.servers", &config.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            // Retries are librdkafka's; a record still not written after this long fails its
-            // delivery, and the replay stops with an error rather than dropping it.
-            .set("message.timeout.ms", "30000")
+            // librdkafka retries a record for as long as it takes (0: no timeout): a broker that
+            // restarts gets every record, in order. How long a replay waits for that before it
+            // fails is the producer's to decide (`ReplayManager::with_delivery_timeout`). A
+            // librdkafka timeout would also make the idempotent producer bump its epoch, which
+            // tansu 0.6's SQLite engine does not survive (docs/ARCHITECTURE.md).
+            .set("message.timeout.ms", "0")
             .set("linger.ms", "2")
             // One record per batch. tansu 0.6 cannot serve a fetch that starts inside a batch,
             // so a consumer group that committed mid-batch would stall there; Kafka can, and

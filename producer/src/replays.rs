@@ -19,6 +19,9 @@ use crate::clock::VirtualClock;
 /// How many records may be on their way to the log at once before the replay waits.
 const IN_FLIGHT: usize = 64;
 
+/// The default of [`ReplayManager::with_delivery_timeout`].
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A replay as the admin panel shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReplayState {
@@ -111,6 +114,7 @@ pub struct ReplayManager {
     log: Arc<dyn EventLog>,
     catalog: Arc<Catalog>,
     breaks: Breaks,
+    delivery_timeout: Duration,
     replays: Mutex<HashMap<u64, Replay>>,
     last_run: Mutex<u64>,
 }
@@ -127,8 +131,19 @@ impl ReplayManager {
             log,
             catalog,
             breaks,
+            delivery_timeout: DELIVERY_TIMEOUT,
             replays: Mutex::new(HashMap::new()),
             last_run: Mutex::new(0),
+        }
+    }
+
+    /// How long a replay waits for the log to acknowledge a record before it fails. The log
+    /// itself (librdkafka) keeps retrying for as long as it takes, so a broker that restarts
+    /// within this time loses nothing and the replay goes on.
+    pub fn with_delivery_timeout(self, timeout: Duration) -> ReplayManager {
+        ReplayManager {
+            delivery_timeout: timeout,
+            ..self
         }
     }
 
@@ -184,6 +199,7 @@ impl ReplayManager {
             run,
             seq: 0,
             in_flight: VecDeque::new(),
+            delivery_timeout: self.delivery_timeout,
             lateness: Arc::clone(&lateness),
         };
         let span = tracing::info_span!("replay", match_id, run);
@@ -250,14 +266,64 @@ struct ReplayTask {
     match_id: u64,
     run: u64,
     seq: u64,
-    in_flight: VecDeque<Delivery>,
+    in_flight: VecDeque<InFlight>,
+    delivery_timeout: Duration,
     lateness: Arc<Mutex<LatenessSamples>>,
+}
+
+/// A record sent and not yet acknowledged.
+struct InFlight {
+    sent_at: Instant,
+    delivery: Delivery,
 }
 
 /// Why a replay ended early.
 enum Ended {
     Stopped,
-    Failed(LogError),
+    Failed(NotWritten),
+}
+
+/// Why a record of the replay is not in the log.
+#[derive(Debug, thiserror::Error)]
+enum NotWritten {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("the log did not acknowledge a record within {0:?}")]
+    TimedOut(Duration),
+}
+
+/// Waits for the oldest record in flight to be acknowledged, for at most what is left of
+/// `timeout` since it was sent; pops it when it is. Cancel-safe: a delivery interrupted stays at
+/// the front, and goes on where it was.
+async fn settle_oldest(
+    in_flight: &mut VecDeque<InFlight>,
+    timeout: Duration,
+) -> Result<(), NotWritten> {
+    let Some(oldest) = in_flight.front_mut() else {
+        return Ok(());
+    };
+    let deadline = oldest.sent_at + timeout;
+    match tokio::time::timeout_at(deadline, &mut oldest.delivery).await {
+        Ok(Ok(())) => {
+            in_flight.pop_front();
+            Ok(())
+        }
+        Ok(Err(err)) => Err(err.into()),
+        Err(_late) => Err(NotWritten::TimedOut(timeout)),
+    }
+}
+
+/// Resolves only when a record in flight fails or is late: watched while the replay waits for
+/// its next event, so that a log gone away fails the replay even when it sends little.
+async fn watch_in_flight(in_flight: &mut VecDeque<InFlight>, timeout: Duration) -> NotWritten {
+    loop {
+        if in_flight.is_empty() {
+            return std::future::pending().await;
+        }
+        if let Err(err) = settle_oldest(in_flight, timeout).await {
+            return err;
+        }
+    }
 }
 
 impl ReplayTask {
@@ -274,18 +340,80 @@ impl ReplayTask {
             Err(Ended::Stopped) => self.flush().await.map(|()| ReplayStatus::Stopped),
             Err(Ended::Failed(err)) => Err(Ended::Failed(err)),
         };
-        let mut state = lock(&self.state);
-        match outcome {
-            Ok(status) => {
-                tracing::info!(?status, "replay over");
-                state.status = status;
+        let failure = {
+            let mut state = lock(&self.state);
+            match outcome {
+                Ok(status) => {
+                    tracing::info!(?status, "replay over");
+                    state.status = status;
+                    None
+                }
+                Err(Ended::Failed(err)) => {
+                    tracing::error!("replay failed: a record could not be written: {err}");
+                    let reason = format!("a record could not be written to the log: {err}");
+                    state.status = ReplayStatus::Failed;
+                    state.error = Some(reason.clone());
+                    Some(reason)
+                }
+                Err(Ended::Stopped) => {
+                    state.status = ReplayStatus::Stopped;
+                    None
+                }
             }
-            Err(Ended::Failed(err)) => {
-                tracing::error!("replay failed: a record could not be written: {err}");
-                state.status = ReplayStatus::Failed;
-                state.error = Some(format!("a record could not be written to the log: {err}"));
+        };
+        if let Some(reason) = failure {
+            self.record_failure(reason).await;
+        }
+    }
+
+    /// Writes the run's `failed` record, however long the log takes to come back, so that the
+    /// projector, and every viewer, learns that this match will not go on. Gives up only when
+    /// the replay is stopped or replaced by a new run (whose `started` says it all).
+    async fn record_failure(&mut self, reason: String) {
+        // What is still in flight stays queued in the log, which retries it until the broker
+        // takes it; the `failed` record queues behind it, so it is written after all of it.
+        self.in_flight.clear();
+        let envelope = Envelope {
+            match_id: self.match_id,
+            run: self.run,
+            // The same seq on every attempt: if an attempt was written after all, the next is a
+            // duplicate that the projector skips.
+            seq: self.seq,
+            emitted_at_ms: unix_ms(),
+            body: Body::Control(Control::Failed { reason }),
+        };
+        let mut pause = Duration::from_secs(1);
+        loop {
+            let attempt = async {
+                match self.log.send(&envelope) {
+                    Ok(delivery) => delivery.await,
+                    Err(err) => Err(err),
+                }
+            };
+            let written = tokio::select! {
+                written = attempt => written,
+                command = self.inbox.recv() => match command {
+                    None | Some(Command::Stop) => {
+                        tracing::info!("replay replaced or stopped: its failure is not written");
+                        return;
+                    }
+                    // A failed replay takes no other command (the manager refuses them).
+                    Some(_) => continue,
+                },
+            };
+            match written {
+                Ok(()) => {
+                    tracing::info!("the replay's failure is in the log");
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        "cannot write the replay's failure yet ({err}); again in {pause:?}"
+                    );
+                }
             }
-            Err(Ended::Stopped) => state.status = ReplayStatus::Stopped,
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(30));
         }
     }
 
@@ -309,13 +437,18 @@ impl ReplayTask {
             // Wait for the event's moment, obeying commands meanwhile.
             loop {
                 let due = clock.wall_time_of(at);
+                let timeout = self.delivery_timeout;
                 let command = match due {
                     Some(due) if due <= Instant::now() => self.inbox.try_recv().ok(),
                     Some(due) => tokio::select! {
                         command = self.inbox.recv() => command.or(Some(Command::Stop)),
                         () = tokio::time::sleep_until(due) => None,
+                        err = watch_in_flight(&mut self.in_flight, timeout) => return Err(Ended::Failed(err)),
                     },
-                    None => Some(self.inbox.recv().await.unwrap_or(Command::Stop)),
+                    None => tokio::select! {
+                        command = self.inbox.recv() => Some(command.unwrap_or(Command::Stop)),
+                        err = watch_in_flight(&mut self.in_flight, timeout) => return Err(Ended::Failed(err)),
+                    },
                 };
                 let Some(command) = command else { break };
                 self.obey(command, &mut clock, played).await?;
@@ -388,20 +521,28 @@ impl ReplayTask {
             body,
         };
         self.seq += 1;
-        let delivery = self.log.send(&envelope).map_err(Ended::Failed)?;
-        self.in_flight.push_back(delivery);
+        let delivery = self
+            .log
+            .send(&envelope)
+            .map_err(|err| Ended::Failed(err.into()))?;
+        self.in_flight.push_back(InFlight {
+            sent_at: Instant::now(),
+            delivery,
+        });
         while self.in_flight.len() > IN_FLIGHT {
-            if let Some(oldest) = self.in_flight.pop_front() {
-                oldest.await.map_err(Ended::Failed)?;
-            }
+            settle_oldest(&mut self.in_flight, self.delivery_timeout)
+                .await
+                .map_err(Ended::Failed)?;
         }
         Ok(())
     }
 
     /// Waits until every record sent is durable.
     async fn flush(&mut self) -> Result<(), Ended> {
-        while let Some(delivery) = self.in_flight.pop_front() {
-            delivery.await.map_err(Ended::Failed)?;
+        while !self.in_flight.is_empty() {
+            settle_oldest(&mut self.in_flight, self.delivery_timeout)
+                .await
+                .map_err(Ended::Failed)?;
         }
         Ok(())
     }

@@ -226,12 +226,14 @@ async fn a_stopped_replay_says_so_and_a_restart_is_a_new_run() {
     ));
 }
 
-/// The in-process log, except that from the `fail_from`-th record on, deliveries fail: what a
-/// producer sees when Kafka is gone for longer than its retries.
+/// The in-process log, except that the deliveries of the sends numbered in `failing` fail
+/// (`silent`: never resolve, as librdkafka's while the broker is away): what a producer sees
+/// when Kafka is gone, and then comes back.
 struct FailingLog {
     inner: MemoryLog,
     sent: std::sync::atomic::AtomicUsize,
-    fail_from: usize,
+    failing: std::ops::Range<usize>,
+    silent: bool,
 }
 
 #[async_trait::async_trait]
@@ -241,7 +243,10 @@ impl EventLog for FailingLog {
         envelope: &Envelope,
     ) -> Result<livescore_eventlog::Delivery, livescore_eventlog::LogError> {
         let n = self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if n >= self.fail_from {
+        if self.failing.contains(&n) && self.silent {
+            return Ok(Box::pin(std::future::pending()));
+        }
+        if self.failing.contains(&n) {
             return Ok(Box::pin(async {
                 Err(livescore_eventlog::LogError::Kafka(
                     "Message timed out".into(),
@@ -267,13 +272,17 @@ impl EventLog for FailingLog {
     }
 }
 
-#[tokio::test]
-async fn a_record_that_cannot_be_written_fails_the_replay_and_nothing_is_skipped() {
+#[tokio::test(start_paused = true)]
+async fn a_record_that_cannot_be_written_fails_the_replay_and_the_failure_is_logged_later() {
     let inner = MemoryLog::new(6);
+    // Down from the 1000th record for 1000 sends: the rest of the run (3,480 records in all
+    // would be sent, but it stops within its in-flight window) and the first tries at writing
+    // the failure, which succeeds once the log is back.
     let log = Arc::new(FailingLog {
         inner: inner.clone(),
         sent: Default::default(),
-        fail_from: 1000,
+        failing: 1000..1066,
+        silent: false,
     });
     let replays = ReplayManager::new(log, catalog(), Breaks::default());
     replays.start("7471", Speed::Max).await.unwrap();
@@ -295,16 +304,74 @@ async fn a_record_that_cannot_be_written_fails_the_replay_and_nothing_is_skipped
             .contains("Message timed out"),
         "{status:?}"
     );
-    // What reached the log is a gapless prefix of the run: the failure stopped it, nothing after
-    // the failed record was sent past it.
-    let seqs: Vec<u64> = inner
-        .records()
-        .iter()
-        .map(|r| Envelope::from_json(&r.payload).unwrap().seq)
-        .collect();
-    assert_eq!(seqs, (0..1000).collect::<Vec<_>>());
     assert!(
         status.events_sent < 1000 + 64,
         "it stopped within the in-flight window"
+    );
+    // The log holds a gapless prefix of the run (nothing was sent past the failed record), then,
+    // once the log came back, the run's `failed` record with the next seq.
+    let mut consumer = inner.consumer("check").await.unwrap();
+    let received = receive(consumer.as_mut(), |e| {
+        matches!(e.body, Body::Control(Control::Failed { .. }))
+    })
+    .await;
+    let seqs: Vec<u64> = received.iter().map(|(_, e)| e.seq).collect();
+    assert_eq!(seqs[..1000], (0..1000).collect::<Vec<_>>());
+    assert_eq!(seqs.len(), 1001, "nothing but the failure after the prefix");
+    let (_, failed) = &received[1000];
+    assert!(
+        failed.seq > u64::from(status.events_sent),
+        "after every record of the run that was sent"
+    );
+    assert!(
+        matches!(&failed.body, Body::Control(Control::Failed { reason }) if reason.contains("Message timed out")),
+        "{failed:?}"
+    );
+    assert!(
+        Instant::now() - (deadline - Duration::from_secs(30)) >= Duration::from_secs(1),
+        "the failure was tried again after a pause, not in a busy loop"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_log_that_stops_answering_fails_the_replay_after_the_delivery_timeout() {
+    // At 60x a match sends a record every second or so: far fewer than the in-flight window,
+    // yet the replay notices the silence once its oldest record is 30 s late.
+    let inner = MemoryLog::new(6);
+    let log = Arc::new(FailingLog {
+        inner: inner.clone(),
+        sent: Default::default(),
+        failing: 100..usize::MAX,
+        silent: true,
+    });
+    let replays = ReplayManager::new(log, catalog(), Breaks::default())
+        .with_delivery_timeout(Duration::from_secs(30));
+    replays.start("7471", Speed::Factor(60.0)).await.unwrap();
+    let started = Instant::now();
+    let status = loop {
+        let status = replays.status(7471).unwrap();
+        if status.status.is_over() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.status, ReplayStatus::Failed);
+    assert!(
+        status
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("did not acknowledge a record within 30s"),
+        "{status:?}"
+    );
+    assert!(status.events_sent < 100 + 64, "{status:?}");
+    // The 100th record left about when the 100th event was due, and was given 30 s.
+    let due = times(7471)[99] / 60;
+    let failed_after = started.elapsed();
+    assert!(
+        failed_after >= due + Duration::from_secs(30)
+            && failed_after < due + Duration::from_secs(32),
+        "failed after {failed_after:?}; the 100th record was due at {due:?}"
     );
 }
