@@ -19,6 +19,10 @@ const STATUS = {
 };
 const PLAYING = new Set(['first_half', 'second_half', 'extra_time_first_half', 'extra_time_second_half', 'shootout']);
 const isLive = (status) => status !== 'not_started' && status !== 'finished';
+// A replay that failed or was stopped before the end will not go on: never shown as live.
+const INTERRUPTED = { failed: 'Replay failed', stopped: 'Replay stopped' };
+const interrupted = (replay, status) => status !== 'finished' && INTERRUPTED[replay?.status];
+const lostText = (replay) => replay?.lost_records ? `${replay.lost_records} event${replay.lost_records === 1 ? '' : 's'} missing from the log` : '';
 const clockText = (clock) => clock && clock.minute ? `${clock.minute}${clock.added ? '+' + clock.added : ''}'` : '';
 const statusText = (h) => PLAYING.has(h.status) && h.status !== 'shootout' ? clockText(h.clock) : STATUS[h.status] ?? h.status;
 
@@ -190,7 +194,9 @@ function scoreboard() {
 
   const render = () => {
     const shown = [...games.values()]
-      .filter((g) => filter === 'all' || (filter === 'live' ? isLive(g.headline.status) : g.headline.status === 'finished'))
+      .filter((g) => filter === 'all' || (filter === 'live'
+        ? isLive(g.headline.status) && !interrupted(g.replay, g.headline.status)
+        : g.headline.status === 'finished'))
       .sort((a, b) => b.updated_at_ms - a.updated_at_ms);
     const button = (name, label) => `<button data-filter="${name}" aria-pressed="${filter === name}">${label}</button>`;
     view.innerHTML = `
@@ -210,10 +216,11 @@ function scoreboard() {
   const card = (g) => {
     const h = g.headline;
     const pens = h.shootout ? ` <span class="tag">pens ${h.shootout.home}-${h.shootout.away}</span>` : '';
+    const stopped = interrupted(g.replay, h.status);
     return `<a class="card${flash.has(g.match_id) ? ' flash' : ''}" href="#/game/${g.match_id}" data-game="${g.match_id}"
-        aria-label="${esc(g.info.home.name)} ${h.score.home}, ${esc(g.info.away.name)} ${h.score.away}, ${esc(STATUS[h.status])}">
+        aria-label="${esc(g.info.home.name)} ${h.score.home}, ${esc(g.info.away.name)} ${h.score.away}, ${esc(stopped || STATUS[h.status])}">
       <div class="meta"><span>${esc(g.info.competition ?? '')}</span>
-        <span class="status${isLive(h.status) ? ' is-live' : ''}">${esc(statusText(h))}</span></div>
+        <span class="status${isLive(h.status) && !stopped ? ' is-live' : ''}">${esc(stopped ? `${stopped} · ${statusText(h)}` : statusText(h))}</span></div>
       <div class="row"><span>${esc(g.info.home.name)}</span><span class="score">${h.score.home}</span></div>
       <div class="row"><span>${esc(g.info.away.name)}</span><span class="score">${h.score.away}${pens}</span></div>
       <div class="latest">${g.latest ? esc(`${clockText(g.latest.clock)} ${incidentText(g.latest, g.info)}`) : ''}</div>
@@ -255,9 +262,10 @@ function matchCentre(id) {
       <section class="match-head" aria-label="Scoreboard">
         <div class="team">${esc(info.home.name)}</div>
         <div><div class="big" id="score">${score.home} - ${score.away}</div>
-          <div class="sub status${isLive(state.status) ? ' is-live' : ''}">${esc(STATUS[state.status])} ${PLAYING.has(state.status) ? esc(clockText(state.clock)) : ''}</div>${pens}
+          <div class="sub status${isLive(state.status) && !interrupted(replay, state.status) ? ' is-live' : ''}">${esc(STATUS[state.status])} ${PLAYING.has(state.status) ? esc(clockText(state.clock)) : ''}</div>${pens}
           <div class="sub">${esc([info.competition, info.season, info.date].filter(Boolean).join(' · '))}</div>
-          ${replay && replay.status !== 'running' ? `<div class="sub">Replay ${esc(replay.status)}</div>` : ''}</div>
+          ${replay && replay.status !== 'running' ? `<div class="sub replay-status">${esc(INTERRUPTED[replay.status] ?? `Replay ${replay.status}`)}</div>` : ''}
+          ${lostText(replay) ? `<div class="sub">${esc(lostText(replay))}</div>` : ''}</div>
         <div class="team">${esc(info.away.name)}</div>
       </section>
       <div class="grid2">

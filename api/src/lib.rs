@@ -149,7 +149,8 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
 
 #[derive(Deserialize, utoipa::IntoParams)]
 struct GamesQuery {
-    /// `live` (started, not finished), `finished`, `not_started`, or any match status.
+    /// `live` (started, not finished, and its replay going on: a replay that failed or was
+    /// stopped mid-match is not live), `finished`, `not_started`, or any match status.
     status: Option<String>,
 }
 
@@ -172,20 +173,26 @@ async fn games(
                 ),
             )
         })?;
-        games.retain(|game| keep(game.headline.status));
+        games.retain(|game| keep(game));
     }
     Ok(Json(games))
 }
 
+/// Which games a `?status=` filter keeps.
+type GameFilter = Box<dyn Fn(&MatchSummary) -> bool>;
+
 /// The games a `?status=` filter keeps.
-fn status_filter(wanted: &str) -> Option<Box<dyn Fn(Status) -> bool>> {
+fn status_filter(wanted: &str) -> Option<GameFilter> {
     match wanted {
-        "live" => Some(Box::new(|s| {
-            s != Status::NotStarted && s != Status::Finished
+        "live" => Some(Box::new(|game| {
+            let status = game.headline.status;
+            status != Status::NotStarted
+                && status != Status::Finished
+                && !game.replay.status.is_over()
         })),
         other => {
             let status: Status = serde_json::from_value(serde_json::Value::from(other)).ok()?;
-            Some(Box::new(move |s| s == status))
+            Some(Box::new(move |game| game.headline.status == status))
         }
     }
 }
