@@ -154,16 +154,21 @@ impl Projector {
         let mut failures = 0u32;
         tokio::pin!(shutdown);
         loop {
-            let result = tokio::select! {
+            // `next_batch` is cancel-safe: when the timer wins, the records it had are kept.
+            let (batch_step, result) = tokio::select! {
                 () = &mut shutdown => return Ok(()),
-                _ = epoch_check.tick() => self.check_epoch(consumer.as_mut(), &mut position).await,
-                batch = consumer.next_batch(self.config.batch) => match batch {
+                _ = epoch_check.tick() => (false, self.check_epoch(consumer.as_mut(), &mut position).await),
+                batch = consumer.next_batch(self.config.batch) => (true, match batch {
                     Ok(batch) => self.handle(consumer.as_mut(), &batch, &mut position).await,
                     Err(err) => Err(err.into()),
-                },
+                }),
             };
             let Err(err) = result else {
-                failures = 0;
+                // Only a batch written shows the log is back; the store answering the epoch
+                // check does not (else a log that is down would be retried every 200 ms).
+                if batch_step {
+                    failures = 0;
+                }
                 continue;
             };
             failures += 1;

@@ -137,14 +137,24 @@ impl RedisStore {
             }
             drop(messages);
             tracing::warn!("the redis subscription to {channel} ended; resubscribing");
+            let mut attempts = 0u32;
             pubsub = loop {
+                // Every half second, so that viewers are live again soon after Redis is; said
+                // once, not every time.
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                attempts += 1;
                 match RedisStore::open_live(&client, &channel).await {
                     Ok(pubsub) => {
+                        tracing::info!("resubscribed to {channel} (attempt {attempts})");
                         let _ = sender.send(Live::Interrupted);
                         break pubsub;
                     }
-                    Err(err) => tracing::warn!("cannot resubscribe to {channel}: {err}"),
+                    Err(err) if attempts == 1 => {
+                        tracing::warn!(
+                            "cannot resubscribe to {channel} yet, trying every 0.5 s: {err}"
+                        );
+                    }
+                    Err(err) => tracing::debug!("cannot resubscribe to {channel}: {err}"),
                 }
             };
         }
