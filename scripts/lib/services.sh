@@ -3,7 +3,8 @@
 # stopped at the end.
 #
 #   ensure_redis HOST PORT     redis-server (installed from Debian's packages if missing)
-#   ensure_tansu HOST PORT     the tansu Kafka-protocol broker (cargo install, once, ~10 minutes)
+#   ensure_tansu HOST PORT LOG [DIR]  the tansu Kafka-protocol broker (cargo install, once, ~15
+#                              minutes): in memory, or keeping its data in SQLite under DIR
 #   ensure_nginx               Debian's nginx (installed if missing; not started)
 #   stop_started               stops, in reverse order, every process these functions started
 
@@ -38,20 +39,34 @@ ensure_redis() { # host port logfile
   echo "redis: started on $1:$2"
 }
 
-ensure_tansu() { # host port logfile
+# tansu with the engines livescore uses: memory (fast, for most tests) and SQLite (keeps its data
+# across a restart: the local cluster, and the tests that kill the broker). An older install
+# without SQLite is replaced.
+install_tansu() {
+  if command -v tansu >/dev/null && grep -qa sqlite3_open_v2 "$(command -v tansu)"; then
+    return 0
+  fi
+  echo "installing tansu 0.6.0 from crates.io, with its memory and SQLite engines (about 15 minutes, once)"
+  cargo install tansu --version 0.6.0 --locked --force --features dynostore,libsql
+}
+
+ensure_tansu() { # host port logfile [sqlite-dir]: in memory, or in SQLite under sqlite-dir
   if listening "$1" "$2"; then
     echo "tansu: already listening on $1:$2"
     return 0
   fi
-  if ! command -v tansu >/dev/null; then
-    echo "installing tansu 0.6.0 from crates.io (about 10 minutes, once)"
-    cargo install tansu --version 0.6.0 --locked --features dynostore
+  install_tansu
+  local storage=memory://tansu/ dir=.
+  if [ -n "${4:-}" ]; then
+    # sqlite://<file> is relative to tansu's working directory.
+    dir=$4 storage=sqlite://tansu.db
+    mkdir -p "$dir"
   fi
-  tansu broker --listener-url "tcp://$1:$2" --advertised-listener-url "tcp://$1:$2" \
-    --storage-engine memory://tansu/ >"$3" 2>&1 &
+  (cd "$dir" && exec tansu broker --listener-url "tcp://$1:$2" --advertised-listener-url "tcp://$1:$2" \
+    --storage-engine "$storage") >"$3" 2>&1 &
   started+=($!)
   wait_for "$1" "$2" tansu
-  echo "tansu: started on $1:$2"
+  echo "tansu: started on $1:$2 ($storage${4:+ in $4})"
 }
 
 ensure_nginx() {

@@ -17,8 +17,12 @@ pub struct Seen {
 }
 
 impl Seen {
-    fn finishes_the_replay(&self) -> bool {
-        self.event == "replay" && self.data.contains("\"status\":\"finished\"")
+    /// The replay is over: finished, or failed or stopped before the end.
+    fn ends_the_replay(&self) -> bool {
+        self.event == "replay"
+            && ["finished", "failed", "stopped"]
+                .iter()
+                .any(|status| self.data.contains(&format!("\"status\":\"{status}\"")))
     }
 }
 
@@ -70,7 +74,7 @@ pub async fn sse_listen(
             if event.event.is_empty() {
                 continue; // a heartbeat comment
             }
-            let finished = event.finishes_the_replay();
+            let finished = event.ends_the_replay();
             seen.push(event);
             if finished {
                 return true;
@@ -130,7 +134,7 @@ pub async fn ws_listen(base: &str, game: u64, cursor: Option<&str>, seen: &mut V
             event: frame["kind"].as_str().unwrap_or_default().to_owned(),
             data: frame["data"].to_string(),
         };
-        let finished = event.event == "replay" && frame["data"]["replay"]["status"] == "finished";
+        let finished = event.ends_the_replay();
         seen.push(event);
         if finished {
             return true;

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod clients;
+pub mod services;
 
 use std::path::PathBuf;
 use std::sync::Arc;
