@@ -78,7 +78,7 @@ pub fn parse_game_id(text: &str) -> Result<u64, CatalogError> {
     valid
         .then(|| text.parse().ok())
         .flatten()
-        .ok_or_else(|| CatalogError::BadGameId(text.to_owned()))
+        .ok_or_else(|| CatalogError::BadGameId(livescore_domain::excerpt(text)))
 }
 
 impl Catalog {

@@ -7,7 +7,9 @@
 //! - [`update`]: the updates viewers receive, and how a client applies them.
 //! - [`schedule`]: when each event happens on the replay's virtual clock.
 //! - [`replay`]: a replay's speed and status, shared by the producer, the log and the store.
+//! - [`excerpt`](mod@excerpt): how outside input is quoted back in errors.
 
+pub mod excerpt;
 pub mod fold;
 pub mod info;
 pub mod replay;
@@ -16,6 +18,7 @@ pub mod state;
 pub mod statsbomb;
 pub mod update;
 
+pub use excerpt::excerpt;
 pub use fold::{FoldProgress, MatchFold, fold_match};
 pub use info::{InfoError, MatchInfo, TeamRef};
 pub use replay::{ReplayStatus, Speed, SpeedError};

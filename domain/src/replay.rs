@@ -28,7 +28,7 @@ impl Speed {
         }
         let factor: f64 = text
             .parse()
-            .map_err(|_| SpeedError::NotASpeed(text.to_owned()))?;
+            .map_err(|_| SpeedError::NotASpeed(crate::excerpt(text)))?;
         Speed::factor(factor)
     }
 
