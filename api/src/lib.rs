@@ -51,10 +51,15 @@ pub struct ApiState {
     pub client_queue: usize,
     /// The web UI's static files, served at `/`.
     pub web_dir: std::path::PathBuf,
+    /// How long a WebSocket may follow no topic before it is closed.
+    pub idle_socket: Duration,
 }
 
 /// The default of [`ApiState::slow_client`].
 pub const SLOW_CLIENT: Duration = Duration::from_secs(30);
+
+/// The default of [`ApiState::idle_socket`].
+pub const IDLE_SOCKET: Duration = Duration::from_secs(30);
 
 impl ApiState {
     /// Connects the replica's fan-out to the store.
@@ -72,6 +77,7 @@ impl ApiState {
             slow_client: SLOW_CLIENT,
             client_queue: follow::CLIENT_QUEUE,
             web_dir: "web".into(),
+            idle_socket: IDLE_SOCKET,
         })
     }
 }
@@ -103,7 +109,10 @@ pub struct ErrorBody {
 
 impl ApiError {
     pub fn not_found(raw_id: &str) -> ApiError {
-        ApiError(StatusCode::NOT_FOUND, format!("no game {raw_id:?}"))
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no game {:?}", livescore_domain::excerpt(raw_id)),
+        )
     }
 }
 
@@ -168,8 +177,9 @@ async fn games(
             ApiError(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "unknown status {wanted:?}: use live, finished, not_started, or a match status \
-                     such as half_time"
+                    "unknown status {:?}: use live, finished, not_started, or a match status \
+                     such as half_time",
+                    livescore_domain::excerpt(&wanted)
                 ),
             )
         })?;

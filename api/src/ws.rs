@@ -11,7 +11,8 @@
 //! - `{"kind": "error", "message": "..."}`: the request was not understood; the connection stays
 //!
 //! The server pings every 15 s. When it shuts down it closes with 1012 (service restart), so
-//! clients reconnect elsewhere and resubscribe with their cursors.
+//! clients reconnect elsewhere and resubscribe with their cursors. A connection that follows no
+//! topic for `ApiState::idle_socket` (30 s) is closed with 1008.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -130,10 +131,35 @@ async fn connection(state: ApiState, socket: WebSocket) {
     });
 
     // The receive task: requests in, one following task per subscribed topic (each writes into
-    // `outgoing` itself).
+    // `outgoing` itself). A connection that follows nothing for `idle_socket` is closed (1008):
+    // a socket that never subscribes holds a descriptor and memory for nothing.
+    let idle = state.idle_socket;
     let mut receive_task = tokio::spawn(async move {
         let mut subscriptions: HashMap<Topic, JoinHandle<()>> = HashMap::new();
-        while let Some(Ok(frame)) = stream.next().await {
+        let mut closing = false;
+        loop {
+            let next = if subscriptions.is_empty() && !closing {
+                match tokio::time::timeout(idle, stream.next()).await {
+                    Ok(next) => next,
+                    Err(_idle) => {
+                        // The send task sends it and ends the connection.
+                        closing = true;
+                        let reason = format!(
+                            "no subscription for {} s: subscribe when you need a topic",
+                            idle.as_secs()
+                        );
+                        let close = Frame::Close(Some(CloseFrame {
+                            code: close_code::POLICY,
+                            reason: reason.into(),
+                        }));
+                        let _ = outgoing.send(close).await;
+                        continue;
+                    }
+                }
+            } else {
+                stream.next().await
+            };
+            let Some(Ok(frame)) = next else { break };
             let reply = match frame {
                 Frame::Text(text) => {
                     handle(&state, &outgoing, &mut subscriptions, text.as_str()).await
@@ -183,7 +209,8 @@ async fn handle(
         } => {
             let Some(topic) = parse_topic(&name) else {
                 return Some(error_frame(&format!(
-                    "unknown topic {name:?}: topics are \"games\" and \"game:<id>\""
+                    "unknown topic {:?}: topics are \"games\" and \"game:<id>\"",
+                    livescore_domain::excerpt(&name)
                 )));
             };
             if subscriptions.contains_key(&topic) {
@@ -227,7 +254,10 @@ async fn handle(
                     let frame = serde_json::json!({ "topic": name, "kind": "unsubscribed" });
                     Some(frame.to_string())
                 }
-                None => Some(error_frame(&format!("not subscribed to {name:?}"))),
+                None => Some(error_frame(&format!(
+                    "not subscribed to {:?}",
+                    livescore_domain::excerpt(&name)
+                ))),
             }
         }
     }
