@@ -39,6 +39,19 @@ pub struct HttpArgs {
     /// The web UI's static files (API and `up` only).
     #[arg(long, env = "WEB_DIR", default_value = "web")]
     pub web_dir: PathBuf,
+    /// Open connections at most; past it a connection gets a 503 and is closed. 0: as many as
+    /// the file-descriptor limit leaves room for.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 0)]
+    pub http_max_connections: u64,
+    /// A client must send a whole request head within this many milliseconds (also the most a
+    /// keep-alive connection may stay idle between requests).
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub http_header_timeout_ms: u64,
+    /// A WebSocket that follows no topic for this many milliseconds is closed (API and `up`).
+    #[arg(long, env = "WS_IDLE_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub ws_idle_timeout_ms: u64,
 }
 
 /// What the producer needs besides the log.

@@ -2,6 +2,7 @@
 //! and prints; `startup.rs` builds the roles, and the workspace's crates do the work.
 
 mod config;
+mod server;
 mod startup;
 
 use std::io::{self, IsTerminal, Write};
@@ -215,10 +216,11 @@ async fn up(
         .await
         .context("cannot subscribe to the match store")?;
     api.web_dir.clone_from(&http.web_dir);
+    api.idle_socket = Duration::from_millis(http.ws_idle_timeout_ms);
     let app = livescore_producer::router(control.clone()).merge(livescore_api::router(api));
     print_banner(&http, &control, producer.admin_token.is_none());
     tokio::select! {
-        served = startup::serve(&http, app, shutdown.clone()) => served,
+        served = server::serve(&http, app, shutdown.clone()) => served,
         projected = &mut projecting => match projected {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(anyhow::Error::new(err).context("the projector stopped")),
@@ -251,7 +253,7 @@ async fn producer_role(
     // `up` has the API's /healthz; the producer alone answers its own, for load balancers and
     // container health checks.
     let app = livescore_producer::router(control).route("/healthz", get(|| async { "ok" }));
-    startup::serve(&http, app, shutdown).await
+    server::serve(&http, app, shutdown).await
 }
 
 async fn projector_role(
@@ -281,9 +283,10 @@ async fn api_role(
         .await
         .context("cannot subscribe to the match store")?;
     api.web_dir.clone_from(&http.web_dir);
+    api.idle_socket = Duration::from_millis(http.ws_idle_timeout_ms);
     let app = livescore_api::router(api);
     tracing::info!(listen = %http.listen, "API replica up");
-    startup::serve(&http, app, shutdown).await
+    server::serve(&http, app, shutdown).await
 }
 
 fn init_logging(json: bool) {

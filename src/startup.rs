@@ -17,7 +17,7 @@ use livescore_store::memory::MemoryStore;
 use livescore_store::redis::{RedisConfig, RedisStore};
 use tokio::sync::watch;
 
-use crate::config::{HttpArgs, LogArgs, ProducerArgs, ProjectorArgs, StoreArgs};
+use crate::config::{LogArgs, ProducerArgs, ProjectorArgs, StoreArgs};
 
 /// Whether a role may fall back to the in-process engines (only `up`, where every role shares
 /// one process) or needs the real ones.
@@ -136,28 +136,6 @@ pub fn projector(
             ..ProjectorConfig::default()
         },
     )
-}
-
-/// Serves `app` on `args.listen` until `shutdown` fires.
-pub async fn serve(
-    args: &HttpArgs,
-    app: axum::Router,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    // Served through `into_make_service`, each connection gets a clone of the router (an Arc).
-    // Served as a plain `Router`, axum 0.8 calls `with_state(())` for every connection, which
-    // rebuilds the routing tables: about 9 KB held by each open connection (a heap profile of
-    // 10,000 SSE viewers). `with_state(())` once here keeps the routes built eagerly.
-    let app = app.with_state(());
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        })
-        .await
-        .context("the HTTP server failed")
 }
 
 /// A channel that turns true on Ctrl-C or SIGTERM.
