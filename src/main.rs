@@ -210,6 +210,7 @@ async fn up(
     let log = startup::connect_log(&log_args, Engines::InProcessIfUnset).await?;
     let store = startup::connect_store(&store_args, Engines::InProcessIfUnset).await?;
     let control = startup::control(Arc::clone(&log), &producer)?;
+    startup::resume_replays(&control).await?;
     let projector = startup::projector(log, Arc::clone(&store), &projector, false);
     let mut projecting = tokio::spawn(projector.run(startup::stopped(shutdown.clone())));
     let mut api = livescore_api::ApiState::new(store, shutdown.clone())
@@ -249,6 +250,7 @@ async fn producer_role(
 ) -> anyhow::Result<()> {
     let log = startup::connect_log(&log, Engines::Required).await?;
     let control = startup::control(log, &producer)?;
+    startup::resume_replays(&control).await?;
     print_banner(&http, &control, producer.admin_token.is_none());
     // `up` has the API's /healthz; the producer alone answers its own, for load balancers and
     // container health checks.

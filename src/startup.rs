@@ -106,6 +106,22 @@ pub fn control(log: Arc<dyn EventLog>, args: &ProducerArgs) -> anyhow::Result<Co
     })
 }
 
+/// Resumes the replays a previous producer left in the middle of a run (see
+/// `ReplayManager::resume_from_log`): a producer killed mid-match comes back and the match goes
+/// on. With the in-process log there is nothing to resume.
+pub async fn resume_replays(control: &ControlState) -> anyhow::Result<()> {
+    let resumed = control
+        .replays
+        .resume_from_log()
+        .await
+        .context("cannot look for replays to resume in the event log")?;
+    if !resumed.is_empty() {
+        let games: Vec<u64> = resumed.iter().map(|replay| replay.match_id).collect();
+        tracing::info!(?games, "resumed the replays left open in the log");
+    }
+    Ok(())
+}
+
 /// 128 random bits as hex, from the kernel's generator.
 fn generate_token() -> String {
     use std::io::Read;

@@ -10,9 +10,11 @@
 //! - Redis (keeping its data in an append-only file) is killed at minute 30 and started again
 //!   10 s later: `/readyz` answers 503 meanwhile, every role recovers by itself, and the viewers
 //!   finish with no gap and no duplicate.
+//! - The producer is SIGKILLed at minute 30 and started again: it finds the run open in the log
+//!   and carries it on; one run, ending at the fold's state, with nothing lost for the viewers.
 //!
 //! Needs `tansu` and `redis-server` on PATH, and the shared test broker (KAFKA_BROKERS) for the
-//! Redis scenario: `scripts/test` provides all three.
+//! Redis and producer scenarios: `scripts/test` provides all three.
 
 #![allow(clippy::unwrap_used)]
 
@@ -34,7 +36,8 @@ const SPEED: u32 = 300;
 
 /// The three roles as processes on one Kafka and one Redis, names of their own.
 struct Roles {
-    _producer: Role,
+    producer_role: Role,
+    producer_env: Vec<(&'static str, String)>,
     _projector: Role,
     _api: Role,
     producer: String,
@@ -66,7 +69,8 @@ async fn start_roles(brokers: &str, redis_url: &str, delivery_timeout: Duration)
         ]
     };
     let roles = Roles {
-        _producer: Role::start("producer", &env(producer_port)),
+        producer_role: Role::start("producer", &env(producer_port)),
+        producer_env: env(producer_port),
         _projector: Role::start("projector", &env(0)),
         _api: Role::start("api", &env(api_port)),
         producer: format!("http://127.0.0.1:{producer_port}"),
@@ -91,6 +95,14 @@ async fn start_roles(brokers: &str, redis_url: &str, delivery_timeout: Duration)
 }
 
 impl Roles {
+    /// SIGKILLs the producer and starts it again, as scripts/cluster's supervisor does.
+    async fn restart_producer(&mut self) {
+        self.producer_role.kill();
+        self.producer_role = Role::start("producer", &self.producer_env);
+        self.wait_for_status(&format!("{}/healthz", self.producer), 200)
+            .await;
+    }
+
     /// Waits (with a deadline) until `url` answers `status`.
     async fn wait_for_status(&self, url: &str, status: u16) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -307,6 +319,32 @@ async fn redis_down_for_10_s_mid_replay_every_role_recovers_without_a_gap() {
             s.replay.status == ReplayStatus::Finished
         })
         .await;
+    assert_eq!(stored.fold, folded(), "the match ends at the fold's state");
+    assert_eq!(stored.replay.lost_records, 0);
+    roles.assert_viewers_exact(viewers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_killed_mid_replay_comes_back_and_the_match_goes_on() {
+    let redis = support::redis_url();
+    let mut roles = start_roles(&support::kafka_brokers(), &redis, Duration::from_secs(30)).await;
+    roles.start_replay().await;
+    let started = roles.wait_for("the replay's snapshot", |_| true).await;
+    let viewers = roles.viewers();
+
+    roles.wait_for_minute(30).await;
+    roles.restart_producer().await;
+    // The new producer found the run open in the log and carries it on.
+    let status = roles.replay_status().await;
+    assert_eq!(status["run"], started.run, "{status}");
+    assert_eq!(status["status"], "running", "{status}");
+
+    let stored = roles
+        .wait_for("the replay finished", |s| {
+            s.replay.status == ReplayStatus::Finished
+        })
+        .await;
+    assert_eq!(stored.run, started.run, "one run from start to end");
     assert_eq!(stored.fold, folded(), "the match ends at the fold's state");
     assert_eq!(stored.replay.lost_records, 0);
     roles.assert_viewers_exact(viewers).await;

@@ -169,6 +169,79 @@ impl EventLog for KafkaLog {
         );
         delivery.await
     }
+
+    async fn read_to_end(&self) -> Result<Vec<LogRecord>, LogError> {
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || read_topic_to_end(&config))
+            .await
+            .map_err(|err| LogError::Kafka(format!("reading the log stopped: {err}")))?
+    }
+}
+
+/// How long reading a whole topic may take before it gives up.
+const READ_TO_END_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Every record of the topic up to each partition's end as it is now, with a consumer of no
+/// group (assigned, not subscribed: nothing is committed). Blocking: run it off the async threads.
+fn read_topic_to_end(config: &KafkaConfig) -> Result<Vec<LogRecord>, LogError> {
+    use rdkafka::consumer::BaseConsumer;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", "livescore-read-to-end")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .map_err(kafka)?;
+    let metadata = consumer
+        .fetch_metadata(Some(&config.topic), Duration::from_secs(10))
+        .map_err(kafka)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|topic| topic.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut assignment = TopicPartitionList::new();
+    // Per partition, the offset after the last record there is now.
+    let mut ends: HashMap<i32, i64> = HashMap::new();
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(&config.topic, partition, Duration::from_secs(10))
+            .map_err(kafka)?;
+        if high > low {
+            assignment
+                .add_partition_offset(&config.topic, partition, Offset::Offset(low))
+                .map_err(kafka)?;
+            ends.insert(partition, high);
+        }
+    }
+    let mut records = Vec::new();
+    if ends.is_empty() {
+        return Ok(records);
+    }
+    consumer.assign(&assignment).map_err(kafka)?;
+    let deadline = std::time::Instant::now() + READ_TO_END_TIMEOUT;
+    while !ends.is_empty() {
+        if std::time::Instant::now() > deadline {
+            return Err(LogError::Kafka(format!(
+                "could not read {} to its end within {READ_TO_END_TIMEOUT:?}",
+                config.topic
+            )));
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message.map_err(kafka)?;
+        let partition = message.partition();
+        if ends
+            .get(&partition)
+            .is_some_and(|end| message.offset() + 1 >= *end)
+        {
+            ends.remove(&partition);
+        }
+        records.push(record_of(&message));
+    }
+    Ok(records)
 }
 
 struct KafkaConsumer {

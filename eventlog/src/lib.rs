@@ -9,7 +9,8 @@
 //! - a consumer group resumes after the last offset it committed, [`LogConsumer::rewind`]
 //!   starts it again from the beginning of the log (a rebuild), and
 //!   [`LogConsumer::reread_uncommitted`] from its last commit;
-//! - a record that cannot be decoded can be set aside with [`EventLog::dead_letter`].
+//! - a record that cannot be decoded can be set aside with [`EventLog::dead_letter`];
+//! - [`EventLog::read_to_end`] reads everything the log holds, for a producer resuming.
 
 pub mod envelope;
 pub mod kafka;
@@ -53,6 +54,10 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Sets a record that cannot be decoded aside, with the reason, in the dead-letter log.
     async fn dead_letter(&self, record: &LogRecord, reason: &str) -> Result<(), LogError>;
+
+    /// Every record the log holds now, in order within each partition, outside any consumer
+    /// group: what a producer that restarted reads to find the runs it was in the middle of.
+    async fn read_to_end(&self) -> Result<Vec<LogRecord>, LogError>;
 }
 
 #[async_trait::async_trait]

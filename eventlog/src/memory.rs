@@ -115,6 +115,10 @@ impl EventLog for MemoryLog {
             .push((record.clone(), reason.to_owned()));
         Ok(())
     }
+
+    async fn read_to_end(&self) -> Result<Vec<LogRecord>, LogError> {
+        Ok(self.records())
+    }
 }
 
 struct MemoryConsumer {

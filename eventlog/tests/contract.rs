@@ -163,8 +163,25 @@ async fn a_read_cut_short_loses_nothing(log: &dyn EventLog) {
     }
 }
 
+/// `read_to_end` returns every record the log holds, outside any group, in order per match.
+async fn the_whole_log_is_read_to_its_end(log: &dyn EventLog) {
+    send_all(log, &[1, 2, 3], 40).await;
+    let envelopes = decoded(&log.read_to_end().await.unwrap());
+    for match_id in [1, 2, 3] {
+        assert_eq!(seqs_of(&envelopes, match_id), (0..40).collect::<Vec<_>>());
+    }
+    // Reading moved no group: a consumer still starts at the beginning.
+    let mut consumer = log.consumer("after-read").await.unwrap();
+    assert_eq!(read(consumer.as_mut(), 120).await.len(), 120);
+}
+
 mod memory {
     use super::*;
+
+    #[tokio::test]
+    async fn the_whole_log_is_read_to_its_end() {
+        super::the_whole_log_is_read_to_its_end(&MemoryLog::new(6)).await;
+    }
 
     #[tokio::test]
     async fn a_read_cut_short_loses_nothing() {
@@ -207,6 +224,11 @@ mod memory {
 
 mod kafka {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_whole_log_is_read_to_its_end() {
+        super::the_whole_log_is_read_to_its_end(&log("read-to-end").await).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_read_cut_short_loses_nothing() {

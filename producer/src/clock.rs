@@ -19,9 +19,14 @@ pub struct VirtualClock {
 
 impl VirtualClock {
     pub fn start(now: Instant, speed: Speed) -> VirtualClock {
+        VirtualClock::start_at(now, speed, Duration::ZERO)
+    }
+
+    /// A clock whose match time is `at` now: a replay resumed from where the log ends.
+    pub fn start_at(now: Instant, speed: Speed, at: Duration) -> VirtualClock {
         VirtualClock {
             anchor_wall: now,
-            anchor_match: Duration::ZERO,
+            anchor_match: at,
             speed,
             paused: false,
         }

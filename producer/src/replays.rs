@@ -8,7 +8,7 @@ use std::time::Duration;
 use livescore_catalog::{Catalog, CatalogError, LoadedGame};
 use livescore_domain::state::Clock;
 use livescore_domain::{Breaks, Event, MatchInfo, ReplayStatus, Speed, schedule};
-use livescore_eventlog::{Body, Control, Delivery, Envelope, EventLog, LogError};
+use livescore_eventlog::{Body, Control, Delivery, Envelope, EventLog, LogError, LogRecord};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -173,16 +173,33 @@ impl ReplayManager {
         if let Some(previous) = lock(&self.replays).remove(&match_id) {
             let _ = previous.commands.send(Command::Stop);
         }
-        let times = schedule(&events, &self.breaks);
         let run = self.next_run();
+        Ok(self.launch(info, events, run, speed, Resume::fresh()))
+    }
+
+    /// Starts the task of run `run` from `from`, and registers it.
+    fn launch(
+        &self,
+        info: MatchInfo,
+        events: Vec<Event>,
+        run: u64,
+        speed: Speed,
+        from: Resume,
+    ) -> ReplayState {
+        let match_id = info.match_id;
+        let times = schedule(&events, &self.breaks);
         let state = Arc::new(Mutex::new(ReplayState {
             match_id,
             run,
             home: info.home.name.clone(),
             away: info.away.name.clone(),
-            status: ReplayStatus::Running,
+            status: if from.paused {
+                ReplayStatus::Paused
+            } else {
+                ReplayStatus::Running
+            },
             speed,
-            events_sent: 0,
+            events_sent: u32::try_from(from.next_event).unwrap_or(u32::MAX),
             events_total: u32::try_from(events.len()).unwrap_or(u32::MAX),
             match_time_ms: 0,
             clock: None,
@@ -197,13 +214,13 @@ impl ReplayManager {
             inbox,
             match_id,
             run,
-            seq: 0,
+            seq: from.seq,
             in_flight: VecDeque::new(),
             delivery_timeout: self.delivery_timeout,
             lateness: Arc::clone(&lateness),
         };
         let span = tracing::info_span!("replay", match_id, run);
-        tokio::spawn(task.run(info, events, times, speed).instrument(span));
+        tokio::spawn(task.run(info, events, times, speed, from).instrument(span));
         let replay = Replay {
             state,
             lateness,
@@ -211,7 +228,66 @@ impl ReplayManager {
         };
         let snapshot = replay.snapshot();
         lock(&self.replays).insert(match_id, replay);
-        Ok(snapshot)
+        snapshot
+    }
+
+    /// Resumes the replays that a previous producer left in the middle: for every match whose
+    /// latest run in the log has neither finished, stopped nor failed, the same run goes on
+    /// after its last record there, at the speed and pause it had, so the projector and the
+    /// viewers see one run with nothing missing and nothing twice. Records the previous producer
+    /// had queued and never got into the log are simply sent again. Call it once, at start-up,
+    /// before any replay is started; it assumes no other producer writes the same runs.
+    pub async fn resume_from_log(&self) -> Result<Vec<ReplayState>, ReplayError> {
+        let records = self
+            .log
+            .read_to_end()
+            .await
+            .map_err(|err| ReplayError::Load(format!("cannot read the log: {err}")))?;
+        let mut resumed = Vec::new();
+        for open in open_runs(&records) {
+            let Ok(game) = self.catalog.game(&open.match_id.to_string()) else {
+                tracing::warn!(
+                    match_id = open.match_id,
+                    "a replay left open in the log is not in the catalog: not resumed"
+                );
+                continue;
+            };
+            let catalog = Arc::clone(&self.catalog);
+            let id = game.id.to_string();
+            let LoadedGame { info, events } =
+                tokio::task::spawn_blocking(move || catalog.load(&id))
+                    .await
+                    .map_err(|err| ReplayError::Load(err.to_string()))??;
+            let next_event = match open.last_event_index {
+                Some(last) => events.partition_point(|event| event.index <= last),
+                None => 0,
+            };
+            let times = schedule(&events, &self.breaks);
+            let played = next_event
+                .checked_sub(1)
+                .and_then(|last| times.get(last).copied())
+                .unwrap_or_default();
+            {
+                let mut last_run = lock(&self.last_run);
+                *last_run = (*last_run).max(open.run);
+            }
+            tracing::info!(
+                match_id = open.match_id,
+                run = open.run,
+                next_event,
+                seq = open.next_seq,
+                paused = open.paused,
+                "resuming a replay where the log ends"
+            );
+            let from = Resume {
+                next_event,
+                seq: open.next_seq,
+                played,
+                paused: open.paused,
+            };
+            resumed.push(self.launch(info, events, open.run, open.speed, from));
+        }
+        Ok(resumed)
     }
 
     pub fn pause(&self, match_id: u64) -> Result<ReplayState, ReplayError> {
@@ -256,6 +332,99 @@ impl ReplayManager {
         list.sort_by_key(|state| std::cmp::Reverse(state.run));
         list
     }
+}
+
+/// Where a replay's task begins: at the start, or where a previous producer left the run.
+#[derive(Debug, Clone, Copy)]
+struct Resume {
+    /// The first event to send (index into the match's events).
+    next_event: usize,
+    /// The seq of the next record.
+    seq: u64,
+    /// The match time of the last event sent.
+    played: Duration,
+    paused: bool,
+}
+
+impl Resume {
+    fn fresh() -> Resume {
+        Resume {
+            next_event: 0,
+            seq: 0,
+            played: Duration::ZERO,
+            paused: false,
+        }
+    }
+
+    fn is_fresh(&self) -> bool {
+        self.seq == 0
+    }
+}
+
+/// A run the log holds that neither finished, stopped nor failed.
+#[derive(Debug, Clone, PartialEq)]
+struct OpenRun {
+    match_id: u64,
+    run: u64,
+    next_seq: u64,
+    /// The StatsBomb index of the last event the log holds.
+    last_event_index: Option<u32>,
+    speed: Speed,
+    paused: bool,
+}
+
+/// The latest run of each match in `records`, if it is still open. Undecodable records are
+/// not the producer's concern (the projector sets them aside).
+fn open_runs(records: &[LogRecord]) -> Vec<OpenRun> {
+    let mut latest: HashMap<u64, (OpenRun, bool)> = HashMap::new();
+    for record in records {
+        let Ok(envelope) = Envelope::from_json(&record.payload) else {
+            continue;
+        };
+        if let Body::Control(Control::Started { speed, .. }) = &envelope.body {
+            let newer = latest
+                .get(&envelope.match_id)
+                .is_none_or(|(open, _)| envelope.run > open.run);
+            if newer {
+                let open = OpenRun {
+                    match_id: envelope.match_id,
+                    run: envelope.run,
+                    next_seq: envelope.seq + 1,
+                    last_event_index: None,
+                    speed: *speed,
+                    paused: false,
+                };
+                latest.insert(envelope.match_id, (open, false));
+            }
+            continue;
+        }
+        let Some((open, over)) = latest.get_mut(&envelope.match_id) else {
+            continue;
+        };
+        if envelope.run != open.run {
+            continue;
+        }
+        open.next_seq = open.next_seq.max(envelope.seq + 1);
+        match &envelope.body {
+            Body::Event(event) => {
+                open.last_event_index = open.last_event_index.max(Some(event.index));
+            }
+            Body::Control(control) => match control {
+                Control::Paused => open.paused = true,
+                Control::Resumed => open.paused = false,
+                Control::SpeedChanged { speed } => open.speed = *speed,
+                Control::Finished | Control::Stopped | Control::Failed { .. } => *over = true,
+                Control::Started { .. } => {}
+            },
+        }
+    }
+    let mut open: Vec<OpenRun> = latest
+        .into_values()
+        .filter(|(_, over)| !over)
+        .map(|(open, _)| open)
+        .collect();
+    open.sort_by_key(|open| open.match_id);
+    open
 }
 
 /// One replay's task: sends the records of one run in order, on its virtual clock.
@@ -333,8 +502,9 @@ impl ReplayTask {
         events: Vec<Event>,
         times: Vec<Duration>,
         speed: Speed,
+        from: Resume,
     ) {
-        let outcome = self.play(info, &events, &times, speed).await;
+        let outcome = self.play(info, &events, &times, speed, from).await;
         let outcome = match outcome {
             Ok(()) => self.flush().await.map(|()| ReplayStatus::Finished),
             Err(Ended::Stopped) => self.flush().await.map(|()| ReplayStatus::Stopped),
@@ -423,17 +593,24 @@ impl ReplayTask {
         events: &[Event],
         times: &[Duration],
         speed: Speed,
+        from: Resume,
     ) -> Result<(), Ended> {
         let total = u32::try_from(events.len()).unwrap_or(u32::MAX);
-        self.send(Body::Control(Control::Started {
-            info: Box::new(info),
-            speed,
-            events: total,
-        }))
-        .await?;
-        let mut clock = VirtualClock::start(Instant::now(), speed);
-        let mut played = Duration::ZERO;
-        for (sent, (event, &at)) in events.iter().zip(times).enumerate() {
+        if from.is_fresh() {
+            self.send(Body::Control(Control::Started {
+                info: Box::new(info),
+                speed,
+                events: total,
+            }))
+            .await?;
+        }
+        let mut played = from.played;
+        let mut clock = VirtualClock::start_at(Instant::now(), speed, played);
+        if from.paused {
+            clock.pause(Instant::now(), played);
+        }
+        let remaining = events.iter().zip(times).enumerate().skip(from.next_event);
+        for (sent, (event, &at)) in remaining {
             // Wait for the event's moment, obeying commands meanwhile.
             loop {
                 let due = clock.wall_time_of(at);

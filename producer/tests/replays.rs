@@ -270,6 +270,12 @@ impl EventLog for FailingLog {
     ) -> Result<(), livescore_eventlog::LogError> {
         self.inner.dead_letter(record, reason).await
     }
+
+    async fn read_to_end(
+        &self,
+    ) -> Result<Vec<livescore_eventlog::LogRecord>, livescore_eventlog::LogError> {
+        self.inner.read_to_end().await
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -374,4 +380,99 @@ async fn a_log_that_stops_answering_fails_the_replay_after_the_delivery_timeout(
             && failed_after < due + Duration::from_secs(32),
         "failed after {failed_after:?}; the 100th record was due at {due:?}"
     );
+}
+
+/// The records of the log, decoded, in order (one match: one partition).
+fn envelopes(log: &MemoryLog) -> Vec<Envelope> {
+    log.records()
+        .iter()
+        .map(|record| Envelope::from_json(&record.payload).unwrap())
+        .collect()
+}
+
+/// A log holding the first `count` records of `full`, as a producer killed after writing them
+/// leaves it.
+fn cut_after(full: &MemoryLog, count: usize) -> MemoryLog {
+    let cut = MemoryLog::new(6);
+    for record in &full.records()[..count] {
+        cut.append_raw(record.key.as_deref().unwrap(), record.payload.clone());
+    }
+    cut
+}
+
+async fn wait_for_the_end(log: &MemoryLog) {
+    let mut consumer = log.consumer("end").await.unwrap();
+    receive(consumer.as_mut(), is_finished).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replay_cut_short_is_resumed_where_the_log_ends_and_ends_as_if_never_stopped() {
+    let full = MemoryLog::new(6);
+    manager(&full).start("7471", Speed::Max).await.unwrap();
+    wait_for_the_end(&full).await;
+    let complete = envelopes(&full);
+
+    // The producer died after its 1000th record; a new one reads the log and goes on.
+    let cut = cut_after(&full, 1000);
+    let replays = manager(&cut);
+    let resumed = replays.resume_from_log().await.unwrap();
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].run, complete[0].run, "the same run goes on");
+    assert_eq!(
+        resumed[0].events_sent, 999,
+        "the started record and 999 events were there"
+    );
+    wait_for_the_end(&cut).await;
+    let after = envelopes(&cut);
+    let without_times = |envelopes: &[Envelope]| -> Vec<(u64, u64, Body)> {
+        envelopes
+            .iter()
+            .map(|e| (e.run, e.seq, e.body.clone()))
+            .collect()
+    };
+    assert_eq!(
+        without_times(&after),
+        without_times(&complete),
+        "every record once, in order, as if the producer had never stopped"
+    );
+    assert_eq!(replays.status(7471).unwrap().status, ReplayStatus::Finished);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_replay_is_resumed_paused_and_an_ended_one_not_at_all() {
+    let full = MemoryLog::new(6);
+    let replays = manager(&full);
+    replays.start("7471", Speed::Factor(60.0)).await.unwrap();
+    replays.start("7457", Speed::Max).await.unwrap();
+    // 7471 pauses once it has kicked off; 7457 finishes.
+    let mut consumer = full.consumer("watch").await.unwrap();
+    receive(consumer.as_mut(), |e| e.match_id == 7471 && e.seq == 20).await;
+    replays.pause(7471).unwrap();
+    receive(consumer.as_mut(), |e| {
+        matches!(e.body, Body::Control(Control::Paused))
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while replays.status(7457).unwrap().status != ReplayStatus::Finished {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let records_before = full.records().len();
+
+    let restarted = manager(&full);
+    let resumed = restarted.resume_from_log().await.unwrap();
+    assert_eq!(resumed.len(), 1, "{resumed:?}");
+    assert_eq!(resumed[0].match_id, 7471);
+    assert_eq!(resumed[0].status, ReplayStatus::Paused);
+    // Paused: nothing is sent until it is resumed (the old manager is gone with its process;
+    // here it stays paused too).
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(full.records().len(), records_before);
+    restarted.resume(7471).unwrap();
+    let resumed_record = receive(consumer.as_mut(), |e| {
+        matches!(e.body, Body::Control(Control::Resumed))
+    })
+    .await;
+    let (_, last) = resumed_record.last().unwrap();
+    assert_eq!(last.match_id, 7471);
 }
