@@ -155,6 +155,7 @@ impl EventLog for KafkaLog {
             committed: HashMap::new(),
             rewind_pending: false,
             received: Vec::new(),
+            last_outage_log: None,
         }))
     }
 
@@ -253,6 +254,8 @@ struct KafkaConsumer {
     rewind_pending: bool,
     /// Records received for a batch not yet returned (see `next_batch`).
     received: Vec<LogRecord>,
+    /// When an unreachable broker was last logged.
+    last_outage_log: Option<std::time::Instant>,
 }
 
 impl KafkaConsumer {
@@ -335,6 +338,31 @@ fn record_of(message: &impl Message) -> LogRecord {
     }
 }
 
+/// True for the errors librdkafka reports about a broker it cannot reach and then recovers
+/// from by itself: logged (once per outage) and waited out, not returned. Returned, each
+/// made the projector pause and read again; librdkafka queues one per failed connection,
+/// so after a broker outage of 7 s the projector spent a minute working through stale ones
+/// (scripts/chaos measured the delay).
+fn broker_unreachable(last_outage_log: &mut Option<std::time::Instant>, err: &KafkaError) -> bool {
+    let transient = matches!(
+        err.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::Resolve
+                | RDKafkaErrorCode::OperationTimedOut
+        )
+    );
+    if transient {
+        let now = std::time::Instant::now();
+        if last_outage_log.is_none_or(|at| now.duration_since(at) > Duration::from_secs(30)) {
+            tracing::warn!("the Kafka broker is unreachable, waiting for it: {err}");
+            *last_outage_log = Some(now);
+        }
+    }
+    transient
+}
+
 #[async_trait::async_trait]
 impl LogConsumer for KafkaConsumer {
     async fn next_batch(&mut self, max: usize) -> Result<Vec<LogRecord>, LogError> {
@@ -342,7 +370,9 @@ impl LogConsumer for KafkaConsumer {
             // Polling is what joins the group; a record read before the rewind is read again
             // after it, so it can be dropped.
             let polled = tokio::time::timeout(Duration::from_millis(100), self.consumer.recv());
-            if let Ok(Err(err)) = polled.await {
+            if let Ok(Err(err)) = polled.await
+                && !broker_unreachable(&mut self.last_outage_log, &err)
+            {
                 return Err(kafka(err));
             }
             if self.consumer.assignment().map_err(kafka)?.count() > 0 {
@@ -355,15 +385,19 @@ impl LogConsumer for KafkaConsumer {
         // next call. The batch used to be a local: a timer firing between two records dropped
         // the records already taken from librdkafka, and the projector saw them as a gap, or,
         // at the end of a match, never saw them at all.
-        if self.received.is_empty() {
-            let first = self.consumer.recv().await.map_err(kafka)?;
-            self.received.push(record_of(&first));
+        while self.received.is_empty() {
+            match self.consumer.recv().await {
+                Ok(first) => self.received.push(record_of(&first)),
+                Err(err) if broker_unreachable(&mut self.last_outage_log, &err) => {}
+                Err(err) => return Err(kafka(err)),
+            }
         }
         // Whatever else has already arrived joins the batch, without waiting for more: one poll
         // each, which never yields (a zero timeout can: tokio's timer only fires on its next tick).
         while self.received.len() < max {
             match self.consumer.recv().now_or_never() {
                 Some(Ok(message)) => self.received.push(record_of(&message)),
+                Some(Err(err)) if broker_unreachable(&mut self.last_outage_log, &err) => {}
                 Some(Err(err)) => return Err(kafka(err)),
                 None => break,
             }
