@@ -72,7 +72,9 @@ impl Integrity {
     }
 }
 
-/// Reads `topic` from `base`, resuming after `after`, until an entry at or past `until`.
+/// Reads `topic` from `base`, resuming after `after`, until an entry at or past `until`. A
+/// stream that breaks on the way (a replica restarting) is resumed after the last entry read,
+/// as any viewer would.
 async fn read_reference(
     http: &reqwest::Client,
     base: &str,
@@ -80,31 +82,64 @@ async fn read_reference(
     after: Cursor,
     until: Cursor,
 ) -> Result<Vec<Cursor>, String> {
+    let mut cursors = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut last_problem = String::new();
+    while tokio::time::Instant::now() < deadline {
+        let from = cursors.last().copied().unwrap_or(after);
+        match read_reference_once(http, base, topic, from, until, deadline, &mut cursors).await {
+            Ok(()) => return Ok(cursors),
+            Err(Broken::Fatal(problem)) => return Err(problem),
+            Err(Broken::Again(problem)) => last_problem = problem,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!(
+        "{topic:?}: the reference log did not reach {until:?} within 60 s ({last_problem})"
+    ))
+}
+
+/// Why one reading of the reference stopped.
+enum Broken {
+    /// The stream broke or was refused: read again from where it stopped.
+    Again(String),
+    /// The server does not hold the start any more: there is no reference.
+    Fatal(String),
+}
+
+async fn read_reference_once(
+    http: &reqwest::Client,
+    base: &str,
+    topic: Topic,
+    after: Cursor,
+    until: Cursor,
+    deadline: tokio::time::Instant,
+    cursors: &mut Vec<Cursor>,
+) -> Result<(), Broken> {
     let response = http
         .get(format!("{base}{}", topic.sse_path()))
         .header("Last-Event-ID", format_cursor(after))
         .send()
         .await
-        .map_err(|err| format!("{topic:?}: cannot read the reference log: {err}"))?;
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|err| Broken::Again(format!("cannot read the reference log: {err}")))?;
     let mut body = response.bytes_stream();
     let mut buffer = String::new();
-    let mut cursors = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let chunk = tokio::time::timeout_at(deadline, body.next())
             .await
-            .map_err(|_| format!("{topic:?}: the reference log ended before {until:?}"))?;
+            .map_err(|_| Broken::Again("the reference log stalled".into()))?;
         let Some(Ok(chunk)) = chunk else {
-            return Err(format!("{topic:?}: the reference stream broke"));
+            return Err(Broken::Again("the reference stream broke".into()));
         };
         buffer.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buffer.find("\n\n") {
             let block: String = buffer.drain(..end + 2).collect();
             if block.contains("event: snapshot") {
-                return Err(format!(
+                return Err(Broken::Fatal(format!(
                     "{topic:?}: the server no longer holds cursor {}: no reference",
                     format_cursor(after)
-                ));
+                )));
             }
             if let Some(cursor) = block
                 .lines()
@@ -113,7 +148,7 @@ async fn read_reference(
             {
                 cursors.push(cursor);
                 if cursor >= until {
-                    return Ok(cursors);
+                    return Ok(());
                 }
             }
         }

@@ -11,6 +11,7 @@
 
 mod check;
 mod client;
+mod fold_check;
 mod plot;
 mod server;
 mod stats;
@@ -90,6 +91,10 @@ struct Args {
     /// No progress bar (for CI logs).
     #[arg(long)]
     quiet: bool,
+    /// After the run, check that each finished replay's state, as served, equals the fold of
+    /// its file in this data directory (what `livescore fold` prints).
+    #[arg(long)]
+    fold_data: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -153,6 +158,8 @@ struct Report {
     latency: Latency,
     goal_latency: Latency,
     integrity: check::Integrity,
+    /// With `--fold-data`: the served states compared with the folds.
+    folds: Option<fold_check::Folds>,
     /// Server memory per connection, in bytes, summed over the metrics URLs.
     bytes_per_connection: Option<f64>,
     server_connections: u64,
@@ -388,6 +395,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         check::check(&http, &urls[0], &seen).await
     };
 
+    let folds = match &args.fold_data {
+        Some(dir) => Some(fold_check::check(&http, &urls[0], dir, &watched).await),
+        None => None,
+    };
+
     let after = after.unwrap_or_default();
     let connections_added = after.connections.saturating_sub(before.connections);
     let latency = stats.latency.merged();
@@ -419,6 +431,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         latency: Latency::of(&latency),
         goal_latency: Latency::of(&goal_latency),
         integrity,
+        folds,
         bytes_per_connection: (connections_added > 0 && after.resident_bytes > 0).then(|| {
             after.resident_bytes.saturating_sub(before.resident_bytes) as f64
                 / connections_added as f64
@@ -443,7 +456,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         print_table(&report);
     }
     let complete = args.idle || report.integrity.completed == args.clients as u64;
-    Ok(report.integrity.clean() && complete)
+    let folds_clean = report.folds.as_ref().is_none_or(fold_check::Folds::clean);
+    Ok(report.integrity.clean() && complete && folds_clean)
 }
 
 /// The topic of viewer `index`: the list, or one of the watched games in turn.
@@ -533,6 +547,18 @@ fn print_table(r: &Report) {
     );
     for problem in &i.problems {
         row("problem", problem.clone());
+    }
+    if let Some(folds) = &r.folds {
+        row(
+            "finished states equal to the fold",
+            format!(
+                "{} of {} ({} replays unfinished)",
+                folds.equal, folds.checked, folds.unfinished
+            ),
+        );
+        for problem in &folds.problems {
+            row("problem", problem.clone());
+        }
     }
     row(
         "server memory per connection",
