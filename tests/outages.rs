@@ -27,7 +27,7 @@ use livescore_domain::{ReplayStatus, fold_match};
 use livescore_store::redis::{RedisConfig, RedisStore};
 use livescore_store::{MatchStore, StoredMatch};
 use support::clients::{Followed, Transport, assert_exact, follow_to_the_end};
-use support::services::{RedisServer, Role, Tansu, free_port};
+use support::services::{Role, Server, free_port};
 
 const GAME: u64 = 7471;
 const TOKEN: &str = "outage-test-token";
@@ -207,7 +207,7 @@ fn folded() -> livescore_domain::MatchFold {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_replay_loses_nothing() {
-    let mut broker = Tansu::start().await;
+    let mut broker = Server::tansu().await;
     let redis = support::redis_url();
     let roles = start_roles(&broker.brokers(), &redis, Duration::from_secs(30)).await;
     roles.start_replay().await;
@@ -233,7 +233,7 @@ async fn a_broker_restart_mid_replay_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_gone_for_longer_fails_the_replay_and_viewers_are_told() {
-    let mut broker = Tansu::start().await;
+    let mut broker = Server::tansu().await;
     let redis = support::redis_url();
     let roles = start_roles(&broker.brokers(), &redis, Duration::from_secs(3)).await;
     roles.start_replay().await;
@@ -284,7 +284,7 @@ async fn a_broker_gone_for_longer_fails_the_replay_and_viewers_are_told() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_for_10_s_mid_replay_every_role_recovers_without_a_gap() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = Server::redis().await;
     let roles = start_roles(
         &support::kafka_brokers(),
         &redis.url(),

@@ -236,6 +236,17 @@ struct FailingLog {
     silent: bool,
 }
 
+impl FailingLog {
+    fn over(inner: &MemoryLog, failing: std::ops::Range<usize>, silent: bool) -> Arc<FailingLog> {
+        Arc::new(FailingLog {
+            inner: inner.clone(),
+            sent: Default::default(),
+            failing,
+            silent,
+        })
+    }
+}
+
 #[async_trait::async_trait]
 impl EventLog for FailingLog {
     fn send(
@@ -278,21 +289,13 @@ impl EventLog for FailingLog {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_record_that_cannot_be_written_fails_the_replay_and_the_failure_is_logged_later() {
-    let inner = MemoryLog::new(6);
-    // Down from the 1000th record for 1000 sends: the rest of the run (3,480 records in all
-    // would be sent, but it stops within its in-flight window) and the first tries at writing
-    // the failure, which succeeds once the log is back.
-    let log = Arc::new(FailingLog {
-        inner: inner.clone(),
-        sent: Default::default(),
-        failing: 1000..1066,
-        silent: false,
-    });
-    let replays = ReplayManager::new(log, catalog(), Breaks::default());
-    replays.start("7471", Speed::Max).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// Waits (at most `within`) for 7471's replay to be over; checks that it failed with `error`.
+async fn failed_replay(
+    replays: &ReplayManager,
+    within: Duration,
+    error: &str,
+) -> livescore_producer::ReplayState {
+    let deadline = Instant::now() + within;
     let status = loop {
         let status = replays.status(7471).unwrap();
         if status.status.is_over() {
@@ -303,13 +306,23 @@ async fn a_record_that_cannot_be_written_fails_the_replay_and_the_failure_is_log
     };
     assert_eq!(status.status, ReplayStatus::Failed);
     assert!(
-        status
-            .error
-            .as_deref()
-            .unwrap()
-            .contains("Message timed out"),
+        status.error.as_deref().unwrap().contains(error),
         "{status:?}"
     );
+    status
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_that_cannot_be_written_fails_the_replay_and_the_failure_is_logged_later() {
+    let inner = MemoryLog::new(6);
+    // Down from the 1000th send for 66 sends: the rest of the run (it stops within its
+    // in-flight window of 64) and the first tries at writing the failure, which is written
+    // once the log is back.
+    let log = FailingLog::over(&inner, 1000..1066, false);
+    let replays = ReplayManager::new(log, catalog(), Breaks::default());
+    replays.start("7471", Speed::Max).await.unwrap();
+    let began = Instant::now();
+    let status = failed_replay(&replays, Duration::from_secs(30), "Message timed out").await;
     assert!(
         status.events_sent < 1000 + 64,
         "it stopped within the in-flight window"
@@ -334,7 +347,7 @@ async fn a_record_that_cannot_be_written_fails_the_replay_and_the_failure_is_log
         "{failed:?}"
     );
     assert!(
-        Instant::now() - (deadline - Duration::from_secs(30)) >= Duration::from_secs(1),
+        began.elapsed() >= Duration::from_secs(1),
         "the failure was tried again after a pause, not in a busy loop"
     );
 }
@@ -344,33 +357,17 @@ async fn a_log_that_stops_answering_fails_the_replay_after_the_delivery_timeout(
     // At 60x a match sends a record every second or so: far fewer than the in-flight window,
     // yet the replay notices the silence once its oldest record is 30 s late.
     let inner = MemoryLog::new(6);
-    let log = Arc::new(FailingLog {
-        inner: inner.clone(),
-        sent: Default::default(),
-        failing: 100..usize::MAX,
-        silent: true,
-    });
+    let log = FailingLog::over(&inner, 100..usize::MAX, true);
     let replays = ReplayManager::new(log, catalog(), Breaks::default())
         .with_delivery_timeout(Duration::from_secs(30));
     replays.start("7471", Speed::Factor(60.0)).await.unwrap();
     let started = Instant::now();
-    let status = loop {
-        let status = replays.status(7471).unwrap();
-        if status.status.is_over() {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(600), "never failed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(status.status, ReplayStatus::Failed);
-    assert!(
-        status
-            .error
-            .as_deref()
-            .unwrap()
-            .contains("did not acknowledge a record within 30s"),
-        "{status:?}"
-    );
+    let status = failed_replay(
+        &replays,
+        Duration::from_secs(600),
+        "did not acknowledge a record within 30s",
+    )
+    .await;
     assert!(status.events_sent < 100 + 64, "{status:?}");
     // The 100th record left about when the 100th event was due, and was given 30 s.
     let due = times(7471)[99] / 60;

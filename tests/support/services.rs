@@ -55,84 +55,80 @@ fn program(name: &str) -> Command {
     Command::new(name)
 }
 
-/// A tansu broker on a port of its own, storing in SQLite under a directory of its own: killed
-/// and started again, it has every record it acknowledged.
-pub struct Tansu {
+/// A server on a port of its own, with a directory of its own for its data, that a test can
+/// kill (SIGKILL) and start again on the same port and data.
+pub struct Server {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    what: &'static str,
+    command: fn(port: u16, dir: &Path) -> Command,
 }
 
-impl Tansu {
-    pub async fn start() -> Tansu {
-        let mut tansu = Tansu {
-            port: free_port(),
-            dir: scratch_dir("tansu"),
-            child: None,
-        };
-        tansu.restart().await;
-        tansu
+impl Server {
+    /// tansu, storing in SQLite: killed and started again, it has every record it acknowledged.
+    pub async fn tansu() -> Server {
+        Server::start("tansu", |port, dir| {
+            let url = format!("tcp://127.0.0.1:{port}");
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("tansu.log"))
+                .unwrap();
+            let mut command = program("tansu");
+            command
+                .arg("broker")
+                .args(["--listener-url", &url, "--advertised-listener-url", &url])
+                // sqlite://<host>/<path> is relative to the working directory.
+                .args(["--storage-engine", "sqlite://tansu.db"])
+                .arg("--silent")
+                .current_dir(dir)
+                .env("RUST_LOG", "warn")
+                .stderr(log);
+            command
+        })
+        .await
     }
 
+    /// Redis, writing every command to its append-only file before answering: killed and
+    /// started again, it has everything it acknowledged.
+    pub async fn redis() -> Server {
+        Server::start("redis-server", |port, dir| {
+            let mut command = program("redis-server");
+            command
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--dir", dir.to_str().unwrap()])
+                .args([
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    "",
+                ]);
+            command
+        })
+        .await
+    }
+
+    async fn start(what: &'static str, command: fn(u16, &Path) -> Command) -> Server {
+        let mut server = Server {
+            port: free_port(),
+            dir: scratch_dir(what),
+            child: None,
+            what,
+            command,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// `host:port`, as KAFKA_BROKERS wants it.
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// SIGKILL.
-    pub fn kill(&mut self) {
-        kill(&mut self.child);
-    }
-
-    /// Starts it (again) on the same port and storage; returns once it listens.
-    pub async fn restart(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("tansu.log"))
-            .unwrap();
-        let child = program("tansu")
-            .arg("broker")
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
-            // sqlite://<host>/<path> is relative to the working directory.
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .arg("--silent")
-            .current_dir(&self.dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        wait_listening(self.port, "tansu").await;
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A Redis server on a port of its own that writes every command to its append-only file before
-/// answering: killed and started again, it has everything it acknowledged.
-pub struct RedisServer {
-    pub port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    pub async fn start() -> RedisServer {
-        let mut redis = RedisServer {
-            port: free_port(),
-            dir: scratch_dir("redis"),
-            child: None,
-        };
-        redis.restart().await;
-        redis
-    }
-
+    /// `redis://host:port`, as REDIS_URL wants it.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -142,29 +138,18 @@ impl RedisServer {
         kill(&mut self.child);
     }
 
-    /// Starts it (again) on the same port and files; returns once it listens.
+    /// Starts it (again) on the same port and data; returns once it listens.
     pub async fn restart(&mut self) {
-        let dir: &Path = &self.dir;
-        let child = program("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--dir", dir.to_str().unwrap()])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
+        let child = (self.command)(self.port, &self.dir)
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
         self.child = Some(child);
-        wait_listening(self.port, "redis-server").await;
+        wait_listening(self.port, self.what).await;
     }
 }
 
-impl Drop for RedisServer {
+impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
