@@ -18,8 +18,15 @@ use livescore_store::memory::MemoryStore;
 use tower::ServiceExt;
 
 /// An API over a store holding two finished replays (7471, 7457) and one paused one (15986),
-/// and the sender that would shut it down (keep it: once it is gone, streams end).
-async fn api() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
+/// and what keeps it so: the sender that would shut it down (once it is gone, streams end) and
+/// the producer (once it is gone, its replays stop, and 15986 would no longer be paused).
+async fn api() -> (
+    axum::Router,
+    (
+        tokio::sync::watch::Sender<bool>,
+        livescore_producer::ReplayManager,
+    ),
+) {
     let store: Arc<dyn MatchStore> = Arc::new(MemoryStore::new());
     let replays = support::replays_into(&store);
     replays.start("7471", Speed::Max).await.unwrap();
@@ -46,7 +53,10 @@ async fn api() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    (router(ApiState::new(store, shutdown).await.unwrap()), stop)
+    (
+        router(ApiState::new(store, shutdown).await.unwrap()),
+        (stop, replays),
+    )
 }
 
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String) {
@@ -80,7 +90,9 @@ async fn games_are_listed_and_filtered_by_status() {
         ids(&get(&app, "/games?status=finished").await.1),
         vec![7457, 7471]
     );
-    assert_eq!(ids(&get(&app, "/games?status=live").await.1), vec![15986]);
+    let (_, all) = get(&app, "/games").await;
+    let live = get(&app, "/games?status=live").await.1;
+    assert_eq!(ids(&live), vec![15986], "{all}");
     assert!(ids(&get(&app, "/games?status=half_time").await.1).is_empty());
     let (status, body) = get(&app, "/games?status=exciting").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
