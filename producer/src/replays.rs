@@ -450,6 +450,9 @@ struct InFlight {
 enum Ended {
     Stopped,
     Failed(NotWritten),
+    /// The manager is gone (the producer is shutting down): nothing more is written, and the
+    /// run stays open in the log for the next producer to carry on.
+    Abandoned,
 }
 
 /// Why a record of the replay is not in the log.
@@ -509,6 +512,10 @@ impl ReplayTask {
             Ok(()) => self.flush().await.map(|()| ReplayStatus::Finished),
             Err(Ended::Stopped) => self.flush().await.map(|()| ReplayStatus::Stopped),
             Err(Ended::Failed(err)) => Err(Ended::Failed(err)),
+            Err(Ended::Abandoned) => {
+                tracing::info!("the producer is going away: the run stays open in the log");
+                return;
+            }
         };
         let failure = {
             let mut state = lock(&self.state);
@@ -525,7 +532,7 @@ impl ReplayTask {
                     state.error = Some(reason.clone());
                     Some(reason)
                 }
-                Err(Ended::Stopped) => {
+                Err(Ended::Stopped | Ended::Abandoned) => {
                     state.status = ReplayStatus::Stopped;
                     None
                 }
@@ -618,12 +625,12 @@ impl ReplayTask {
                 let command = match due {
                     Some(due) if due <= Instant::now() => self.inbox.try_recv().ok(),
                     Some(due) => tokio::select! {
-                        command = self.inbox.recv() => command.or(Some(Command::Stop)),
+                        command = self.inbox.recv() => Some(command.ok_or(Ended::Abandoned)?),
                         () = tokio::time::sleep_until(due) => None,
                         err = watch_in_flight(&mut self.in_flight, timeout) => return Err(Ended::Failed(err)),
                     },
                     None => tokio::select! {
-                        command = self.inbox.recv() => Some(command.unwrap_or(Command::Stop)),
+                        command = self.inbox.recv() => Some(command.ok_or(Ended::Abandoned)?),
                         err = watch_in_flight(&mut self.in_flight, timeout) => return Err(Ended::Failed(err)),
                     },
                 };
