@@ -181,21 +181,20 @@ where
         .context("cannot start the tokio runtime")?;
     runtime.block_on(async {
         let shutdown = startup::shutdown_signal();
-        let overdue = {
-            let shutdown = shutdown.clone();
-            async move {
-                startup::stopped(shutdown).await;
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            }
-        };
-        tokio::select! {
-            result = role(shutdown) => result,
-            () = overdue => {
+        // The watchdog counts on a thread of its own, not on tokio: what gets stuck can be a
+        // synchronous call that holds the very thread polling the role (librdkafka closing a
+        // consumer whose broker went away blocks until the broker answers, forever if it is gone).
+        let signalled = shutdown.clone();
+        tokio::spawn(async move {
+            startup::stopped(signalled).await;
+            std::thread::spawn(|| {
+                std::thread::sleep(SHUTDOWN_GRACE);
                 tracing::error!("still stopping {SHUTDOWN_GRACE:?} after the signal: exiting now");
                 // Without running destructors: one of them may be what is stuck.
                 std::process::exit(1);
-            }
-        }
+            });
+        });
+        role(shutdown).await
     })
 }
 

@@ -349,3 +349,75 @@ async fn a_producer_killed_mid_replay_comes_back_and_the_match_goes_on() {
     assert_eq!(stored.replay.lost_records, 0);
     roles.assert_viewers_exact(viewers).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_whose_broker_went_away_still_stops_after_sigterm() {
+    // Connected while the broker was there, then the broker is gone for good. A projector was
+    // once seen in that state never exiting after SIGTERM: a synchronous librdkafka call held
+    // the thread that also ran the 10 s backstop, which now counts on a thread of its own. Not
+    // reproduced on demand; this checks that such a projector stops, cleanly or cut short.
+    let mut broker = Server::tansu().await;
+    let redis = support::redis_url();
+    let name = support::unique("stuck");
+    let mut projector = std::process::Command::new(env!("CARGO_BIN_EXE_livescore"))
+        .arg("projector")
+        .env("KAFKA_BROKERS", broker.brokers())
+        .env("KAFKA_TOPIC", &name)
+        .env("REDIS_URL", &redis)
+        .env("REDIS_PREFIX", &name)
+        .env("PROJECTOR_GROUP", &name)
+        .env("RUST_LOG", "info,rdkafka=off,librdkafka=off")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its log, line by line, from a thread of its own (the reads block).
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stderr = projector.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for_line = |needle: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(err) => panic!("no {needle:?} in the projector's log: {err}"),
+            }
+        }
+    };
+    wait_for_line("projector up");
+    broker.kill();
+    // It has noticed: its consumer is reconnecting.
+    wait_for_line("broker is unreachable");
+    let signalled = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &projector.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = tokio::task::spawn_blocking(move || {
+        let exit = projector.wait().unwrap();
+        let rest: Vec<String> = lines.iter().collect();
+        (exit, rest.join("\n"))
+    });
+    let (exit, rest) = tokio::time::timeout(Duration::from_secs(30), exited)
+        .await
+        .expect("the projector was still running 30 s after SIGTERM")
+        .unwrap();
+    assert!(
+        signalled.elapsed() < Duration::from_secs(20),
+        "stopped {:?} after the signal",
+        signalled.elapsed()
+    );
+    // Either it stopped cleanly or the watchdog cut it short; either way it is gone.
+    assert!(
+        exit.success() || rest.contains("exiting now"),
+        "{exit:?}: {rest}"
+    );
+}
