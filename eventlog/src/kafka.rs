@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -34,8 +34,57 @@ impl KafkaConfig {
 
 pub struct KafkaLog {
     config: KafkaConfig,
-    producer: FutureProducer,
+    producer: FutureProducer<Quiet>,
 }
+
+/// How librdkafka's reports reach our logs. While a broker is unreachable librdkafka says so
+/// every time it tries to reconnect (every 100 ms or so): that is logged once per 30 s, and the
+/// consumer waits it out (see [`Quiet::waits_out`]). Everything else is logged as it comes.
+#[derive(Default)]
+pub struct Quiet {
+    last_outage_log: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Quiet {
+    /// True for the errors about a broker that cannot be reached, which librdkafka recovers from
+    /// by itself: logged at most once per 30 s. The consumer waits them out rather than return
+    /// them: returned, each made the projector pause and read again, and librdkafka queues one
+    /// per failed connection, so after a 7 s broker outage the projector spent a minute working
+    /// through stale ones (scripts/chaos measured it).
+    fn waits_out(&self, err: &KafkaError) -> bool {
+        let unreachable = matches!(
+            err.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::BrokerTransportFailure
+                    | RDKafkaErrorCode::AllBrokersDown
+                    | RDKafkaErrorCode::Resolve
+                    | RDKafkaErrorCode::OperationTimedOut
+            )
+        );
+        if unreachable {
+            let now = std::time::Instant::now();
+            let mut last = self
+                .last_outage_log
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last.is_none_or(|at| now.duration_since(at) > Duration::from_secs(30)) {
+                tracing::warn!("the Kafka broker is unreachable; librdkafka keeps trying: {err}");
+                *last = Some(now);
+            }
+        }
+        unreachable
+    }
+}
+
+impl ClientContext for Quiet {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !self.waits_out(&error) {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for Quiet {}
 
 fn kafka(err: KafkaError) -> LogError {
     LogError::Kafka(err.to_string())
@@ -45,7 +94,7 @@ impl KafkaLog {
     /// Connects, and creates the topic and its dead-letter topic if they do not exist (brokers
     /// with auto-creation off, such as tansu, need this; "already exists" is fine).
     pub async fn connect(config: KafkaConfig) -> Result<KafkaLog, LogError> {
-        let producer: FutureProducer = ClientConfig::new()
+        let producer: FutureProducer<Quiet> = ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -60,7 +109,7 @@ impl KafkaLog {
             // so a consumer group that committed mid-batch would stall there; Kafka can, and
             // loses little to this on a stream of small records.
             .set("batch.num.messages", "1")
-            .create()
+            .create_with_context(Quiet::default())
             .map_err(kafka)?;
         let log = KafkaLog { config, producer };
         log.create_topics().await?;
@@ -130,7 +179,7 @@ impl EventLog for KafkaLog {
         if let Ok(contexts) = std::env::var("KAFKA_DEBUG") {
             config.set("debug", contexts);
         }
-        let consumer: StreamConsumer = config
+        let consumer: StreamConsumer<Quiet> = config
             .set("bootstrap.servers", &self.config.brokers)
             .set("group.id", group)
             .set("auto.offset.reset", "earliest")
@@ -146,7 +195,7 @@ impl EventLog for KafkaLog {
             // record by a broker that holds fetches until the wait is over (tansu 0.6 does):
             // the load test measured a 420 ms median from the producer to the viewer.
             .set("fetch.wait.max.ms", "10")
-            .create()
+            .create_with_context(Quiet::default())
             .map_err(kafka)?;
         consumer.subscribe(&[&self.config.topic]).map_err(kafka)?;
         Ok(Box::new(KafkaConsumer {
@@ -155,7 +204,6 @@ impl EventLog for KafkaLog {
             committed: HashMap::new(),
             rewind_pending: false,
             received: Vec::new(),
-            last_outage_log: None,
         }))
     }
 
@@ -246,7 +294,7 @@ fn read_topic_to_end(config: &KafkaConfig) -> Result<Vec<LogRecord>, LogError> {
 }
 
 struct KafkaConsumer {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<Quiet>,
     topic: String,
     /// Per partition, the offset after the last record this consumer committed.
     committed: HashMap<i32, i64>,
@@ -254,8 +302,6 @@ struct KafkaConsumer {
     rewind_pending: bool,
     /// Records received for a batch not yet returned (see `next_batch`).
     received: Vec<LogRecord>,
-    /// When an unreachable broker was last logged.
-    last_outage_log: Option<std::time::Instant>,
 }
 
 impl KafkaConsumer {
@@ -338,31 +384,6 @@ fn record_of(message: &impl Message) -> LogRecord {
     }
 }
 
-/// True for the errors librdkafka reports about a broker it cannot reach and then recovers
-/// from by itself: logged (once per outage) and waited out, not returned. Returned, each
-/// made the projector pause and read again; librdkafka queues one per failed connection,
-/// so after a broker outage of 7 s the projector spent a minute working through stale ones
-/// (scripts/chaos measured the delay).
-fn broker_unreachable(last_outage_log: &mut Option<std::time::Instant>, err: &KafkaError) -> bool {
-    let transient = matches!(
-        err.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::BrokerTransportFailure
-                | RDKafkaErrorCode::AllBrokersDown
-                | RDKafkaErrorCode::Resolve
-                | RDKafkaErrorCode::OperationTimedOut
-        )
-    );
-    if transient {
-        let now = std::time::Instant::now();
-        if last_outage_log.is_none_or(|at| now.duration_since(at) > Duration::from_secs(30)) {
-            tracing::warn!("the Kafka broker is unreachable, waiting for it: {err}");
-            *last_outage_log = Some(now);
-        }
-    }
-    transient
-}
-
 #[async_trait::async_trait]
 impl LogConsumer for KafkaConsumer {
     async fn next_batch(&mut self, max: usize) -> Result<Vec<LogRecord>, LogError> {
@@ -371,7 +392,7 @@ impl LogConsumer for KafkaConsumer {
             // after it, so it can be dropped.
             let polled = tokio::time::timeout(Duration::from_millis(100), self.consumer.recv());
             if let Ok(Err(err)) = polled.await
-                && !broker_unreachable(&mut self.last_outage_log, &err)
+                && !self.consumer.context().waits_out(&err)
             {
                 return Err(kafka(err));
             }
@@ -388,7 +409,7 @@ impl LogConsumer for KafkaConsumer {
         while self.received.is_empty() {
             match self.consumer.recv().await {
                 Ok(first) => self.received.push(record_of(&first)),
-                Err(err) if broker_unreachable(&mut self.last_outage_log, &err) => {}
+                Err(err) if self.consumer.context().waits_out(&err) => {}
                 Err(err) => return Err(kafka(err)),
             }
         }
@@ -397,7 +418,7 @@ impl LogConsumer for KafkaConsumer {
         while self.received.len() < max {
             match self.consumer.recv().now_or_never() {
                 Some(Ok(message)) => self.received.push(record_of(&message)),
-                Some(Err(err)) if broker_unreachable(&mut self.last_outage_log, &err) => {}
+                Some(Err(err)) if self.consumer.context().waits_out(&err) => {}
                 Some(Err(err)) => return Err(kafka(err)),
                 None => break,
             }
