@@ -12,7 +12,10 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+#[path = "../sample.rs"]
+mod sample;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -44,28 +47,29 @@ struct Args {
     seconds: u64,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// One message as the wire carries it: an SSE event, or a WebSocket text frame.
 fn message(ws: bool, size: usize, seq: u64) -> Vec<u8> {
-    let emitted = now_ms();
-    let mut json = format!("{{\"emitted_at_ms\":{emitted},\"cursor\":\"{emitted}-{seq}\",\"p\":\"");
-    while json.len() + 2 < size {
-        json.push('x');
-    }
-    json.push_str("\"}");
+    let json = sample::payload(size, seq);
     if ws {
         let mut frame = vec![0x81, 126];
         frame.extend_from_slice(&(json.len() as u16).to_be_bytes());
         frame.extend_from_slice(json.as_bytes());
         frame
     } else {
-        format!("id: {emitted}-{seq}\nevent: game\ndata: {json}\n\n").into_bytes()
+        format!(
+            "id: {cursor}\nevent: game\ndata: {json}\n\n",
+            cursor = cursor_of(&json)
+        )
+        .into_bytes()
     }
+}
+
+/// The cursor inside a sample payload, repeated in the SSE `id:` line as livescore does.
+fn cursor_of(json: &str) -> &str {
+    json.split("\"cursor\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("")
 }
 
 /// Accepts a viewer and answers its request head.

@@ -17,6 +17,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+#[path = "../sample.rs"]
+mod sample;
+
 use anyhow::{Context, bail};
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -84,12 +87,6 @@ struct Tally {
 }
 
 type Shared = Rc<RefCell<Tally>>;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 fn now_us() -> u64 {
     SystemTime::now()
@@ -289,14 +286,7 @@ async fn publisher(url: String, rate: f64, size: usize, burst: usize) -> anyhow:
         ticks.tick().await;
         for _ in 0..burst {
             seq += 1;
-            // The cursor goes up across runs too (nchan may still hold an earlier run's).
-            let emitted = now_ms();
-            let mut body =
-                format!("{{\"emitted_at_ms\":{emitted},\"cursor\":\"{emitted}-{seq}\",\"pad\":\"");
-            while body.len() + 2 < size {
-                body.push('x');
-            }
-            body.push_str("\"}");
+            let body = sample::payload(size, seq);
             let request = format!(
                 "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
                  Content-Length: {}\r\n\r\n{body}",
