@@ -117,6 +117,9 @@ pub struct ReplayManager {
     delivery_timeout: Duration,
     replays: Mutex<HashMap<u64, Replay>>,
     last_run: Mutex<u64>,
+    /// The runtime the manager was made on: replays run there, not on whichever thread served
+    /// the admin request that started them (an HTTP shard, which stops at shutdown).
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -134,6 +137,7 @@ impl ReplayManager {
             delivery_timeout: DELIVERY_TIMEOUT,
             replays: Mutex::new(HashMap::new()),
             last_run: Mutex::new(0),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -144,6 +148,16 @@ impl ReplayManager {
         ReplayManager {
             delivery_timeout: timeout,
             ..self
+        }
+    }
+
+    fn spawn_blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        match &self.runtime {
+            Some(runtime) => runtime.spawn_blocking(work),
+            None => tokio::task::spawn_blocking(work),
         }
     }
 
@@ -167,7 +181,8 @@ impl ReplayManager {
         let catalog = Arc::clone(&self.catalog);
         let id = match_id.to_string();
         // Reading and parsing a match takes a few milliseconds of CPU: off the async threads.
-        let LoadedGame { info, events } = tokio::task::spawn_blocking(move || catalog.load(&id))
+        let LoadedGame { info, events } = self
+            .spawn_blocking(move || catalog.load(&id))
             .await
             .map_err(|err| ReplayError::Load(err.to_string()))??;
         if let Some(previous) = lock(&self.replays).remove(&match_id) {
@@ -220,7 +235,11 @@ impl ReplayManager {
             lateness: Arc::clone(&lateness),
         };
         let span = tracing::info_span!("replay", match_id, run);
-        tokio::spawn(task.run(info, events, times, speed, from).instrument(span));
+        let running = task.run(info, events, times, speed, from).instrument(span);
+        match &self.runtime {
+            Some(runtime) => drop(runtime.spawn(running)),
+            None => drop(tokio::spawn(running)),
+        }
         let replay = Replay {
             state,
             lateness,
@@ -254,10 +273,10 @@ impl ReplayManager {
             };
             let catalog = Arc::clone(&self.catalog);
             let id = game.id.to_string();
-            let LoadedGame { info, events } =
-                tokio::task::spawn_blocking(move || catalog.load(&id))
-                    .await
-                    .map_err(|err| ReplayError::Load(err.to_string()))??;
+            let LoadedGame { info, events } = self
+                .spawn_blocking(move || catalog.load(&id))
+                .await
+                .map_err(|err| ReplayError::Load(err.to_string()))??;
             let next_event = match open.last_event_index {
                 Some(last) => events.partition_point(|event| event.index <= last),
                 None => 0,
