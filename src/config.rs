@@ -52,6 +52,34 @@ pub struct HttpArgs {
     #[arg(long, env = "WS_IDLE_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub ws_idle_timeout_ms: u64,
+    /// Server threads, each with its own listener, runtime, fan-out engine and descriptor
+    /// table (so each holds as many connections as the open-file limit). 0: one per core.
+    #[arg(long, env = "HTTP_SHARDS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=256))]
+    pub http_shards: u64,
+    /// Write live messages through io_uring where the kernel allows it (false: one sendmsg
+    /// system call per viewer and message batch).
+    #[arg(long, env = "FANOUT_IO_URING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub fanout_io_uring: bool,
+}
+
+impl HttpArgs {
+    /// The server's configuration.
+    pub fn server(&self) -> livescore_server::ServerConfig {
+        livescore_server::ServerConfig {
+            listen: self.listen,
+            max_connections: self.http_max_connections,
+            header_timeout: std::time::Duration::from_millis(self.http_header_timeout_ms),
+            shards: usize::try_from(self.http_shards).unwrap_or(1),
+        }
+    }
+
+    /// The API's settings from these flags.
+    pub fn configure(&self, api: &mut livescore_api::ApiState) {
+        api.web_dir.clone_from(&self.web_dir);
+        api.idle_socket = std::time::Duration::from_millis(self.ws_idle_timeout_ms);
+        api.io_uring = self.fanout_io_uring;
+    }
 }
 
 /// What the producer needs besides the log.

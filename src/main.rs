@@ -2,7 +2,6 @@
 //! and prints; `startup.rs` builds the roles, and the workspace's crates do the work.
 
 mod config;
-mod server;
 mod startup;
 
 use std::io::{self, IsTerminal, Write};
@@ -215,12 +214,15 @@ async fn up(
     let mut api = livescore_api::ApiState::new(store, shutdown.clone())
         .await
         .context("cannot subscribe to the match store")?;
-    api.web_dir.clone_from(&http.web_dir);
-    api.idle_socket = Duration::from_millis(http.ws_idle_timeout_ms);
-    let app = livescore_producer::router(control.clone()).merge(livescore_api::router(api));
+    http.configure(&mut api);
+    let server = livescore_server::Server::bind(&http.server())?;
+    let routes = control.clone();
+    let make_app: livescore_server::MakeApp = Arc::new(move |shard| {
+        livescore_producer::router(routes.clone()).merge(livescore_api::router(api.on_shard(shard)))
+    });
     print_banner(&http, &control, producer.admin_token.is_none());
     tokio::select! {
-        served = server::serve(&http, app, shutdown.clone()) => served,
+        served = server.serve(make_app, shutdown.clone()) => Ok(served?),
         projected = &mut projecting => match projected {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(anyhow::Error::new(err).context("the projector stopped")),
@@ -253,8 +255,10 @@ async fn producer_role(
     print_banner(&http, &control, producer.admin_token.is_none());
     // `up` has the API's /healthz; the producer alone answers its own, for load balancers and
     // container health checks.
-    let app = livescore_producer::router(control).route("/healthz", get(|| async { "ok" }));
-    server::serve(&http, app, shutdown).await
+    let make_app: livescore_server::MakeApp = Arc::new(move |_shard| {
+        livescore_producer::router(control.clone()).route("/healthz", get(|| async { "ok" }))
+    });
+    Ok(livescore_server::serve(&http.server(), make_app, shutdown).await?)
 }
 
 async fn projector_role(
@@ -283,11 +287,12 @@ async fn api_role(
     let mut api = livescore_api::ApiState::new(store, shutdown.clone())
         .await
         .context("cannot subscribe to the match store")?;
-    api.web_dir.clone_from(&http.web_dir);
-    api.idle_socket = Duration::from_millis(http.ws_idle_timeout_ms);
-    let app = livescore_api::router(api);
+    http.configure(&mut api);
+    let server = livescore_server::Server::bind(&http.server())?;
+    let make_app: livescore_server::MakeApp =
+        Arc::new(move |shard| livescore_api::router(api.on_shard(shard)));
     tracing::info!(listen = %http.listen, "API replica up");
-    server::serve(&http, app, shutdown).await
+    Ok(server.serve(make_app, shutdown).await?)
 }
 
 fn init_logging(json: bool) {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use livescore_api::{ApiState, router};
 use livescore_domain::{ReplayStatus, Speed};
@@ -17,16 +18,10 @@ use livescore_store::MatchStore;
 use livescore_store::memory::MemoryStore;
 use tower::ServiceExt;
 
-/// An API over a store holding two finished replays (7471, 7457) and one paused one (15986),
-/// and what keeps it so: the sender that would shut it down (once it is gone, streams end) and
-/// the producer (once it is gone, its replays stop, and 15986 would no longer be paused).
-async fn api() -> (
-    axum::Router,
-    (
-        tokio::sync::watch::Sender<bool>,
-        livescore_producer::ReplayManager,
-    ),
-) {
+/// A store holding two finished replays (7471, 7457) and one paused one (15986), and the
+/// producer that keeps it so (once it is gone, its replays stop, and 15986 would no longer be
+/// paused).
+async fn fixture() -> (Arc<dyn MatchStore>, livescore_producer::ReplayManager) {
     let store: Arc<dyn MatchStore> = Arc::new(MemoryStore::new());
     let replays = support::replays_into(&store);
     replays.start("7471", Speed::Max).await.unwrap();
@@ -52,11 +47,34 @@ async fn api() -> (
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    (store, replays)
+}
+
+/// The API over the fixture, as a router to call directly, and what keeps it so: the sender
+/// that would shut it down and the producer.
+async fn api() -> (
+    axum::Router,
+    (
+        tokio::sync::watch::Sender<bool>,
+        livescore_producer::ReplayManager,
+    ),
+) {
+    let (store, replays) = fixture().await;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     (
         router(ApiState::new(store, shutdown).await.unwrap()),
         (stop, replays),
     )
+}
+
+/// The API over the fixture served over HTTP by the replica's own server (live streams need
+/// it): its base URL, and what keeps it serving.
+async fn served_api() -> (String, (support::Served, livescore_producer::ReplayManager)) {
+    let (store, replays) = fixture().await;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let state = ApiState::new(store, shutdown).await.unwrap();
+    let served = support::serve_api(state, stop, 2);
+    (served.base.clone(), (served, replays))
 }
 
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String) {
@@ -144,78 +162,6 @@ async fn health_readiness_and_metrics() {
     assert!(resident > 1_000_000, "{resident}");
 }
 
-/// A client that stops reading is let go once its queue has stayed full for the slow-client
-/// time; one that reads keeps up all along.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_stops_reading_is_let_go_and_the_others_keep_up() {
-    use livescore_api::follow::follow;
-    use livescore_store::Topic;
-
-    let store: Arc<dyn MatchStore> = Arc::new(MemoryStore::new());
-    let replays = support::replays_into(&store);
-    replays.start("7471", Speed::Factor(1.0)).await.unwrap();
-    replays.pause(7471).unwrap();
-    while store.load(7471).await.unwrap().is_none() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let (_stop, shutdown) = tokio::sync::watch::channel(false);
-    let mut state = ApiState::new(Arc::clone(&store), shutdown).await.unwrap();
-    state.slow_client = Duration::from_millis(300);
-    state.client_queue = 16;
-
-    let mut slow = follow(&state, Topic::Match(7471), None);
-    let mut reader = follow(&state, Topic::Match(7471), None);
-    let reading = tokio::spawn(async move {
-        let mut count = 0;
-        while let Some(message) = reader.recv().await {
-            count += 1;
-            if message.kind == "replay" && message.json.contains("\"finished\"") {
-                return count;
-            }
-        }
-        panic!("the reading client was let go");
-    });
-    replays.set_speed(7471, Speed::Max).unwrap();
-    replays.resume(7471).unwrap();
-    let read = tokio::time::timeout(Duration::from_secs(30), reading)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        read > 16,
-        "the match has more entries than one client's queue"
-    );
-
-    // Without reading, the slow client is let go once its queue has been full for 300 ms...
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !state
-        .metrics
-        .render(0)
-        .contains("livescore_slow_client_closes_total 1")
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the slow client was never let go"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // ...having held no more than its queue.
-    let mut held = 0;
-    while tokio::time::timeout(Duration::from_secs(5), slow.recv())
-        .await
-        .expect("closed, not hanging")
-        .is_some()
-    {
-        held += 1;
-    }
-    assert!(held <= 16, "held {held}: no more than its queue");
-    let metrics = state.metrics.render(0);
-    assert!(
-        metrics.contains("livescore_slow_client_closes_total 1"),
-        "{metrics}"
-    );
-}
-
 /// Every `"$ref"` in a JSON document.
 fn refs(value: &serde_json::Value, found: &mut Vec<String>) {
     match value {
@@ -296,34 +242,28 @@ async fn the_openapi_document_is_complete_and_its_page_needs_no_network() {
 /// The first SSE event of `uri` (with an optional Last-Event-ID header): (id, event name).
 /// Checks on the way that the response is an uncached event stream that opens with `retry:`.
 async fn first_sse_event(
-    app: &axum::Router,
+    base: &str,
     uri: &str,
     last_event_id: Option<&str>,
 ) -> (Option<String>, String) {
-    let mut request = Request::get(uri);
+    let mut request = reqwest::Client::new().get(format!("{base}{uri}"));
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id);
     }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let response = request.send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK, "{uri}");
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     assert_eq!(response.headers()["cache-control"], "no-cache");
-    let mut body = response.into_body();
+    let mut body = response.bytes_stream();
     let mut text = String::new();
     let mut opened = false;
     loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+        let data = tokio::time::timeout(Duration::from_secs(10), body.next())
             .await
             .expect("an event in time")
             .unwrap()
             .unwrap();
-        if let Ok(data) = frame.into_data() {
-            text.push_str(&String::from_utf8_lossy(&data));
-        }
+        text.push_str(&String::from_utf8_lossy(&data));
         if !opened && text.len() >= "retry: 2000\n\n".len() {
             assert!(text.starts_with("retry: 2000\n\n"), "{text}");
             text.drain(.."retry: 2000\n\n".len());
@@ -347,7 +287,7 @@ async fn first_sse_event(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_resumes_after_the_cursor_from_the_header_or_the_query() {
-    let (app, _stop) = api().await;
+    let (app, _stop) = served_api().await;
     let (last, event) = first_sse_event(&app, "/sse/games/7457", None).await;
     assert_eq!(event, "snapshot");
     let last = last.expect("the snapshot carries the cursor it reflects");

@@ -1,6 +1,7 @@
 //! Fan-out at scale: 200 Server-Sent Events and 200 WebSocket clients on one API replica (over
-//! Redis) during a maximum-speed replay of two matches; every client receives every entry of its
-//! match, in order, exactly as the log holds them.
+//! Redis, two shards) during a maximum-speed replay of two matches; every client receives every
+//! entry of its match, in order, exactly as the log holds them. Run with each of the engine's
+//! writers: io_uring, and one `sendmsg` per socket.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use livescore_api::{ApiState, router};
+use livescore_api::ApiState;
 use livescore_domain::{ReplayStatus, Speed};
 use support::clients::{Seen, Transport, assert_exact, listen_once};
 
@@ -28,16 +29,25 @@ async fn client(transport: Transport, base: String, game: u64) -> Vec<Seen> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_client_gets_every_entry_in_order() {
+async fn every_client_gets_every_entry_in_order_through_io_uring() {
+    every_client_gets_every_entry_in_order(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_gets_every_entry_in_order_through_sendmsg() {
+    every_client_gets_every_entry_in_order(false).await;
+}
+
+async fn every_client_gets_every_entry_in_order(io_uring: bool) {
     let prefix = support::unique("fanout");
     let store = support::redis_store(&prefix).await;
     // The replica has a store connection, and so a subscription, of its own.
     let replica_store = support::redis_store(&prefix).await;
-    let (_stop, shutdown) = tokio::sync::watch::channel(false);
-    let app = router(ApiState::new(replica_store, shutdown).await.unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let mut state = ApiState::new(replica_store, shutdown).await.unwrap();
+    state.io_uring = io_uring;
+    let served = support::serve_api(state, stop, 2);
+    let base = served.base.clone();
 
     let replays = support::replays_into(&store);
     // Both matches exist, paused at kick-off, while the clients connect.

@@ -1,5 +1,5 @@
 //! The HTTP listener under abuse, on a real `livescore up` (every role serves through the same
-//! listener, `src/server.rs`): half-open connections are closed after the header timeout,
+//! listener, `livescore_server`): half-open connections are closed after the header timeout,
 //! connections past the limit get a clear JSON refusal, a WebSocket that never subscribes is
 //! closed, and error answers are JSON that quote at most a short prefix of bad input.
 

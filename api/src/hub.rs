@@ -1,72 +1,95 @@
-//! The replica's fan-out: one subscription to the store, shared by every client of the replica.
+//! The replica's fan-out from the store: one subscription to the store, shared by every viewer
+//! of the replica.
 //!
-//! Entries arrive once from the store, already serialized; the hub encodes each one once for SSE
-//! and WebSocket (`message.rs`) and hands it by reference count to each topic's subscribers
-//! through a bounded broadcast channel: no per-client copy, and a slow client only loses its
-//! place in the ring, which it recovers from the store (see `follow.rs`).
+//! Entries arrive once from the store, already serialized. The hub wraps each in a `Message`
+//! (encoded at most once per transport, on first use) and hands it by reference count to the
+//! fan-out engine of every shard (`fanout/`), through a bounded queue per shard: one wake-up per
+//! shard per entry, whatever the number of viewers. A shard whose queue is full misses entries;
+//! it is told so, and its viewers catch up from the store.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use livescore_store::{Live, MatchStore, Published, StoreError, Topic, now_ms, parse_cursor};
+use livescore_store::{Live, MatchStore, Published, StoreError, now_ms, parse_cursor};
+use tokio::sync::{broadcast, mpsc};
 
 use crate::message::Message;
 use crate::metrics::Metrics;
-use tokio::sync::broadcast;
 
-/// What a topic's subscribers receive.
+/// What a shard's engine receives.
 #[derive(Debug, Clone)]
 pub enum HubEvent {
-    /// A new entry of the topic, encoded for the wire.
+    /// A new entry of some topic, encoded for the wire.
     Entry(Arc<Message>),
     /// Entries may have been missed (the replica's store subscription was interrupted, or the
-    /// hub fell behind it): catch up from the store.
+    /// shard fell behind the hub): every viewer catches up from the store.
     Missed,
 }
 
-/// How many entries a topic's channel holds for its slowest subscriber.
-const TOPIC_CAPACITY: usize = 1024;
+/// How many entries may wait for a shard's engine.
+const SHARD_QUEUE: usize = 4096;
+
+struct ShardLink {
+    queue: mpsc::Sender<HubEvent>,
+    /// Entries were dropped since the last `Missed` it got.
+    missed: bool,
+}
 
 pub struct Hub {
-    topics: Mutex<HashMap<Topic, broadcast::Sender<HubEvent>>>,
+    shards: Mutex<Vec<ShardLink>>,
     metrics: Arc<Metrics>,
 }
 
 impl Hub {
-    /// Subscribes to the store once and starts dispatching to topics.
+    /// Subscribes to the store once and starts dispatching to the shards.
     pub async fn start(
         store: &dyn MatchStore,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Hub>, StoreError> {
         let live = store.subscribe().await?;
         let hub = Arc::new(Hub {
-            topics: Mutex::new(HashMap::new()),
+            shards: Mutex::new(Vec::new()),
             metrics,
         });
         tokio::spawn(Arc::clone(&hub).dispatch(live));
         Ok(hub)
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Topic, broadcast::Sender<HubEvent>>> {
-        self.topics
+    fn lock(&self) -> MutexGuard<'_, Vec<ShardLink>> {
+        self.shards
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The live entries of `topic`, from now on.
-    pub fn subscribe(&self, topic: Topic) -> broadcast::Receiver<HubEvent> {
-        self.lock()
-            .entry(topic)
-            .or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0)
-            .subscribe()
+    /// A shard's queue of live entries, from now on.
+    pub(crate) fn attach(&self) -> mpsc::Receiver<HubEvent> {
+        let (queue, receiver) = mpsc::channel(SHARD_QUEUE);
+        self.lock().push(ShardLink {
+            queue,
+            missed: false,
+        });
+        receiver
     }
 
-    /// How many clients follow each topic.
-    pub fn subscribers(&self) -> usize {
-        self.lock()
-            .values()
-            .map(broadcast::Sender::receiver_count)
-            .sum()
+    /// Hands `event` to every shard; a full shard is told later that it missed entries.
+    fn broadcast(&self, event: &HubEvent) {
+        self.lock().retain_mut(|shard| {
+            if shard.missed {
+                match shard.queue.try_send(HubEvent::Missed) {
+                    Ok(()) => shard.missed = false,
+                    Err(mpsc::error::TrySendError::Full(_)) => return true,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                }
+            }
+            match shard.queue.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    shard.missed = true;
+                    true
+                }
+                // The shard stopped (shutdown).
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
     }
 
     async fn dispatch(self: Arc<Hub>, mut live: broadcast::Receiver<Live>) {
@@ -74,28 +97,12 @@ impl Hub {
             match live.recv().await {
                 Ok(Live::Entry(entry)) => {
                     self.record_lag(&entry);
-                    let topic = entry.topic;
-                    // Encoded only for a topic somebody follows, and outside the lock.
-                    let Some(sender) = self.lock().get(&topic).cloned() else {
-                        continue;
-                    };
-                    if sender
-                        .send(HubEvent::Entry(Message::of_entry(entry)))
-                        .is_err()
-                    {
-                        // Nobody follows the topic any more (unless someone just subscribed).
-                        let mut topics = self.lock();
-                        if topics.get(&topic).is_some_and(|s| s.receiver_count() == 0) {
-                            topics.remove(&topic);
-                        }
-                    }
+                    self.broadcast(&HubEvent::Entry(Message::of_entry(entry)));
                 }
                 Ok(Live::Interrupted) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     tracing::warn!("live entries may have been missed: every client catches up");
                     Metrics::add(&self.metrics.live_interruptions);
-                    for sender in self.lock().values() {
-                        let _ = sender.send(HubEvent::Missed);
-                    }
+                    self.broadcast(&HubEvent::Missed);
                 }
                 Err(broadcast::error::RecvError::Closed) => {
                     tracing::error!("the store subscription closed: no more live entries");
@@ -104,9 +111,7 @@ impl Hub {
             }
         }
     }
-}
 
-impl Hub {
     /// Redis stream ids start with the write's Unix milliseconds: now minus that is the lag.
     fn record_lag(&self, entry: &Published) {
         let written_ms = parse_cursor(&entry.cursor).map_or(0, |(ms, _)| ms);

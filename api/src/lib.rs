@@ -10,10 +10,11 @@
 //! - `GET /openapi.json`, `GET /docs/`: the OpenAPI document and its interactive page
 //! - everything else: the web UI's static files (`web/`)
 //!
-//! Live clients share the replica's one store subscription (`hub.rs`) and follow their topic
-//! from a cursor, gaplessly (`follow.rs`).
+//! Live viewers share the replica's one store subscription (`hub.rs`); each shard of the
+//! server has a fan-out engine (`fanout/`) that owns their sockets once the response head is
+//! written and follows their topics from a cursor, gaplessly.
 
-pub mod follow;
+pub mod fanout;
 pub mod hub;
 pub mod message;
 pub mod metrics;
@@ -47,12 +48,21 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// How long a client may leave its queue full before it is let go.
     pub slow_client: Duration,
-    /// How many messages may wait for one client (see `follow::CLIENT_QUEUE`).
+    /// How many messages may wait for one viewer before its topics stop queueing and catch
+    /// up from the store once it has drained.
     pub client_queue: usize,
     /// The web UI's static files, served at `/`.
     pub web_dir: std::path::PathBuf,
     /// How long a WebSocket may follow no topic before it is closed.
     pub idle_socket: Duration,
+    /// Write sweeps through io_uring where the kernel allows it (else one `sendmsg` a socket).
+    pub io_uring: bool,
+    /// The kernel's send buffer of each viewer's socket (`SO_SNDBUF`), if not its default: how
+    /// much a viewer may leave unread before its messages queue here.
+    pub send_buffer: Option<usize>,
+    /// This shard's fan-out engine (see [`ApiState::on_shard`]); without one, live streams
+    /// answer 500.
+    pub engine: Option<fanout::EngineHandle>,
 }
 
 /// The default of [`ApiState::slow_client`].
@@ -75,12 +85,27 @@ impl ApiState {
             shutdown,
             metrics,
             slow_client: SLOW_CLIENT,
-            client_queue: follow::CLIENT_QUEUE,
+            client_queue: CLIENT_QUEUE,
             web_dir: "web".into(),
             idle_socket: IDLE_SOCKET,
+            io_uring: true,
+            send_buffer: None,
+            engine: None,
         })
     }
+
+    /// The state for one shard of the server: the same, with a fan-out engine started on that
+    /// shard (call it on the shard's thread: `livescore_server::MakeApp` is).
+    pub fn on_shard(&self, shard: &livescore_server::Shard) -> ApiState {
+        ApiState {
+            engine: Some(fanout::start(self, shard)),
+            ..self.clone()
+        }
+    }
 }
+
+/// How many messages may wait for one viewer (the default of [`ApiState::client_queue`]).
+pub const CLIENT_QUEUE: usize = 256;
 
 pub fn router(state: ApiState) -> Router {
     let web = tower_http::services::ServeDir::new(&state.web_dir);
@@ -99,7 +124,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// An error answer: a status code and `{"error": "..."}`.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 /// The body of every error answer.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -152,7 +177,7 @@ async fn ready(State(state): State<ApiState>) -> Result<&'static str, ApiError> 
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(state.hub.subscribers()),
+        state.metrics.render(),
     )
 }
 

@@ -1,17 +1,19 @@
 //! One message for live clients, encoded at most once for each transport.
 //!
 //! The hub wraps each live entry in an `Arc<Message>` when it arrives and hands the same one to
-//! every client of the topic. The first SSE client to write it encodes the SSE event, the first
-//! WebSocket client the text frame; every other client writes those bytes as they are. Serving
-//! ten thousand clients costs ten thousand reference counts, not ten thousand copies of the
-//! entry. (Entries read for one client, on a catch-up or a snapshot, are encoded for it alone.)
+//! every shard. The first SSE viewer to need it encodes the SSE event (as a chunk of the chunked
+//! body, ready for the socket), the first WebSocket viewer the text frame (header included);
+//! every other viewer's socket is given those very bytes. Serving ten thousand viewers costs ten
+//! thousand reference counts, not ten thousand copies. (Entries read for one viewer, on a
+//! catch-up or a snapshot, are encoded for it alone.)
 
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
-use axum::extract::ws::Utf8Bytes;
 use livescore_store::{Published, Topic, parse_cursor};
+
+use crate::fanout::wire;
 
 #[derive(Debug)]
 pub struct Message {
@@ -25,7 +27,7 @@ pub struct Message {
     /// The entry's JSON, as the store holds it.
     pub json: Arc<str>,
     sse: OnceLock<Bytes>,
-    ws: OnceLock<Utf8Bytes>,
+    ws: OnceLock<Bytes>,
 }
 
 impl Message {
@@ -52,45 +54,60 @@ impl Message {
         Message::new(entry.topic, Some(entry.cursor), kind, entry.json)
     }
 
-    /// The whole SSE event: `id:`, `event:`, `data:` lines and the blank line that ends it.
-    pub fn sse(&self) -> Bytes {
+    /// The SSE event: `id:`, `event:`, `data:` lines and the blank line that ends it.
+    pub fn sse_event(&self) -> String {
+        let mut sse = String::with_capacity(self.json.len() + 64);
+        if let Some(cursor) = &self.cursor {
+            let _ = writeln!(sse, "id: {cursor}");
+        }
+        let _ = writeln!(sse, "event: {}", self.kind);
+        // A line break inside the data would end the field: each line gets its own `data:`
+        // (the browser joins them back with line breaks). Compact JSON has none.
+        for line in self.json.split('\n') {
+            let _ = writeln!(sse, "data: {line}");
+        }
+        sse.push('\n');
+        sse
+    }
+
+    /// The SSE event as one chunk of the stream's chunked body: the bytes for the socket.
+    pub fn sse_chunk(&self) -> Bytes {
         self.sse
-            .get_or_init(|| {
-                let mut sse = String::with_capacity(self.json.len() + 64);
-                if let Some(cursor) = &self.cursor {
-                    let _ = writeln!(sse, "id: {cursor}");
-                }
-                let _ = writeln!(sse, "event: {}", self.kind);
-                // A line break inside the data would end the field: each line gets its own
-                // `data:` (the browser joins them back with line breaks). Compact JSON has none.
-                for line in self.json.split('\n') {
-                    let _ = writeln!(sse, "data: {line}");
-                }
-                sse.push('\n');
-                Bytes::from(sse)
-            })
+            .get_or_init(|| wire::chunk(self.sse_event().as_bytes()))
             .clone()
     }
 
-    /// The WebSocket text frame: `{"topic","kind","cursor","data"}`, the entry as `data`.
-    pub fn ws(&self) -> Utf8Bytes {
+    /// The WebSocket message: `{"topic","kind","cursor","data"}`, the entry as `data`.
+    pub fn ws_text(&self) -> String {
+        let cursor = self
+            .cursor
+            .as_deref()
+            .map_or_else(|| "null".to_owned(), |c| format!("\"{c}\""));
+        let mut ws = String::with_capacity(self.json.len() + 96);
+        let _ = write!(
+            ws,
+            r#"{{"topic":"{}","kind":"{}","cursor":{cursor},"data":{}}}"#,
+            topic_name(self.topic),
+            self.kind,
+            self.json
+        );
+        ws
+    }
+
+    /// The WebSocket text frame, header included: the bytes for the socket.
+    pub fn ws_frame(&self) -> Bytes {
         self.ws
-            .get_or_init(|| {
-                let cursor = self
-                    .cursor
-                    .as_deref()
-                    .map_or_else(|| "null".to_owned(), |c| format!("\"{c}\""));
-                let mut ws = String::with_capacity(self.json.len() + 96);
-                let _ = write!(
-                    ws,
-                    r#"{{"topic":"{}","kind":"{}","cursor":{cursor},"data":{}}}"#,
-                    topic_name(self.topic),
-                    self.kind,
-                    self.json
-                );
-                Utf8Bytes::from(ws)
-            })
+            .get_or_init(|| wire::frame(wire::TEXT, self.ws_text().as_bytes()))
             .clone()
+    }
+
+    /// The bytes for a socket of either transport.
+    pub fn bytes_for(&self, websocket: bool) -> Bytes {
+        if websocket {
+            self.ws_frame()
+        } else {
+            self.sse_chunk()
+        }
     }
 }
 
@@ -129,9 +146,11 @@ mod tests {
             "update",
             Arc::from(r#"{"a":1}"#),
         );
+        let event = "id: 17-2\nevent: update\ndata: {\"a\":1}\n\n";
+        assert_eq!(message.sse_event(), event);
         assert_eq!(
-            message.sse(),
-            "id: 17-2\nevent: update\ndata: {\"a\":1}\n\n".as_bytes()
+            message.sse_chunk(),
+            format!("{:x}\r\n{event}\r\n", event.len()).as_bytes()
         );
         assert_eq!(message.position, Some((17, 2)));
     }
@@ -140,8 +159,8 @@ mod tests {
     fn a_line_break_in_the_data_gets_a_data_field_of_its_own() {
         let message = Message::new(Topic::Feed, None, "snapshot", Arc::from("{\n\"games\":[]}"));
         assert_eq!(
-            message.sse(),
-            "event: snapshot\ndata: {\ndata: \"games\":[]}\n\n".as_bytes()
+            message.sse_event(),
+            "event: snapshot\ndata: {\ndata: \"games\":[]}\n\n"
         );
         assert_eq!(message.position, None);
     }
@@ -155,19 +174,19 @@ mod tests {
             "update",
             Arc::from(entry),
         );
-        let frame: serde_json::Value = serde_json::from_str(message.ws().as_str()).unwrap();
+        let text = message.ws_text();
+        let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(frame["topic"], "game:7457");
         assert_eq!(frame["kind"], "update");
         assert_eq!(frame["cursor"], "5-0");
         assert_eq!(frame["data"]["n"][1], 2);
-        // Encoded once: every client shares the same bytes.
-        assert_eq!(
-            message.ws().as_str().as_ptr(),
-            message.ws().as_str().as_ptr()
-        );
+        // The frame carries the text after its header, and is encoded once: every client
+        // shares the same bytes.
+        assert!(message.ws_frame().ends_with(text.as_bytes()));
+        assert_eq!(message.ws_frame().as_ptr(), message.ws_frame().as_ptr());
 
         let first = Message::new(Topic::Feed, None, "snapshot", Arc::from("{}"));
-        let frame: serde_json::Value = serde_json::from_str(first.ws().as_str()).unwrap();
+        let frame: serde_json::Value = serde_json::from_str(&first.ws_text()).unwrap();
         assert_eq!(frame["topic"], "games");
         assert!(frame["cursor"].is_null());
     }

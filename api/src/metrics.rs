@@ -1,44 +1,93 @@
 //! The replica's Prometheus metrics, as plain counters and gauges written in the text format.
+//!
+//! The fan-out engines count per shard ([`ShardMetrics`], written by one thread each, on a
+//! cache line of their own); a scrape sums the shards.
 
 use std::fmt::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    pub sse_connections: AtomicI64,
-    pub ws_connections: AtomicI64,
-    /// Messages handed to clients (snapshots included), all transports.
-    pub messages_sent: AtomicU64,
-    /// Times a client caught up from the store after falling behind the live channel (or after
-    /// the store subscription was interrupted).
-    pub catch_ups: AtomicU64,
-    /// Snapshots sent because a client's cursor was unknown (too old, another store, garbage).
-    pub resync_snapshots: AtomicU64,
-    /// Clients let go because they stopped reading.
-    pub slow_client_closes: AtomicU64,
+    shards: Mutex<Vec<Arc<ShardMetrics>>>,
     /// Times the replica's store subscription was interrupted or fell behind.
     pub live_interruptions: AtomicU64,
     /// Milliseconds between a write to Redis and its arrival here, last seen.
     pub subscription_lag_ms: AtomicI64,
 }
 
-impl Metrics {
-    fn gauge(&self, websocket: bool) -> &AtomicI64 {
-        if websocket {
-            &self.ws_connections
-        } else {
-            &self.sse_connections
+/// One shard's counters.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct ShardMetrics {
+    sse_connections: AtomicI64,
+    ws_connections: AtomicI64,
+    subscriptions: AtomicI64,
+    /// Messages handed to viewers (snapshots included), all transports.
+    pub messages_sent: AtomicU64,
+    /// Times a viewer caught up from the store after falling behind the live messages (or
+    /// after the store subscription was interrupted).
+    pub catch_ups: AtomicU64,
+    /// Snapshots sent because a viewer's cursor was unknown (too old, another store, garbage).
+    pub resync_snapshots: AtomicU64,
+    /// Viewers let go because they stopped reading.
+    pub slow_client_closes: AtomicU64,
+}
+
+impl ShardMetrics {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
         }
     }
 
+    pub fn connected(&self, websocket: bool, delta: i64) {
+        let gauge = if websocket {
+            &self.ws_connections
+        } else {
+            &self.sse_connections
+        };
+        gauge.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    pub fn subscribed(&self, delta: i64) {
+        self.subscriptions.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
     pub fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counters for a new shard, included in every scrape from now on.
+    pub fn shard(&self) -> Arc<ShardMetrics> {
+        let shard = Arc::new(ShardMetrics::default());
+        self.shards
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(Arc::clone(&shard));
+        shard
+    }
+
+    /// A shard gauge or counter, summed over the shards.
+    fn sum(&self, read: impl Fn(&ShardMetrics) -> i64) -> i64 {
+        self.shards
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|shard| read(shard))
+            .sum()
+    }
+
     /// The text exposition format.
-    pub fn render(&self, subscribers: usize) -> String {
-        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as i64;
+    pub fn render(&self) -> String {
+        let gauge = |read: fn(&ShardMetrics) -> &AtomicI64| {
+            self.sum(|shard| read(shard).load(Ordering::Relaxed))
+        };
+        let count = |read: fn(&ShardMetrics) -> &AtomicU64| {
+            self.sum(|shard| read(shard).load(Ordering::Relaxed) as i64)
+        };
         let mut out = String::new();
         metric(
             &mut out,
@@ -46,14 +95,8 @@ impl Metrics {
             "gauge",
             "Open client connections by transport.",
             &[
-                (
-                    "{transport=\"sse\"}",
-                    self.sse_connections.load(Ordering::Relaxed),
-                ),
-                (
-                    "{transport=\"ws\"}",
-                    self.ws_connections.load(Ordering::Relaxed),
-                ),
+                ("{transport=\"sse\"}", gauge(|s| &s.sse_connections)),
+                ("{transport=\"ws\"}", gauge(|s| &s.ws_connections)),
             ],
         );
         let single = [
@@ -61,37 +104,37 @@ impl Metrics {
                 "livescore_topic_subscribers",
                 "gauge",
                 "Topic subscriptions of all clients.",
-                subscribers as i64,
+                gauge(|s| &s.subscriptions),
             ),
             (
                 "livescore_messages_sent_total",
                 "counter",
                 "Messages handed to clients.",
-                count(&self.messages_sent),
+                count(|s| &s.messages_sent),
             ),
             (
                 "livescore_catch_ups_total",
                 "counter",
                 "Clients caught up from the store after falling behind.",
-                count(&self.catch_ups),
+                count(|s| &s.catch_ups),
             ),
             (
                 "livescore_resync_snapshots_total",
                 "counter",
                 "Snapshots sent for unknown cursors.",
-                count(&self.resync_snapshots),
+                count(|s| &s.resync_snapshots),
             ),
             (
                 "livescore_slow_client_closes_total",
                 "counter",
                 "Clients let go because they stopped reading.",
-                count(&self.slow_client_closes),
+                count(|s| &s.slow_client_closes),
             ),
             (
                 "livescore_live_interruptions_total",
                 "counter",
                 "Interruptions of the replica's store subscription.",
-                count(&self.live_interruptions),
+                self.live_interruptions.load(Ordering::Relaxed) as i64,
             ),
             (
                 "livescore_subscription_lag_ms",
@@ -134,29 +177,5 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (labels, value) in samples {
         let _ = writeln!(out, "{name}{labels} {value}");
-    }
-}
-
-/// Counts a connection of one transport while it lives.
-pub struct Connected {
-    metrics: Arc<Metrics>,
-    websocket: bool,
-}
-
-impl Connected {
-    pub fn new(metrics: &Arc<Metrics>, websocket: bool) -> Connected {
-        metrics.gauge(websocket).fetch_add(1, Ordering::Relaxed);
-        Connected {
-            metrics: Arc::clone(metrics),
-            websocket,
-        }
-    }
-}
-
-impl Drop for Connected {
-    fn drop(&mut self) {
-        self.metrics
-            .gauge(self.websocket)
-            .fetch_sub(1, Ordering::Relaxed);
     }
 }

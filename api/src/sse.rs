@@ -3,29 +3,23 @@
 //!
 //! The stream opens with `retry:` (how long a browser waits before reconnecting); the first event
 //! is a snapshot; every event has `id:` = its cursor and `event:` = its kind (`snapshot`,
-//! `update`, `replay`, `game`); a comment heartbeat goes out every 15 s. A reconnecting browser sends `Last-Event-ID` and resumes exactly after it
-//! (a first connection can pass `?last_event_id=`); a cursor the store no longer holds gets a
-//! fresh snapshot.
+//! `update`, `replay`, `game`); a comment heartbeat goes out every 15 s. A reconnecting browser
+//! sends `Last-Event-ID` and resumes exactly after it (a first connection can pass
+//! `?last_event_id=`); a cursor the store no longer holds gets a fresh snapshot.
+//!
+//! These handlers answer the request and leave the stream to the shard's fan-out engine: once
+//! the response head is written, the server hands the socket over (`livescore_server::Detach`).
 
-use std::convert::Infallible;
-use std::time::Duration;
-
-use axum::body::{Body, Bytes};
+use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
+use livescore_server::Detach;
 use livescore_store::{Entry, MatchSummary, Topic};
 use serde::Deserialize;
-use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::follow::follow;
-use crate::metrics::Connected;
+use crate::fanout::Kind;
 use crate::{ApiError, ApiState, game_id};
-
-/// How long a browser waits before reconnecting.
-const RETRY: Duration = Duration::from_secs(2);
-const HEARTBEAT: Duration = Duration::from_secs(15);
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct ResumeQuery {
@@ -53,8 +47,9 @@ pub async fn games(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Query(query): Query<ResumeQuery>,
-) -> Response {
-    stream(&state, Topic::Feed, resume_cursor(&headers, query))
+    detach: Option<Extension<Detach>>,
+) -> Result<Response, ApiError> {
+    stream(&state, detach, Topic::Feed, resume_cursor(&headers, query))
 }
 
 /// One match, live: a `snapshot` event first, then `update` and `replay` events (each an
@@ -70,52 +65,43 @@ pub async fn game(
     Path(raw_id): Path<String>,
     headers: HeaderMap,
     Query(query): Query<ResumeQuery>,
+    detach: Option<Extension<Detach>>,
 ) -> Result<Response, ApiError> {
     let id = game_id(&raw_id)?;
     if state.store.load(id).await?.is_none() {
         return Err(ApiError::not_found(&raw_id));
     }
-    Ok(stream(
+    stream(
         &state,
+        detach,
         Topic::Match(id),
         resume_cursor(&headers, query),
-    ))
+    )
 }
 
-/// The response: the client's messages, each written as the hub encoded it (no per-client
-/// copy), after a first `retry:` field and with a comment line every `HEARTBEAT` so proxies and
-/// browsers see the connection is alive.
-fn stream(state: &ApiState, topic: Topic, cursor: Option<String>) -> Response {
-    let messages = follow(state, topic, cursor);
-    // The connection counts as open as long as the stream holds `connected`.
-    let connected = Connected::new(&state.metrics, false);
-    let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let retry = format!("retry: {}\n\n", RETRY.as_millis());
-    let first = futures_util::stream::once(async move { Ok::<_, Infallible>(Bytes::from(retry)) });
-    let events = futures_util::stream::unfold(
-        (messages, heartbeat, connected),
-        |(mut messages, mut heartbeat, connected)| async move {
-            let bytes = tokio::select! {
-                message = messages.recv() => message?.sse(),
-                _ = heartbeat.tick() => Bytes::from_static(b":heartbeat\n\n"),
-            };
-            Some((Ok(bytes), (messages, heartbeat, connected)))
-        },
-    );
-    // The stream ends when the server shuts down, so that graceful shutdown does not wait for
-    // clients that never leave; browsers reconnect (elsewhere) with their Last-Event-ID.
-    let mut shutdown = state.shutdown.clone();
-    let stopped = async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
+/// The stream's response head; the shard's engine writes the events once it has the socket.
+fn stream(
+    state: &ApiState,
+    detach: Option<Extension<Detach>>,
+    topic: Topic,
+    cursor: Option<String>,
+) -> Result<Response, ApiError> {
+    let (Some(engine), Some(Extension(detach))) = (&state.engine, detach) else {
+        return Err(ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "live streams need the replica's own server (livescore_server)".into(),
+        ));
     };
-    let body = first.chain(events).take_until(stopped);
-    (
+    let engine = engine.clone();
+    detach.after_head(move |detached| engine.adopt(detached, Kind::Sse { topic, cursor }));
+    Ok((
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        Body::from_stream(body),
+        // nginx: pass each event on as it comes.
+        [("x-accel-buffering", "no")],
+        Detach::endless_body(),
     )
-        .into_response()
+        .into_response())
 }

@@ -96,12 +96,20 @@ pub async fn ws(base: &str) -> Option<Socket> {
         .map(|(socket, _)| socket)
 }
 
-pub async fn send(socket: &mut Socket, text: &str) -> bool {
+pub async fn send<S>(socket: &mut tokio_tungstenite::WebSocketStream<S>, text: &str) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     socket.send(Message::text(text)).await.is_ok()
 }
 
 /// The next JSON text frame, or `None` when the connection ends.
-pub async fn next_json(socket: &mut Socket) -> Option<serde_json::Value> {
+pub async fn next_json<S>(
+    socket: &mut tokio_tungstenite::WebSocketStream<S>,
+) -> Option<serde_json::Value>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         match tokio::time::timeout(Duration::from_secs(20), socket.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).ok(),

@@ -16,6 +16,37 @@ use livescore_producer::ReplayManager;
 use livescore_projector::{Projector, ProjectorConfig};
 use livescore_store::MatchStore;
 
+/// An API replica served in the test's process by the replica's own server (sharded, with its
+/// fan-out engines), until the returned guard is dropped.
+pub struct Served {
+    pub base: String,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Serves `state` (made with the receiver of `stop`) on a port of its own, with `shards` shards.
+pub fn serve_api(
+    state: livescore_api::ApiState,
+    stop: tokio::sync::watch::Sender<bool>,
+    shards: usize,
+) -> Served {
+    let config = livescore_server::ServerConfig {
+        shards,
+        ..livescore_server::ServerConfig::default()
+    };
+    let server = livescore_server::Server::bind(&config).unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let make_app: livescore_server::MakeApp =
+        Arc::new(move |shard| livescore_api::router(state.on_shard(shard)));
+    tokio::spawn(server.serve(make_app, stop.subscribe()));
+    Served { base, stop }
+}
+
 pub fn catalog() -> Arc<Catalog> {
     Arc::new(Catalog::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap())
 }

@@ -1,0 +1,398 @@
+//! A shard: one thread with a single-threaded runtime, a listener on the shared port, and a
+//! file-descriptor table of its own.
+//!
+//! Why a table of its own: the open-file limit (`RLIMIT_NOFILE`) bounds the descriptor numbers
+//! of a table, not of a process. Each shard thread leaves the process's table for a private one
+//! (see `with_own_descriptor_table`) and opens its listener, its runtime's epoll and every
+//! client socket there. A socket is only ever touched by the shard that accepted it (the
+//! runtime is single-threaded, and what it spawns as blocking threads shares its table).
+//! Shard threads block every signal: the rest of the process handles them.
+//!
+//! Connections are spread by the kernel over the shards' listeners (`SO_REUSEPORT`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::{Semaphore, oneshot, watch};
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use crate::detach::{Detach, DetachableIo, Detached, Permit, Slot};
+use crate::limits::{Limits, refuse};
+use crate::{DRAIN, MAX_BODY, MakeApp, ServerError};
+
+/// What an app sees of the shard it runs on.
+#[derive(Clone)]
+pub struct Shard {
+    index: usize,
+    count: usize,
+    tracker: TaskTracker,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Shard {
+    /// A shard outside any server: for tests that drive an app's shard-local parts directly.
+    /// Call it inside a `LocalSet`.
+    pub fn standalone(shutdown: watch::Receiver<bool>) -> Shard {
+        Shard {
+            index: 0,
+            count: 1,
+            tracker: TaskTracker::new(),
+            shutdown,
+        }
+    }
+
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// How many shards the server has.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Turns true when the server shuts down.
+    pub fn shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Runs `task` on this shard's thread; shutdown waits for it (at most `DRAIN`).
+    pub fn spawn_local<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        self.tracker.spawn_local(task);
+    }
+}
+
+/// What a shard needs to start serving.
+pub(crate) struct Go {
+    pub make_app: MakeApp,
+    pub shutdown: watch::Receiver<bool>,
+    pub permits: Arc<Semaphore>,
+    pub limits: Limits,
+}
+
+/// A shard whose listener is bound, waiting for its [`Go`].
+pub(crate) struct Starting {
+    pub local_addr: SocketAddr,
+    go: std::sync::mpsc::SyncSender<Go>,
+    done: oneshot::Receiver<()>,
+}
+
+/// The address the shards listen on, once the first has bound it (port 0 resolved).
+#[derive(Default)]
+struct SharedAddr {
+    addr: Mutex<Option<Result<SocketAddr, ()>>>,
+    bound: Condvar,
+}
+
+impl SharedAddr {
+    fn set(&self, addr: Result<SocketAddr, ()>) {
+        *self.addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr);
+        self.bound.notify_all();
+    }
+
+    fn wait(&self) -> Result<SocketAddr, ()> {
+        let mut addr = self.addr.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(addr) = *addr {
+                return addr;
+            }
+            addr = self.bound.wait(addr).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl Starting {
+    /// Starts `count` shards, each on its own thread with its own runtime, descriptor table and
+    /// listener on `addr` (the first resolves port 0; the others join its port).
+    pub fn spawn_all(count: usize, addr: SocketAddr) -> Result<Vec<Starting>, ServerError> {
+        if count > 1 && addr.port() != 0 {
+            // The shards share the port with SO_REUSEPORT, which would let them share it with
+            // another process that did the same (an old replica still running): a plain bind
+            // first makes "address in use" an error, as it is for one listener.
+            std::net::TcpListener::bind(addr)
+                .map_err(|source| ServerError::Bind { addr, source })?;
+        }
+        // Every runtime is built before any shard leaves the process's table, so that each
+        // table holds every runtime's wake-up descriptor (see `own_descriptor_table`).
+        let built = Arc::new(Barrier::new(count));
+        let shared = Arc::new(SharedAddr::default());
+        let mut bound = Vec::with_capacity(count);
+        let mut starting = Vec::with_capacity(count);
+        for index in 0..count {
+            let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+            let (go_tx, go_rx) = std::sync::mpsc::sync_channel::<Go>(1);
+            let (done_tx, done_rx) = oneshot::channel();
+            let (built, shared) = (Arc::clone(&built), Arc::clone(&shared));
+            std::thread::Builder::new()
+                .name(format!("http-shard-{index}"))
+                .spawn(move || {
+                    let prepared = prepare(index, &built);
+                    let listener = prepared.and_then(|runtime| {
+                        let addr = if index == 0 { Ok(addr) } else { shared.wait() };
+                        let addr = addr.map_err(|()| ServerError::ShardLost { index: 0 })?;
+                        let listener = listen(addr, count > 1)
+                            .map_err(|source| ServerError::Bind { addr, source });
+                        if index == 0 {
+                            let local = listener.as_ref().ok().and_then(|l| l.local_addr().ok());
+                            shared.set(local.ok_or(()));
+                        }
+                        Ok((runtime, listener?))
+                    });
+                    let (runtime, listener) = match listener {
+                        Ok(ready) => ready,
+                        Err(err) => {
+                            if index == 0 {
+                                shared.set(Err(()));
+                            }
+                            let _ = bound_tx.send(Err(err));
+                            return;
+                        }
+                    };
+                    let local = listener.local_addr().unwrap_or(addr);
+                    let _ = bound_tx.send(Ok(local));
+                    // The server dropped without serving: nothing to do.
+                    let Ok(go) = go_rx.recv() else { return };
+                    run(index, count, &runtime, listener, go);
+                    let _ = done_tx.send(());
+                })
+                .map_err(|source| ServerError::Shard { index, source })?;
+            bound.push(bound_rx);
+            starting.push((go_tx, done_rx));
+        }
+        let mut shards = Vec::with_capacity(count);
+        for (index, (bound_rx, (go, done))) in bound.into_iter().zip(starting).enumerate() {
+            let local_addr = bound_rx
+                .recv()
+                .map_err(|_| ServerError::ShardLost { index })??;
+            shards.push(Starting {
+                local_addr,
+                go,
+                done,
+            });
+        }
+        Ok(shards)
+    }
+
+    /// Lets the shard serve; the receiver resolves when it has stopped.
+    pub fn start(self, go: Go) -> oneshot::Receiver<()> {
+        let _ = self.go.send(go);
+        self.done
+    }
+}
+
+/// Builds the shard's runtime, waits for every other shard to have built theirs, then moves to
+/// a descriptor table of its own.
+fn prepare(index: usize, built: &Barrier) -> Result<tokio::runtime::Runtime, ServerError> {
+    // Signals go to the other threads: tokio's signal handler writes to a pipe by its number in
+    // the process's table, which this table does not hold.
+    // SAFETY: a sigset filled by sigfillset, applied to this thread only.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+    }
+    let before = descriptors();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let after = descriptors();
+    built.wait();
+    let runtime = runtime.map_err(|source| ServerError::Shard { index, source })?;
+    own_descriptor_table(index, &before, &after);
+    Ok(runtime)
+}
+
+/// Moves the calling shard thread to a private copy of the process's descriptor table
+/// (`unshare(CLONE_FILES)`) and closes there every socket, pipe and file of the rest of the
+/// process, so that none is held open by a copy here. What stays:
+/// - stdin, stdout, stderr (logs);
+/// - every anonymous inode (epolls, eventfds): a task on this shard woken from another thread
+///   is woken by a write to its runtime's eventfd *by number, in the waking thread's table*,
+///   and the other way round; every runtime's eventfd is at the same number in every table;
+/// - this runtime's copy of tokio's signal pipe (the socket its build duplicated).
+///
+/// If the kernel refuses, the shard shares the process's table (and its limit).
+fn own_descriptor_table(
+    index: usize,
+    before: &[(libc::c_int, String)],
+    after: &[(libc::c_int, String)],
+) {
+    // SAFETY: unshare affects this thread's descriptor table only.
+    if unsafe { libc::unshare(libc::CLONE_FILES) } != 0 {
+        tracing::warn!(
+            shard = index,
+            "cannot give the shard a descriptor table of its own ({}): it shares the process's",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    let existed = |target: &str| before.iter().any(|(_, t)| t == target);
+    let duplicated_by_build: Vec<libc::c_int> = after
+        .iter()
+        .filter(|(fd, target)| {
+            target.starts_with("socket:") && existed(target) && !before.iter().any(|(f, _)| f == fd)
+        })
+        .map(|(fd, _)| *fd)
+        .collect();
+    for (fd, target) in descriptors() {
+        let keep =
+            fd <= 2 || target.starts_with("anon_inode:") || duplicated_by_build.contains(&fd);
+        if !keep {
+            // SAFETY: a descriptor of this private table that nothing on this thread uses.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// The calling thread's descriptors and what each refers to (`socket:[123]`, `pipe:[4]`,
+/// `anon_inode:[eventfd]`, a path).
+fn descriptors() -> Vec<(libc::c_int, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc/thread-self/fd") else {
+        return Vec::new();
+    };
+    let listed: Vec<(libc::c_int, String)> = entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let fd = entry.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(entry.path()).ok()?;
+            Some((fd, target.to_string_lossy().into_owned()))
+        })
+        .collect();
+    // The directory's own descriptor was listed too and is closed now.
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    listed
+        .into_iter()
+        .filter(|(fd, _)| unsafe { libc::fcntl(*fd, libc::F_GETFD) } != -1)
+        .collect()
+}
+
+fn listen(addr: SocketAddr, shared: bool) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if shared {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+fn run(
+    index: usize,
+    count: usize,
+    runtime: &tokio::runtime::Runtime,
+    listener: std::net::TcpListener,
+    go: Go,
+) {
+    let local = tokio::task::LocalSet::new();
+    local.block_on(runtime, async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::error!(shard = index, "cannot use the shard's listener: {err}");
+                return;
+            }
+        };
+        let tracker = TaskTracker::new();
+        let shard = Shard {
+            index,
+            count,
+            tracker: tracker.clone(),
+            shutdown: go.shutdown.clone(),
+        };
+        // `with_state(())` once here builds the routes once: served as a plain `Router` per
+        // connection, axum 0.8 would rebuild its routing tables for each (about 9 KB per open
+        // connection, measured with heaptrack on 10,000 SSE viewers).
+        let app = (go.make_app)(&shard)
+            .layer(axum::middleware::map_response(crate::json_error_body))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(());
+        let graceful = accept(listener, app, &go).await;
+        tracker.close();
+        let drained = tokio::time::timeout(DRAIN, async {
+            graceful.shutdown().await;
+            tracker.wait().await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::info!(
+                shard = index,
+                "connections still busy {DRAIN:?} after the signal: leaving them"
+            );
+        }
+    });
+}
+
+/// Accepts and serves connections until the shutdown signal; returns what is still being served.
+async fn accept(listener: tokio::net::TcpListener, app: axum::Router, go: &Go) -> GracefulShutdown {
+    let mut shutdown = go.shutdown.clone();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(go.limits.header_timeout);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, most likely: wait for some to come back rather
+                    // than spin on accept.
+                    tracing::warn!("cannot accept a connection: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let Ok(permit) = Arc::clone(&go.permits).try_acquire_owned() else {
+            tokio::spawn(refuse(stream, go.limits.max_connections));
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let slot = Arc::new(Slot::default());
+        let detach = Detach::new(Arc::clone(&slot));
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(detach.clone());
+                request.map(Body::new)
+            },
+        ));
+        let io = TokioIo::new(DetachableIo::new(stream, Arc::clone(&slot)));
+        let connection = graceful.watch(builder.serve_connection(io, service));
+        tokio::spawn(async move {
+            let mut connection = Box::pin(connection);
+            let ended = tokio::select! {
+                biased;
+                () = slot.detached() => None,
+                ended = &mut connection => Some(ended),
+            };
+            if let Some(Err(err)) = ended {
+                // A header timeout, a reset or a malformed request: the connection is over.
+                tracing::debug!("connection ended: {err}");
+            }
+            drop(connection);
+            if let Some((stream, then)) = slot.take() {
+                then(Detached {
+                    stream,
+                    permit: Permit::new(permit),
+                });
+            }
+        });
+    }
+    graceful
+}
