@@ -118,9 +118,10 @@ impl Hub {
         // In-process stores count from 1 instead: no lag to measure there.
         if written_ms > 1_000_000_000_000 {
             let lag = now_ms().saturating_sub(written_ms);
-            self.metrics
-                .subscription_lag_ms
-                .store(lag as i64, std::sync::atomic::Ordering::Relaxed);
+            use std::sync::atomic::Ordering::Relaxed;
+            self.metrics.subscription_lag_ms.store(lag as i64, Relaxed);
+            self.metrics.subscription_lag_ms_sum.fetch_add(lag, Relaxed);
+            self.metrics.subscription_lag_count.fetch_add(1, Relaxed);
         }
     }
 }

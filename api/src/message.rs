@@ -26,6 +26,8 @@ pub struct Message {
     pub kind: &'static str,
     /// The entry's JSON, as the store holds it.
     pub json: Arc<str>,
+    /// When the replica got it (the fan-out's metrics measure from here).
+    pub arrived: std::time::Instant,
     sse: OnceLock<Bytes>,
     ws: OnceLock<Bytes>,
 }
@@ -43,6 +45,7 @@ impl Message {
             cursor,
             kind,
             json,
+            arrived: std::time::Instant::now(),
             sse: OnceLock::new(),
             ws: OnceLock::new(),
         })

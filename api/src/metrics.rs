@@ -14,6 +14,9 @@ pub struct Metrics {
     pub live_interruptions: AtomicU64,
     /// Milliseconds between a write to Redis and its arrival here, last seen.
     pub subscription_lag_ms: AtomicI64,
+    /// The same, summed over every entry, and the entries counted.
+    pub subscription_lag_ms_sum: AtomicU64,
+    pub subscription_lag_count: AtomicU64,
 }
 
 /// One shard's counters.
@@ -32,6 +35,11 @@ pub struct ShardMetrics {
     pub resync_snapshots: AtomicU64,
     /// Viewers let go because they stopped reading.
     pub slow_client_closes: AtomicU64,
+    /// Sweeps of live messages, the microseconds they took, and the microseconds their
+    /// messages had waited since they reached the replica when the sweep began.
+    pub sweeps: AtomicU64,
+    pub sweep_us: AtomicU64,
+    pub sweep_wait_us: AtomicU64,
 }
 
 impl ShardMetrics {
@@ -131,10 +139,40 @@ impl Metrics {
                 count(|s| &s.slow_client_closes),
             ),
             (
+                "livescore_sweeps_total",
+                "counter",
+                "Sweeps of live messages to the viewers of a shard.",
+                count(|s| &s.sweeps),
+            ),
+            (
+                "livescore_sweep_microseconds_total",
+                "counter",
+                "Time spent in sweeps (routing and writing).",
+                count(|s| &s.sweep_us),
+            ),
+            (
+                "livescore_sweep_wait_microseconds_total",
+                "counter",
+                "Time the first message of each sweep waited since it reached the replica.",
+                count(|s| &s.sweep_wait_us),
+            ),
+            (
                 "livescore_live_interruptions_total",
                 "counter",
                 "Interruptions of the replica's store subscription.",
                 self.live_interruptions.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "livescore_subscription_lag_milliseconds_total",
+                "counter",
+                "Milliseconds from Redis writes to their arrival here, summed over the entries.",
+                self.subscription_lag_ms_sum.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "livescore_subscription_lag_entries_total",
+                "counter",
+                "Entries whose subscription lag is summed above.",
+                self.subscription_lag_count.load(Ordering::Relaxed) as i64,
             ),
             (
                 "livescore_subscription_lag_ms",

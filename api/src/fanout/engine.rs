@@ -31,8 +31,10 @@ use crate::ws::{MAX_SUBSCRIPTIONS, Request, parse_topic};
 const RETRY: &[u8] = b"retry: 2000\n\n";
 /// A heartbeat goes to every socket nothing was written to for this long.
 const HEARTBEAT: Duration = Duration::from_secs(15);
-/// Live messages taken from the hub for one sweep, at most.
+/// Live messages taken from the hub between two chunks of a sweep, at most.
 const SWEEP: usize = 256;
+/// Sockets written per chunk of a sweep: one io_uring submission.
+const CHUNK: usize = 1024;
 /// Parts of a full socket's queue written by one `sendmsg`, at most.
 const FLUSH_PARTS: usize = 64;
 
@@ -69,9 +71,28 @@ struct Conn {
 /// One socket following one topic.
 struct Sub {
     conn: ConnKey,
+    /// The sequence (in its topic's `Followers::log`) of the next live message it gets.
+    next: u64,
     /// The position of the last message written (or queued) to it.
     last: Option<(u64, u64)>,
     phase: Phase,
+}
+
+/// A topic's followers on this shard, and the live messages not yet swept to all of them.
+#[derive(Default)]
+struct Followers {
+    subs: Vec<Sub>,
+    /// Messages `base`, `base + 1`, ...: kept while a sweep is writing them.
+    log: Vec<Arc<Message>>,
+    base: u64,
+    /// Waiting for a sweep.
+    dirty: bool,
+}
+
+impl Followers {
+    fn head(&self) -> u64 {
+        self.base + self.log.len() as u64
+    }
 }
 
 enum Phase {
@@ -109,7 +130,9 @@ pub(crate) struct Engine {
     idle_socket: Duration,
     send_buffer: Option<usize>,
     conns: Slab<Conn>,
-    topics: HashMap<Topic, Vec<Sub>>,
+    topics: HashMap<Topic, Followers>,
+    /// Topics with messages to sweep.
+    dirty: Vec<Topic>,
     generations: u32,
     /// WebSockets that followed no topic, oldest first (checked against `idle_since`).
     idle: VecDeque<(Instant, ConnKey)>,
@@ -140,6 +163,7 @@ impl Engine {
             send_buffer: state.send_buffer,
             conns: Slab::new(),
             topics: HashMap::new(),
+            dirty: Vec::new(),
             generations: 0,
             idle: VecDeque::new(),
             heartbeat_at: Instant::now() + HEARTBEAT,
@@ -165,7 +189,6 @@ impl Engine {
     ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut batch = Vec::with_capacity(SWEEP);
         loop {
             tokio::select! {
                 biased;
@@ -178,15 +201,8 @@ impl Engine {
                 }
                 event = live.recv() => {
                     let Some(event) = event else { break };
-                    batch.push(event);
-                    while batch.len() < SWEEP {
-                        match live.try_recv() {
-                            Ok(event) => batch.push(event),
-                            Err(_) => break,
-                        }
-                    }
-                    self.deliver(&batch);
-                    batch.clear();
+                    self.take(event);
+                    self.sweep(&mut live).await;
                 }
                 _ = tick.tick() => self.housekeep(),
             }
@@ -292,9 +308,12 @@ impl Engine {
     /// Starts following `topic` on socket `index`, from after `cursor` (or a snapshot).
     fn subscribe(&mut self, index: usize, topic: Topic, cursor: Option<String>) {
         let Some(key) = self.key(index) else { return };
-        let subs = self.topics.entry(topic).or_default();
+        let followers = self.topics.entry(topic).or_default();
+        let next = followers.head();
+        let subs = &mut followers.subs;
         subs.push(Sub {
             conn: key,
+            next,
             last: None,
             phase: Phase::Joining {
                 held: Vec::new(),
@@ -371,7 +390,7 @@ impl Engine {
         let Some(sub) = self
             .topics
             .get_mut(&topic)
-            .and_then(|subs| subs.get_mut(position))
+            .and_then(|followers| followers.subs.get_mut(position))
         else {
             return;
         };
@@ -412,64 +431,113 @@ impl Engine {
         self.send_to(index, parts);
     }
 
-    /// One sweep: routes the hub's events to the subscriptions of this shard, then writes.
-    fn deliver(&mut self, batch: &[HubEvent]) {
-        let mut sent = 0;
-        for event in batch {
-            match event {
-                HubEvent::Entry(message) => sent += self.route(message),
-                HubEvent::Missed => self.catch_up_all(),
+    /// A live event from the hub: a message joins its topic's log (if anybody here follows
+    /// it), or every subscription catches up from the store.
+    fn take(&mut self, event: HubEvent) {
+        match event {
+            HubEvent::Entry(message) => {
+                let Some(followers) = self.topics.get_mut(&message.topic) else {
+                    return;
+                };
+                if self.dirty.is_empty() {
+                    let waited = message.arrived.elapsed().as_micros() as u64;
+                    ShardMetrics::add(&self.metrics.sweep_wait_us, waited);
+                }
+                followers.log.push(message);
+                if !followers.dirty {
+                    followers.dirty = true;
+                    self.dirty.push(followers.log[0].topic);
+                }
             }
+            HubEvent::Missed => self.catch_up_all(),
         }
-        ShardMetrics::add(&self.metrics.messages_sent, sent);
-        self.flush_outgoing();
     }
 
-    /// Queues `message` for every socket following its topic; returns how many.
-    fn route(&mut self, message: &Arc<Message>) -> u64 {
-        let Some(subs) = self.topics.get_mut(&message.topic) else {
-            return 0;
-        };
-        let mut sent = 0;
-        for sub in subs.iter_mut() {
-            match &mut sub.phase {
-                Phase::Joining { held, overflowed } => {
-                    if held.len() < self.client_queue {
-                        held.push(Arc::clone(message));
-                    } else {
-                        *overflowed = true;
+    /// Takes what the hub has sent meanwhile, without waiting.
+    fn take_arrived(&mut self, live: &mut mpsc::Receiver<HubEvent>) {
+        for _ in 0..SWEEP {
+            match live.try_recv() {
+                Ok(event) => self.take(event),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Writes every dirty topic's log to its followers. A rolling sweep: it goes round each
+    /// topic's followers, a chunk at a time, and between chunks takes the messages that have
+    /// arrived meanwhile, so the followers not reached yet get them in the same write, and a
+    /// message waits at most one round, not the rest of a sweep and then a whole one.
+    async fn sweep(&mut self, live: &mut mpsc::Receiver<HubEvent>) {
+        let began = std::time::Instant::now();
+        self.take_arrived(live);
+        while let Some(topic) = self.dirty.pop() {
+            loop {
+                let (wrote, head) = self.round(topic, live).await;
+                let Some(followers) = self.topics.get_mut(&topic) else {
+                    break;
+                };
+                if !wrote && followers.head() == head {
+                    // Every follower has everything: the log can go.
+                    followers.base = followers.head();
+                    followers.log.clear();
+                    followers.dirty = false;
+                    if followers.subs.is_empty() {
+                        self.topics.remove(&topic);
                     }
-                }
-                Phase::Behind => {}
-                Phase::Live => {
-                    if !is_new(message.position, sub.last) {
-                        continue;
-                    }
-                    let Some(conn) = self.conns.get_mut(sub.conn.index) else {
-                        continue;
-                    };
-                    let bytes = message.bytes_for(conn.websocket);
-                    if !conn.blocked {
-                        self.outgoing.push((sub.conn.index, bytes));
-                    } else if conn.pending.len() < self.client_queue {
-                        conn.pending.push_back(bytes);
-                    } else {
-                        sub.phase = Phase::Behind;
-                        continue;
-                    }
-                    sub.last = message.position;
-                    sent += 1;
+                    break;
                 }
             }
         }
-        sent
+        ShardMetrics::add(&self.metrics.sweeps, 1);
+        ShardMetrics::add(&self.metrics.sweep_us, began.elapsed().as_micros() as u64);
+    }
+
+    /// One round over `topic`'s followers; whether anything was written, and the head of the
+    /// log at the end of the round.
+    async fn round(&mut self, topic: Topic, live: &mut mpsc::Receiver<HubEvent>) -> (bool, u64) {
+        let mut wrote = false;
+        let mut position = 0;
+        loop {
+            let Some(followers) = self.topics.get_mut(&topic) else {
+                return (wrote, 0);
+            };
+            let Some(sub) = followers.subs.get_mut(position) else {
+                break;
+            };
+            position += 1;
+            let head = followers.base + followers.log.len() as u64;
+            if sub.next >= head {
+                continue;
+            }
+            wrote = true;
+            let new = &followers.log[(sub.next - followers.base) as usize..];
+            sub.next = head;
+            let sent = route(
+                sub,
+                new,
+                &mut self.conns,
+                &mut self.outgoing,
+                self.client_queue,
+            );
+            ShardMetrics::add(&self.metrics.messages_sent, sent);
+            if self.outgoing.len() >= CHUNK {
+                self.flush_outgoing();
+                self.take_arrived(live);
+                // The shard's other tasks (readers, HTTP requests) get a turn.
+                tokio::task::yield_now().await;
+            }
+        }
+        self.flush_outgoing();
+        self.take_arrived(live);
+        let head = self.topics.get(&topic).map_or(0, Followers::head);
+        (wrote, head)
     }
 
     /// The hub missed entries: every subscription catches up from the store after its last.
     fn catch_up_all(&mut self) {
         let mut joins = Vec::new();
-        for (topic, subs) in &mut self.topics {
-            for sub in subs.iter_mut() {
+        for (topic, followers) in &mut self.topics {
+            for sub in followers.subs.iter_mut() {
                 if matches!(sub.phase, Phase::Joining { .. }) {
                     // Its store read may have missed them too: read again after it.
                     if let Phase::Joining { overflowed, .. } = &mut sub.phase {
@@ -691,7 +759,7 @@ impl Engine {
             let Some(sub) = self
                 .topics
                 .get_mut(&topic)
-                .and_then(|s| s.get_mut(position))
+                .and_then(|f| f.subs.get_mut(position))
             else {
                 continue;
             };
@@ -736,9 +804,10 @@ impl Engine {
 
     /// Removes the subscription at `position` of `topic`'s list.
     fn unlink(&mut self, topic: Topic, position: usize) {
-        let Some(subs) = self.topics.get_mut(&topic) else {
+        let Some(followers) = self.topics.get_mut(&topic) else {
             return;
         };
+        let subs = &mut followers.subs;
         if position >= subs.len() {
             return;
         }
@@ -750,7 +819,7 @@ impl Engine {
                 entry.1 = position;
             }
         }
-        if subs.is_empty() {
+        if subs.is_empty() && !followers.dirty {
             self.topics.remove(&topic);
         }
         self.metrics.subscribed(-1);
@@ -905,6 +974,50 @@ impl Engine {
             self.remove(index);
         }
     }
+}
+
+/// Queues `messages` for one follower: to write now (`outgoing`), behind what its socket has
+/// not taken, held while it joins, or dropped while it is behind. Returns how many were queued.
+fn route(
+    sub: &mut Sub,
+    messages: &[Arc<Message>],
+    conns: &mut Slab<Conn>,
+    outgoing: &mut Vec<(usize, Bytes)>,
+    client_queue: usize,
+) -> u64 {
+    let mut sent = 0;
+    for message in messages {
+        match &mut sub.phase {
+            Phase::Joining { held, overflowed } => {
+                if held.len() < client_queue {
+                    held.push(Arc::clone(message));
+                } else {
+                    *overflowed = true;
+                }
+            }
+            Phase::Behind => {}
+            Phase::Live => {
+                if !is_new(message.position, sub.last) {
+                    continue;
+                }
+                let Some(conn) = conns.get_mut(sub.conn.index) else {
+                    continue;
+                };
+                let bytes = message.bytes_for(conn.websocket);
+                if !conn.blocked {
+                    outgoing.push((sub.conn.index, bytes));
+                } else if conn.pending.len() < client_queue {
+                    conn.pending.push_back(bytes);
+                } else {
+                    sub.phase = Phase::Behind;
+                    continue;
+                }
+                sub.last = message.position;
+                sent += 1;
+            }
+        }
+    }
+    sent
 }
 
 /// What a viewer joining `topic` after `cursor` gets from the store.
