@@ -13,3 +13,15 @@ pub fn payload(size: usize, seq: u64) -> String {
     json.push_str("\"}");
     json
 }
+
+/// `{"emitted_at_ms":…,"pad":"xx…"}`, padded to `size` bytes: for a livescore replica, whose
+/// cursors are its store's.
+#[allow(dead_code)] // `floor` includes this file too, and needs only `payload`.
+pub fn uncursored_payload(size: usize) -> String {
+    let emitted = livescore_store::now_ms();
+    let mut json = format!("{{\"emitted_at_ms\":{emitted},\"pad\":\"");
+    let pad = size.saturating_sub(json.len() + 2);
+    json.extend(std::iter::repeat_n('x', pad));
+    json.push_str("\"}");
+    json
+}

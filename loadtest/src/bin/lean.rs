@@ -54,6 +54,14 @@ struct Args {
     /// Publish to this nchan publisher location while measuring.
     #[arg(long)]
     publish: Option<String>,
+    /// Publish to a livescore replica's Redis instead, as its projector would (the entry
+    /// appended to the feed's stream and published on the live channel in one script): the
+    /// replica's fan-out fed exactly as nchan is. `host:port` of Redis.
+    #[arg(long)]
+    publish_redis: Option<String>,
+    /// The replica's `REDIS_PREFIX`, with `--publish-redis`.
+    #[arg(long, default_value = "livescore")]
+    redis_prefix: String,
     /// Publications per second.
     #[arg(long, default_value_t = 4.2)]
     rate: f64,
@@ -69,6 +77,9 @@ struct Args {
     /// A name for the report.
     #[arg(long, default_value = "run")]
     name: String,
+    /// Create this file once every viewer is connected (for scripts that start a burst then).
+    #[arg(long)]
+    ready_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Default)]
@@ -82,7 +93,14 @@ struct Tally {
     window_messages: u64,
     duplicates: u64,
     out_of_order: u64,
+    /// Each viewer's cursors seen and last cursor: after a burst that every viewer followed
+    /// from the same snapshot, all must agree (nothing lost).
+    viewers: Vec<(u64, Option<(u64, u64)>)>,
     latency_us: Option<Histogram<u64>>,
+    /// Latency from the time in the cursor (livescore's cursors are Redis stream ids, which
+    /// start with the Unix milliseconds of the write to the store; the nchan sample's start
+    /// with its publication time): the fan-out's own share of the latency.
+    cursor_latency_us: Option<Histogram<u64>>,
     measuring: bool,
 }
 
@@ -124,6 +142,8 @@ fn parse_cursor(text: &[u8]) -> Option<(u64, u64)> {
 
 /// Scans a viewer's byte stream for messages; keeps the unfinished tail between reads.
 struct Scanner {
+    /// Which viewer this is (its slot in `Tally::viewers`).
+    viewer: usize,
     pending: Vec<u8>,
     last: Option<(u64, u64)>,
     cursor_key: &'static [u8],
@@ -132,8 +152,9 @@ struct Scanner {
 const EMITTED: &[u8] = b"emitted_at_ms\":";
 
 impl Scanner {
-    fn new(websocket: bool) -> Scanner {
+    fn new(websocket: bool, viewer: usize) -> Scanner {
         Scanner {
+            viewer,
             pending: Vec::with_capacity(256),
             last: None,
             cursor_key: if websocket {
@@ -174,12 +195,21 @@ impl Scanner {
             let value = &buf[value_start..value_start + value_len];
             if is_cursor {
                 if let Some(cursor) = parse_cursor(value) {
+                    if tally.measuring && cursor.0 > 1_000_000_000_000 {
+                        let latency = now_us().saturating_sub(cursor.0 * 1000);
+                        if let Some(histogram) = &mut tally.cursor_latency_us {
+                            let _ = histogram.record(latency.max(1));
+                        }
+                    }
                     match self.last {
                         Some(last) if cursor == last => tally.duplicates += 1,
                         Some(last) if cursor < last => tally.out_of_order += 1,
                         _ => {}
                     }
                     self.last = Some(cursor);
+                    if let Some(seen) = tally.viewers.get_mut(self.viewer) {
+                        *seen = (seen.0 + 1, Some(cursor));
+                    }
                 }
             } else {
                 tally.messages += 1;
@@ -220,6 +250,7 @@ fn client_text_frame(text: &str) -> Vec<u8> {
 }
 
 async fn viewer(
+    id: usize,
     addr: String,
     path: String,
     websocket: bool,
@@ -263,7 +294,7 @@ async fn viewer(
             .context("subscribing")?;
     }
     tally.borrow_mut().connected += 1;
-    let mut scanner = Scanner::new(websocket);
+    let mut scanner = Scanner::new(websocket, id);
     scanner.feed(&head[body_start..], &mut tally.borrow_mut());
     loop {
         let n = stream.read(&mut buf).await?;
@@ -297,6 +328,50 @@ async fn publisher(url: String, rate: f64, size: usize, burst: usize) -> anyhow:
             let n = stream.read(&mut response).await?;
             if n == 0 {
                 bail!("the publisher connection closed");
+            }
+        }
+    }
+}
+
+/// What a livescore projector does for one feed entry: XADD to the feed, PUBLISH with the new
+/// id as cursor (`store/src/redis.rs`), in one script.
+const PUBLISH_SCRIPT: &str = "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', 10000, '*', 'e', ARGV[1]) \
+    redis.call('PUBLISH', KEYS[2], '{\"topic\":\"feed\",\"match_id\":0,\"cursor\":\"' .. id .. '\",\"data\":' .. ARGV[1] .. '}') \
+    return id";
+
+/// A RESP command.
+fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Feeds a livescore replica through its Redis, `burst` entries per tick. The entries carry
+/// `emitted_at_ms` and no cursor of their own (the stream id is theirs).
+async fn redis_publisher(
+    addr: String,
+    prefix: String,
+    rate: f64,
+    size: usize,
+    burst: usize,
+) -> anyhow::Result<()> {
+    let mut stream = TcpStream::connect(&addr).await?;
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let (feed, channel) = (format!("{prefix}:feed"), format!("{prefix}:live"));
+    let mut response = vec![0u8; 4096];
+    loop {
+        ticks.tick().await;
+        for _ in 0..burst {
+            let body = sample::uncursored_payload(size);
+            let command = resp(&["EVAL", PUBLISH_SCRIPT, "2", &feed, &channel, &body]);
+            stream.write_all(&command).await?;
+            let n = stream.read(&mut response).await?;
+            if n == 0 || response[0] == b'-' {
+                bail!("redis: {}", String::from_utf8_lossy(&response[..n]).trim());
             }
         }
     }
@@ -385,10 +460,18 @@ struct Report {
     latency_p50_ms: f64,
     latency_p99_ms: f64,
     latency_max_ms: f64,
+    from_cursor_p50_ms: f64,
+    from_cursor_p99_ms: f64,
     server_cpu_us_per_message: Option<f64>,
     server_switches_per_message: Option<f64>,
     server_idle_kb_per_connection: Option<f64>,
     server_busy_kb_per_connection: Option<f64>,
+    /// The fewest and most cursors a viewer saw, the last cursor any saw, and how many viewers
+    /// ended on it.
+    viewer_cursors_min: u64,
+    viewer_cursors_max: u64,
+    last_cursor: Option<String>,
+    viewers_at_last_cursor: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -405,18 +488,21 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args, websocket: bool, addr: String, path: String) -> anyhow::Result<()> {
     let tally: Shared = Rc::new(RefCell::new(Tally {
         latency_us: Some(Histogram::new_with_bounds(1, 600_000_000, 3)?),
+        cursor_latency_us: Some(Histogram::new_with_bounds(1, 600_000_000, 3)?),
         ..Tally::default()
     }));
     let before = usages(&args.server_pids);
     let mut pace = tokio::time::interval(Duration::from_secs_f64(
         1.0 / f64::from(args.connect_rate.max(1)),
     ));
-    for _ in 0..args.clients {
+    tally.borrow_mut().viewers = vec![(0, None); args.clients];
+    for id in 0..args.clients {
         pace.tick().await;
         let tally = Rc::clone(&tally);
         let (addr, path, subscribe) = (addr.clone(), path.clone(), args.subscribe.clone());
         tokio::task::spawn_local(async move {
-            if let Err(err) = viewer(addr, path, websocket, subscribe, Rc::clone(&tally)).await {
+            if let Err(err) = viewer(id, addr, path, websocket, subscribe, Rc::clone(&tally)).await
+            {
                 let mut tally = tally.borrow_mut();
                 if tally.failed < 3 {
                     eprintln!("a viewer failed: {err}");
@@ -436,8 +522,20 @@ async fn run(args: Args, websocket: bool, addr: String, path: String) -> anyhow:
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    if let Some(ready) = &args.ready_file {
+        std::fs::write(ready, b"connected\n").context("writing the ready file")?;
+    }
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
     let idle = usages(&args.server_pids);
+    if let Some(addr) = args.publish_redis.clone() {
+        let (rate, size, burst, prefix) =
+            (args.rate, args.size, args.burst, args.redis_prefix.clone());
+        tokio::task::spawn_local(async move {
+            if let Err(err) = redis_publisher(addr, prefix, rate, size, burst).await {
+                eprintln!("publisher: {err}");
+            }
+        });
+    }
     if let Some(url) = args.publish.clone() {
         let (rate, size, burst) = (args.rate, args.size, args.burst);
         tokio::task::spawn_local(async move {
@@ -458,6 +556,7 @@ async fn run(args: Args, websocket: bool, addr: String, path: String) -> anyhow:
 
     let tally = tally.borrow();
     let histogram = tally.latency_us.as_ref().context("no histogram")?;
+    let from_cursor = tally.cursor_latency_us.as_ref().context("no histogram")?;
     let ms = |us: u64| us as f64 / 1000.0;
     let delivered = tally.window_messages;
     let has_pids = !args.server_pids.is_empty() && delivered > 0;
@@ -465,6 +564,7 @@ async fn run(args: Args, websocket: bool, addr: String, path: String) -> anyhow:
     let per_connection = |after: Usage| {
         (after.rss_kb.saturating_sub(before.rss_kb)) as f64 / tally.connected.max(1) as f64
     };
+    let last = tally.viewers.iter().filter_map(|v| v.1).max();
     let report = Report {
         name: args.name,
         url: args.url,
@@ -480,6 +580,8 @@ async fn run(args: Args, websocket: bool, addr: String, path: String) -> anyhow:
         latency_p50_ms: ms(histogram.value_at_quantile(0.5)),
         latency_p99_ms: ms(histogram.value_at_quantile(0.99)),
         latency_max_ms: ms(histogram.max()),
+        from_cursor_p50_ms: ms(from_cursor.value_at_quantile(0.5)),
+        from_cursor_p99_ms: ms(from_cursor.value_at_quantile(0.99)),
         server_cpu_us_per_message: has_pids.then(|| {
             (end_usage.cpu_ticks - start_usage.cpu_ticks) as f64 / ticks_per_s * 1e6
                 / delivered as f64
@@ -489,6 +591,10 @@ async fn run(args: Args, websocket: bool, addr: String, path: String) -> anyhow:
         server_idle_kb_per_connection: (!args.server_pids.is_empty()).then(|| per_connection(idle)),
         server_busy_kb_per_connection: (!args.server_pids.is_empty())
             .then(|| per_connection(end_usage)),
+        viewer_cursors_min: tally.viewers.iter().map(|v| v.0).min().unwrap_or(0),
+        viewer_cursors_max: tally.viewers.iter().map(|v| v.0).max().unwrap_or(0),
+        last_cursor: last.map(|(a, b)| format!("{a}-{b}")),
+        viewers_at_last_cursor: tally.viewers.iter().filter(|v| v.1 == last).count(),
     };
     println!("{}", serde_json::to_string(&report)?);
     if tally.duplicates > 0 || tally.out_of_order > 0 {
@@ -507,7 +613,7 @@ mod tests {
 
     fn scan(chunks: &[&[u8]], websocket: bool) -> Tally {
         let mut tally = Tally::default();
-        let mut scanner = Scanner::new(websocket);
+        let mut scanner = Scanner::new(websocket, 0);
         for chunk in chunks {
             scanner.feed(chunk, &mut tally);
         }

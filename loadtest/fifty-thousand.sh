@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# 50,000 viewers on one `livescore api` replica (three shards: three descriptor tables of 20,000,
+# the open-file limit here), all following one match, which then runs at maximum speed: a burst
+# of every entry of the match to every viewer. Passes when every viewer saw the same entries,
+# ending on the log's last one, none twice and none out of order.
+#
+#   loadtest/fifty-thousand.sh [sse|ws]     (default: both)
+#
+# The viewers are three `lean` processes (a process holds 20,000 descriptors here). Needs Redis
+# on 6379 and tansu on 19092. Reports go to target/bench/fifty/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -p livescore -p livescore-loadtest
+out=target/bench/fifty
+mkdir -p "$out"
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379} KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:19092}
+export RUST_LOG=warn ADMIN_TOKEN=bench
+viewers=${FIFTY_VIEWERS:-50000}
+processes=3
+game=7471
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+wait_http() { until curl -fsS -o /dev/null "$1"; do sleep 0.2; done; }
+admin() { curl -fsS -o /dev/null -X "$1" -H "Authorization: Bearer bench" "http://127.0.0.1:18070$2"; }
+metric() { curl -fsS http://127.0.0.1:18080/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
+
+for transport in "${@:-sse ws}"; do
+  prefix=fifty-$transport-$(date +%s)
+  export REDIS_PREFIX=$prefix
+  KAFKA_TOPIC=$prefix PROJECTOR_GROUP=$prefix LISTEN=127.0.0.1:18070 \
+    target/release/livescore up >"$out/writer-$transport.log" 2>&1 &
+  writer=$!
+  pids+=("$writer")
+  HTTP_SHARDS=3 LISTEN=127.0.0.1:18080 target/release/livescore api >"$out/api-$transport.log" 2>&1 &
+  api=$!
+  pids+=("$api")
+  wait_http http://127.0.0.1:18070/readyz
+  wait_http http://127.0.0.1:18080/readyz
+  # The match, paused at kick-off, while the viewers connect.
+  admin POST "/games/$game?speed=1"
+  until [ "$(redis-cli --raw XLEN "$prefix:match:$game:log")" -gt 0 ]; do sleep 0.2; done
+  admin POST "/replays/$game/pause"
+  if [ "$transport" = ws ]; then
+    url=ws://127.0.0.1:18080/ws subscribe=(--subscribe "{\"op\":\"subscribe\",\"topic\":\"game:$game\"}")
+  else
+    url=http://127.0.0.1:18080/sse/games/$game subscribe=()
+  fi
+  rm -f "$out"/ready-*
+  leans=()
+  per=$(( (viewers + processes - 1) / processes ))
+  for i in $(seq 1 $processes); do
+    target/release/lean --name "fifty-$transport-$i" --url "$url" "${subscribe[@]}" --clients "$per" \
+      --connect-rate 3000 --settle 1 --seconds "${FIFTY_SECONDS:-150}" --server-pid "$api" \
+      --ready-file "$out/ready-$i" >"$out/$transport-$i.json" 2>"$out/$transport-$i.log" &
+    leans+=($!)
+    pids+=($!)
+  done
+  until [ "$(ls "$out"/ready-* 2>/dev/null | wc -l)" -eq $processes ]; do
+    for pid in "${leans[@]}"; do kill -0 "$pid" 2>/dev/null || { echo "a viewer process died: see $out/$transport-*.log"; exit 1; }; done
+    sleep 1
+  done
+  held=$(( $(metric 'livescore_connections{transport="sse"}') + $(metric 'livescore_connections{transport="ws"}') ))
+  rss=$(metric livescore_process_resident_memory_bytes)
+  snapshot=$(redis-cli --raw XREVRANGE "$prefix:match:$game:log" + - COUNT 1 | head -1)
+  echo "$transport: $held viewers held by one replica (RSS $((rss / 1048576)) MB); the match runs from $snapshot"
+  curl -fsS -o /dev/null -X PUT -H "Authorization: Bearer bench" -H 'content-type: application/json' \
+    -d '{"speed":"max"}' "http://127.0.0.1:18070/replays/$game/speed"
+  admin POST "/replays/$game/resume"
+  for pid in "${leans[@]}"; do wait "$pid" || echo "a viewer process reported a problem"; done
+  expected=$(( $(redis-cli --raw XRANGE "$prefix:match:$game:log" "($snapshot" + | grep -c -- '-') + 1 ))
+  last=$(redis-cli --raw XREVRANGE "$prefix:match:$game:log" + - COUNT 1 | head -1)
+  python3 - "$transport" "$held" "$expected" "$last" "$out/$transport"-*.json <<'PY' | tee "$out/$transport.txt"
+import json, sys
+transport, held, expected, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+runs = [json.loads(open(f).read().strip().splitlines()[-1]) for f in sys.argv[5:]]
+viewers = sum(r["connected"] for r in runs)
+failed = sum(r["failed"] for r in runs)
+lo = min(r["viewer_cursors_min"] for r in runs)
+hi = max(r["viewer_cursors_max"] for r in runs)
+at_last = sum(r["viewers_at_last_cursor"] for r in runs if r["last_cursor"] == last)
+bad = sum(r["duplicates"] + r["out_of_order"] for r in runs)
+delivered = sum(r["delivered"] for r in runs)
+p99 = max(r["latency_p99_ms"] for r in runs)
+ok = failed == 0 and viewers == held and lo == hi == expected and at_last == viewers and bad == 0
+print(f"{transport}: {viewers} viewers ({failed} failed), one replica held {held}; each saw "
+      f"{lo}..{hi} entries (the log: {expected}), {at_last} ended on the log's last entry {last}; "
+      f"{bad} duplicated or reordered; {delivered} messages delivered in the window, "
+      f"p99 {p99:.0f} ms from emission: {'PASS' if ok else 'FAIL'}")
+sys.exit(0 if ok else 1)
+PY
+  kill "$api" "$writer" 2>/dev/null || true
+  wait "$api" "$writer" 2>/dev/null || true
+done
