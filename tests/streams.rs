@@ -279,3 +279,54 @@ async fn a_viewer_too_slow_for_its_queue_catches_up_and_misses_nothing() {
         "the viewer fell behind and caught up"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_leaving_mid_match_do_not_disturb_the_others() {
+    let setup = setup(|_| {}).await;
+    setup.paused_game().await;
+    // Forty viewers; half will leave after a few entries, without a word.
+    let mut stayers = Vec::new();
+    let mut leavers = Vec::new();
+    for i in 0..40 {
+        let base = setup.served.base.clone();
+        let transport = if i % 2 == 0 {
+            Transport::Sse
+        } else {
+            Transport::WebSocket
+        };
+        if i % 4 < 2 {
+            stayers.push(tokio::spawn(async move {
+                let mut seen = Vec::new();
+                assert!(listen_once(transport, &base, GAME, None, &mut seen).await);
+                seen
+            }));
+        } else {
+            leavers.push(tokio::spawn(async move {
+                let mut seen = Vec::new();
+                listen_once(transport, &base, GAME, None, &mut seen).await;
+            }));
+        }
+    }
+    setup
+        .until(|| async { setup.metric("livescore_topic_subscribers").await == 40 })
+        .await;
+    setup.run_at_max_speed();
+    setup
+        .until(|| async { setup.metric("livescore_messages_sent_total").await > 40 * 20 })
+        .await;
+    for leaver in leavers {
+        leaver.abort();
+    }
+    for stayer in stayers {
+        let seen = tokio::time::timeout(Duration::from_secs(60), stayer)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_exact(setup.store.as_ref(), GAME, &seen).await;
+    }
+    // The engine still serves a newcomer.
+    let mut newcomer = TcpStream::connect(setup.addr()).await.unwrap();
+    let request = format!("GET /sse/games/{GAME} HTTP/1.1\r\nHost: test\r\n\r\n");
+    newcomer.write_all(request.as_bytes()).await.unwrap();
+    read_until(&mut newcomer, "event: snapshot").await;
+}

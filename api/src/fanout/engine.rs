@@ -66,6 +66,8 @@ struct Conn {
     waiter: Option<AbortHandle>,
     /// A WebSocket following no topic: since when.
     idle_since: Option<Instant>,
+    /// Gone, to be removed when the sweep in progress is over: nothing more is written to it.
+    doomed: bool,
 }
 
 /// One socket following one topic.
@@ -133,6 +135,16 @@ pub(crate) struct Engine {
     topics: HashMap<Topic, Followers>,
     /// Topics with messages to sweep.
     dirty: Vec<Topic>,
+    /// Store reads in flight for joining viewers, and who waits for each.
+    reads: HashMap<u64, (Topic, Vec<ConnKey>)>,
+    /// The reads a viewer joining a topic from a cursor may still share: none of the topic's
+    /// live messages has arrived since each was sent, so its answer covers all the viewer
+    /// could have missed.
+    open_reads: HashMap<(Topic, Option<String>), u64>,
+    read_ids: u64,
+    /// A sweep is going on: sockets are only marked for removal (`doomed`).
+    sweeping: bool,
+    doomed: Vec<usize>,
     generations: u32,
     /// WebSockets that followed no topic, oldest first (checked against `idle_since`).
     idle: VecDeque<(Instant, ConnKey)>,
@@ -164,6 +176,11 @@ impl Engine {
             conns: Slab::new(),
             topics: HashMap::new(),
             dirty: Vec::new(),
+            reads: HashMap::new(),
+            open_reads: HashMap::new(),
+            read_ids: 0,
+            sweeping: false,
+            doomed: Vec::new(),
             generations: 0,
             idle: VecDeque::new(),
             heartbeat_at: Instant::now() + HEARTBEAT,
@@ -213,11 +230,15 @@ impl Engine {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Adopt { detached, kind } => self.adopt(detached, kind),
-            Command::Joined {
-                conn,
-                topic,
-                outcome,
-            } => self.joined(conn, topic, outcome),
+            Command::Read { id, outcome } => {
+                let Some((topic, waiters)) = self.reads.remove(&id) else {
+                    return;
+                };
+                self.open_reads.retain(|_, open| *open != id);
+                for conn in waiters {
+                    self.joined(conn, topic, outcome.clone());
+                }
+            }
             Command::Client { conn, messages } => self.client(conn, messages),
             Command::Violation { conn, violation } => {
                 if let Some(index) = self.live_index(conn) {
@@ -294,6 +315,7 @@ impl Engine {
             reader,
             waiter: None,
             idle_since: websocket.then_some(now),
+            doomed: false,
         });
         self.metrics.connected(websocket, 1);
         match kind {
@@ -329,17 +351,27 @@ impl Engine {
         self.spawn_join(key, topic, cursor);
     }
 
-    /// Reads the store for a joining subscription; the answer comes back as `Joined`.
-    fn spawn_join(&self, conn: ConnKey, topic: Topic, cursor: Option<String>) {
+    /// Reads the store for a joining subscription; the answer comes back as `Read`. Viewers
+    /// joining the same topic from the same cursor share one read while it is open (a connect
+    /// or reconnect storm costs a few reads, not one per viewer).
+    fn spawn_join(&mut self, conn: ConnKey, topic: Topic, cursor: Option<String>) {
+        let key = (topic, cursor);
+        if let Some(id) = self.open_reads.get(&key)
+            && let Some((_, waiters)) = self.reads.get_mut(id)
+        {
+            waiters.push(conn);
+            return;
+        }
+        self.read_ids += 1;
+        let id = self.read_ids;
+        self.reads.insert(id, (topic, vec![conn]));
+        let cursor = key.1.clone();
+        self.open_reads.insert(key, id);
         let store = Arc::clone(&self.store);
         let commands = self.commands.clone();
         tokio::task::spawn_local(async move {
             let outcome = join(store.as_ref(), topic, cursor).await;
-            let _ = commands.send(Command::Joined {
-                conn,
-                topic,
-                outcome,
-            });
+            let _ = commands.send(Command::Read { id, outcome });
         });
     }
 
@@ -436,6 +468,10 @@ impl Engine {
     fn take(&mut self, event: HubEvent) {
         match event {
             HubEvent::Entry(message) => {
+                if !self.open_reads.is_empty() {
+                    self.open_reads
+                        .retain(|(topic, _), _| *topic != message.topic);
+                }
                 let Some(followers) = self.topics.get_mut(&message.topic) else {
                     return;
                 };
@@ -469,6 +505,7 @@ impl Engine {
     /// message waits at most one round, not the rest of a sweep and then a whole one.
     async fn sweep(&mut self, live: &mut mpsc::Receiver<HubEvent>) {
         let began = std::time::Instant::now();
+        self.sweeping = true;
         self.take_arrived(live);
         while let Some(topic) = self.dirty.pop() {
             loop {
@@ -488,12 +525,16 @@ impl Engine {
                 }
             }
         }
+        self.sweeping = false;
+        for index in std::mem::take(&mut self.doomed) {
+            self.remove(index);
+        }
         ShardMetrics::add(&self.metrics.sweeps, 1);
         ShardMetrics::add(&self.metrics.sweep_us, began.elapsed().as_micros() as u64);
     }
 
     /// One round over `topic`'s followers; whether anything was written, and the head of the
-    /// log at the end of the round.
+    /// log that every follower had reached at the end of the round.
     async fn round(&mut self, topic: Topic, live: &mut mpsc::Receiver<HubEvent>) -> (bool, u64) {
         let mut wrote = false;
         let mut position = 0;
@@ -510,7 +551,10 @@ impl Engine {
                 continue;
             }
             wrote = true;
-            let new = &followers.log[(sub.next - followers.base) as usize..];
+            // Sockets are not removed during a sweep (see `remove`), so every follower is
+            // visited each round and none is left behind the log's base.
+            let from = sub.next.saturating_sub(followers.base) as usize;
+            let new = &followers.log[from.min(followers.log.len())..];
             sub.next = head;
             let sent = route(
                 sub,
@@ -527,9 +571,11 @@ impl Engine {
                 tokio::task::yield_now().await;
             }
         }
+        // The head every follower has now reached, before taking what arrived meanwhile: the
+        // caller trims the log only if nothing did.
+        let head = self.topics.get(&topic).map_or(0, Followers::head);
         self.flush_outgoing();
         self.take_arrived(live);
-        let head = self.topics.get(&topic).map_or(0, Followers::head);
         (wrote, head)
     }
 
@@ -577,7 +623,7 @@ impl Engine {
             while let Some((_, bytes)) = queued.next_if(|(next, _)| *next == index) {
                 parts.push(bytes);
             }
-            let Some(conn) = self.conns.get(index) else {
+            let Some(conn) = self.conns.get(index).filter(|conn| !conn.doomed) else {
                 parts.truncate(start);
                 continue;
             };
@@ -788,7 +834,19 @@ impl Engine {
     }
 
     /// Closes socket `index`: its tasks stop, its subscriptions go, the socket is closed.
+    /// During a sweep it is only marked, and removed once the sweep is over: removing a
+    /// subscription moves another into its place in the topic's list, which the sweep's
+    /// round could then skip.
     fn remove(&mut self, index: usize) {
+        if self.sweeping {
+            if let Some(conn) = self.conns.get_mut(index)
+                && !conn.doomed
+            {
+                conn.doomed = true;
+                self.doomed.push(index);
+            }
+            return;
+        }
         let Some(conn) = self.conns.try_remove(index) else {
             return;
         };
@@ -1000,7 +1058,7 @@ fn route(
                 if !is_new(message.position, sub.last) {
                     continue;
                 }
-                let Some(conn) = conns.get_mut(sub.conn.index) else {
+                let Some(conn) = conns.get_mut(sub.conn.index).filter(|conn| !conn.doomed) else {
                     continue;
                 };
                 let bytes = message.bytes_for(conn.websocket);

@@ -71,20 +71,21 @@ impl EngineHandle {
 }
 
 /// Why following a topic could not go on.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Ended {
     /// A match the store does not hold.
     NoSuchTopic,
-    Store(StoreError),
+    Store(Arc<StoreError>),
 }
 
 impl From<StoreError> for Ended {
     fn from(err: StoreError) -> Self {
-        Ended::Store(err)
+        Ended::Store(Arc::new(err))
     }
 }
 
 /// What the store said when a viewer joined a topic.
+#[derive(Clone)]
 pub(crate) struct Joined {
     /// A snapshot (first, or the cursor was unknown), or the entries after `after`.
     pub messages: Vec<Arc<Message>>,
@@ -101,9 +102,9 @@ pub(crate) enum Command {
         detached: Detached,
         kind: Kind,
     },
-    Joined {
-        conn: ConnKey,
-        topic: Topic,
+    /// A store read for joining viewers (see `Engine::spawn_join`) answered.
+    Read {
+        id: u64,
         outcome: Result<Joined, Ended>,
     },
     /// Whole messages a WebSocket client sent.
