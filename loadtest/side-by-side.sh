@@ -13,7 +13,9 @@
 # - `livescore api` under the real load: a separate `livescore up` on tansu and Redis replays
 #   four matches at speed 60 into that Redis (its events come in bursts), latency counted from
 #   the producer's emission, so the pipeline (Kafka, projector, Redis) is in it.
-# The API's CPU is its own (the producer and projector are another process). Needs Redis on 6379
+# The API's CPU is its own (the producer and projector are another process). It runs one shard
+# (SIDE_SHARDS), as nchan runs one worker: the client shares the two cores, and a server that
+# sweeps on both starves it. Needs Redis on 6379
 # and tansu on 19092 (scripts/test starts them) and nginx with nchan (installed if missing).
 # Reports (one JSON line per run) and a markdown table go to target/bench/side/.
 set -euo pipefail
@@ -68,18 +70,25 @@ pids+=($!)
 wait_http http://127.0.0.1:18070/readyz
 api=
 start_api() {
-  LISTEN=127.0.0.1:18080 ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} target/release/livescore api \
-    >"$out/api.log" 2>&1 &
+  # Info: the log says which viewer was let go and why, if one was.
+  RUST_LOG=info HTTP_SHARDS=${SIDE_SHARDS:-1} LISTEN=127.0.0.1:18080 \
+    ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} target/release/livescore api \
+    >>"$out/api.log" 2>&1 &
   api=$!
   pids+=("$api")
   wait_http http://127.0.0.1:18080/readyz
 }
 
 lean() { ${LOADTEST_CPUS:+taskset -c "$LOADTEST_CPUS"} target/release/lean "$@"; }
-replays() { # (re)start the four replays at speed 60
+replays() { # start | stop: the four replays at speed 60 (a start restarts them)
   for game in $games; do
-    curl -fsS -o /dev/null -X POST -H "Authorization: Bearer bench" \
-      "http://127.0.0.1:18070/games/$game?speed=60"
+    if [ "$1" = start ]; then
+      curl -fsS -o /dev/null -X POST -H "Authorization: Bearer bench" \
+        "http://127.0.0.1:18070/games/$game?speed=60"
+    else
+      curl -fsS -o /dev/null -X POST -H "Authorization: Bearer bench" \
+        "http://127.0.0.1:18070/replays/$game/stop" || true
+    fi
   done
 }
 urls() { # transport: sets ls_url, nchan_url, subscribe
@@ -101,11 +110,13 @@ for n in $clients; do
       --seconds "$seconds" --publish-redis 127.0.0.1:6379 --redis-prefix "$prefix" \
       --rate "$rate" --size "$size" --server-pid "$api" | tee -a "$out/runs.jsonl"
     stop "$api"
-    replays
+    replays start
     start_api
     lean --name "livescore-$t-$n" --url "$ls_url" "${subscribe[@]}" --clients "$n" \
       --seconds "$seconds" --server-pid "$api" | tee -a "$out/runs.jsonl"
     stop "$api"
+    # The other runs have the machine to themselves.
+    replays stop
     start_nchan
     lean --name "nchan-$t-$n" --url "$nchan_url" --clients "$n" --seconds "$seconds" \
       --publish http://127.0.0.1:18090/pub --rate "$rate" --size "$size" \
@@ -115,9 +126,6 @@ for n in $clients; do
 done
 
 # Idle memory: viewers that receive nothing (no replay running, nothing published).
-for game in $games; do
-  curl -fsS -o /dev/null -X POST -H "Authorization: Bearer bench" "http://127.0.0.1:18070/replays/$game/stop" || true
-done
 idle=${SIDE_IDLE:-5000}
 for t in $transports; do
   urls "$t"
@@ -147,6 +155,9 @@ for name, nc in runs.items():
         continue
     cpu = [r["server_cpu_us_per_message"] or 0 for r in (nc, ls, real)]
     bad = sum(r["duplicates"] + r["out_of_order"] for r in (nc, ls, real))
+    lost = sum(r["failed"] + r["closed"] for r in (nc, ls, real))
+    if lost:
+        bad = f"{bad}; {lost} viewers failed or were closed"
     print(f"| {int(n):,} | {t} | {cpu[0]:.1f} / **{cpu[1]:.1f}** ({ratio(cpu[1], cpu[0])}) / {cpu[2]:.1f} "
           f"| {nc['latency_p50_ms']:.0f} / {nc['latency_p99_ms']:.0f} ; **{ls['latency_p50_ms']:.0f} / {ls['latency_p99_ms']:.0f}** "
           f"({ratio(ls['latency_p99_ms'], nc['latency_p99_ms'])}) ; {real['latency_p50_ms']:.0f} / {real['latency_p99_ms']:.0f} "
