@@ -77,6 +77,10 @@ struct Args {
     /// A name for the report.
     #[arg(long, default_value = "run")]
     name: String,
+    /// Connect from this local address (a loopback address of its own per process lets a
+    /// machine open more than the ~28,000 connections one source address has ports for).
+    #[arg(long)]
+    source: Option<std::net::IpAddr>,
     /// Create this file once every viewer is connected (for scripts that start a burst then).
     #[arg(long)]
     ready_file: Option<std::path::PathBuf>,
@@ -251,13 +255,42 @@ fn client_text_frame(text: &str) -> Vec<u8> {
 
 async fn viewer(
     id: usize,
+    source: Option<std::net::IpAddr>,
     addr: String,
     path: String,
     websocket: bool,
     subscribe: Option<String>,
     tally: Shared,
 ) -> anyhow::Result<()> {
-    let mut stream = TcpStream::connect(&addr).await?;
+    let mut stream = match source {
+        Some(source) => {
+            let target: std::net::SocketAddr = addr
+                .parse()
+                .context("--source needs an IP address in --url")?;
+            let socket = if target.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            // The port is chosen at connect, unique per destination: a bind to port 0 alone
+            // searches the whole range for a port free for every destination, which takes
+            // milliseconds with tens of thousands bound (and stalls this thread meanwhile).
+            let on: libc::c_int = 1;
+            // SAFETY: an int option on this socket's descriptor.
+            unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&socket),
+                    libc::IPPROTO_IP,
+                    libc::IP_BIND_ADDRESS_NO_PORT,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+            socket.bind(std::net::SocketAddr::new(source, 0))?;
+            socket.connect(target).await?
+        }
+        None => TcpStream::connect(&addr).await?,
+    };
     let request = if websocket {
         format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -500,8 +533,18 @@ async fn run(args: Args, websocket: bool, addr: String, path: String) -> anyhow:
         pace.tick().await;
         let tally = Rc::clone(&tally);
         let (addr, path, subscribe) = (addr.clone(), path.clone(), args.subscribe.clone());
+        let source = args.source;
         tokio::task::spawn_local(async move {
-            if let Err(err) = viewer(id, addr, path, websocket, subscribe, Rc::clone(&tally)).await
+            if let Err(err) = viewer(
+                id,
+                source,
+                addr,
+                path,
+                websocket,
+                subscribe,
+                Rc::clone(&tally),
+            )
+            .await
             {
                 let mut tally = tally.borrow_mut();
                 if tally.failed < 3 {
