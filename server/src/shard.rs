@@ -3,7 +3,7 @@
 //!
 //! Why a table of its own: the open-file limit (`RLIMIT_NOFILE`) bounds the descriptor numbers
 //! of a table, not of a process. Each shard thread leaves the process's table for a private one
-//! (see `with_own_descriptor_table`) and opens its listener, its runtime's epoll and every
+//! (see `own_descriptor_table`) and opens its listener, its runtime's epoll and every
 //! client socket there. A socket is only ever touched by the shard that accepted it (the
 //! runtime is single-threaded, and what it spawns as blocking threads shares its table).
 //! Shard threads block every signal: the rest of the process handles them.
@@ -195,22 +195,20 @@ impl Starting {
 /// Builds the shard's runtime, waits for every other shard to have built theirs, then moves to
 /// a descriptor table of its own.
 fn prepare(index: usize, built: &Barrier) -> Result<tokio::runtime::Runtime, ServerError> {
-    // Signals go to the other threads: tokio's signal handler writes to a pipe by its number in
-    // the process's table, which this table does not hold.
+    // Signals go to the other threads: tokio's signal handler writes to a process-wide socket
+    // by its number in the process's table.
     // SAFETY: a sigset filled by sigfillset, applied to this thread only.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
     }
-    let before = descriptors();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
-    let after = descriptors();
     built.wait();
     let runtime = runtime.map_err(|source| ServerError::Shard { index, source })?;
-    own_descriptor_table(index, &before, &after);
+    own_descriptor_table(index);
     Ok(runtime)
 }
 
@@ -221,14 +219,17 @@ fn prepare(index: usize, built: &Barrier) -> Result<tokio::runtime::Runtime, Ser
 /// - every anonymous inode (epolls, eventfds): a task on this shard woken from another thread
 ///   is woken by a write to its runtime's eventfd *by number, in the waking thread's table*,
 ///   and the other way round; every runtime's eventfd is at the same number in every table;
-/// - this runtime's copy of tokio's signal pipe (the socket its build duplicated).
+/// - every descriptor of a Unix socket open at more than one number: tokio's process-wide
+///   signal socket and each runtime's duplicate of it, this runtime's among them (its signal
+///   driver reads and closes it by number).
+///
+/// The rule looks only at what a descriptor is, never at when it appeared: other threads open
+/// and close descriptors while shards start (other shards, tests in the same process), so a
+/// "what did my build add" diff of the table races with them and once closed this runtime's
+/// own signal socket.
 ///
 /// If the kernel refuses, the shard shares the process's table (and its limit).
-fn own_descriptor_table(
-    index: usize,
-    before: &[(libc::c_int, String)],
-    after: &[(libc::c_int, String)],
-) {
+fn own_descriptor_table(index: usize) {
     // SAFETY: unshare affects this thread's descriptor table only.
     if unsafe { libc::unshare(libc::CLONE_FILES) } != 0 {
         tracing::warn!(
@@ -238,22 +239,33 @@ fn own_descriptor_table(
         );
         return;
     }
-    let existed = |target: &str| before.iter().any(|(_, t)| t == target);
-    let duplicated_by_build: Vec<libc::c_int> = after
-        .iter()
-        .filter(|(fd, target)| {
-            target.starts_with("socket:") && existed(target) && !before.iter().any(|(f, _)| f == fd)
-        })
-        .map(|(fd, _)| *fd)
-        .collect();
-    for (fd, target) in descriptors() {
-        let keep =
-            fd <= 2 || target.starts_with("anon_inode:") || duplicated_by_build.contains(&fd);
+    let table = descriptors();
+    let numbers_of = |target: &str| table.iter().filter(|(_, t)| t == target).count();
+    for (fd, target) in &table {
+        let keep = *fd <= 2
+            || target.starts_with("anon_inode:")
+            || (is_unix_socket(*fd) && numbers_of(target) > 1);
         if !keep {
-            // SAFETY: a descriptor of this private table that nothing on this thread uses.
-            unsafe { libc::close(fd) };
+            // SAFETY: a descriptor of this private table that nothing on this thread owns.
+            unsafe { libc::close(*fd) };
         }
     }
+}
+
+fn is_unix_socket(fd: libc::c_int) -> bool {
+    let mut domain: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: SO_DOMAIN writes one c_int into `domain`, whose size `len` gives.
+    let read = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            (&mut domain as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    read == 0 && domain == libc::AF_UNIX
 }
 
 /// The calling thread's descriptors and what each refers to (`socket:[123]`, `pipe:[4]`,
