@@ -63,6 +63,9 @@ pub struct ApiState {
     /// This shard's fan-out engine (see [`ApiState::on_shard`]); without one, live streams
     /// answer 500.
     pub engine: Option<fanout::EngineHandle>,
+    /// The runtime `new` ran on, where the store's connections live; shards reach the store
+    /// through it (see [`livescore_store::on_runtime`]).
+    pub home: tokio::runtime::Handle,
 }
 
 /// The default of [`ApiState::slow_client`].
@@ -91,15 +94,25 @@ impl ApiState {
             io_uring: true,
             send_buffer: None,
             engine: None,
+            home: tokio::runtime::Handle::current(),
         })
     }
 
     /// The state for one shard of the server: the same, with a fan-out engine started on that
-    /// shard (call it on the shard's thread: `livescore_server::MakeApp` is).
+    /// shard (call it on the shard's thread: `livescore_server::MakeApp` is), and the store
+    /// reached through the home runtime, so that no store connection opens in the shard's
+    /// descriptor table.
     pub fn on_shard(&self, shard: &livescore_server::Shard) -> ApiState {
-        ApiState {
-            engine: Some(fanout::start(self, shard)),
+        let on_shard = ApiState {
+            store: Arc::new(livescore_store::on_runtime::OnRuntime::new(
+                Arc::clone(&self.store),
+                self.home.clone(),
+            )),
             ..self.clone()
+        };
+        ApiState {
+            engine: Some(fanout::start(&on_shard, shard)),
+            ..on_shard
         }
     }
 }

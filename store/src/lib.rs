@@ -12,6 +12,7 @@
 
 pub mod memory;
 pub mod model;
+pub mod on_runtime;
 pub mod redis;
 
 pub use model::{
@@ -31,6 +32,10 @@ pub enum StoreError {
     },
     #[error("unexpected answer from the store: {0}")]
     Protocol(String),
+    /// The runtime a call was sent to (see [`on_runtime::OnRuntime`]) dropped it: it is
+    /// shutting down, or the call panicked.
+    #[error("the store call did not complete: {0}")]
+    Runtime(String),
 }
 
 /// How many entries a match's log keeps (a whole match has about 200) and the feed keeps.
