@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The BENCHMARKS.md load-test scenarios, one after the other, on this machine:
-#   loadtest/scenarios.sh [1|2|3|4 ...]   (default: all)
+#   loadtest/scenarios.sh [1|2|3|4|nchan|fifty ...]   (default: 1 to 4)
+# `nchan` is loadtest/side-by-side.sh (livescore and nchan, side by side, every row), `fifty`
+# loadtest/fifty-thousand.sh (50,000 viewers on one replica); each says more in its header.
 # Needs Redis on 127.0.0.1:6379 and tansu on 127.0.0.1:19092 (scripts/test or scripts/cluster
 # start them) and nginx for scenario 3. Results (JSON and SVG plots) go to target/bench/.
 # SERVER_CPUS pins the one-replica scenarios' server, LOADTEST_CPUS the load generator, to cores
@@ -87,6 +89,8 @@ scenario() {
       one_replica idle-sse-10k --idle --hold 10 --clients 10000 --transport sse --stream list
       one_replica idle-ws-10k --idle --hold 10 --clients 10000 --transport ws --stream list
       ;;
+    nchan) loadtest/side-by-side.sh ;;
+    fifty) loadtest/fifty-thousand.sh ;;
     *) echo "no scenario $1" >&2; exit 2 ;;
   esac
 }

@@ -111,10 +111,27 @@ async fn two_hundred_half_open_connections_are_closed_after_the_header_timeout()
 async fn connections_past_the_limit_get_a_json_503_and_the_rest_carry_on() {
     // A header timeout long enough that the held connections stay while the test needs them.
     let (_up, base) = up_with_header_timeout(Duration::from_secs(60)).await;
-    // The limit's worth of idle connections.
+    // The limit's worth of kept-alive connections, each answered once: connected is not yet
+    // accepted, and the shards accept from queues of their own, so a connection still queued
+    // at one shard could be refused after the extra one below took the last place at another.
     let mut held = Vec::new();
     for _ in 0..MAX_CONNECTIONS {
-        held.push(TcpStream::connect(addr(&base)).await.unwrap());
+        let mut socket = TcpStream::connect(addr(&base)).await.unwrap();
+        socket
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        while !answer.ends_with(b"\r\n\r\nok") {
+            let mut buffer = [0u8; 512];
+            let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buffer))
+                .await
+                .expect("a held connection is answered")
+                .unwrap();
+            assert!(n > 0, "a held connection was closed: {answer:?}");
+            answer.extend_from_slice(&buffer[..n]);
+        }
+        held.push(socket);
     }
     // The next one is refused at once, with a reason.
     let mut extra = TcpStream::connect(addr(&base)).await.unwrap();
