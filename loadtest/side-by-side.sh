@@ -169,3 +169,4 @@ for t in ("sse", "ws"):
         print(f"| {ls['clients']:,} idle | {t} | | | {nc['server_idle_kb_per_connection']:.1f} / **{ls['server_idle_kb_per_connection']:.1f}** | | |")
 PY
 cat "$out/table.md"
+python3 loadtest/side_plot.py "$out/runs.jsonl" "$out"
