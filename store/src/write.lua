@@ -1,0 +1,25 @@
+-- KEYS: epoch, match hash, match log, feed, games
+-- ARGV: epoch, expected run ('' = absent), expected seq, run, seq, doc, match id, summary
+--       ('' = none), max stream length, channel, entries...
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'EPOCH'} end
+local current = redis.call('HMGET', KEYS[2], 'run', 'seq')
+if ARGV[2] == '' then
+  if current[1] then return {'CONFLICT'} end
+elseif current[1] ~= ARGV[2] or current[2] ~= ARGV[3] then
+  return {'CONFLICT'}
+end
+redis.call('HSET', KEYS[2], 'run', ARGV[4], 'seq', ARGV[5], 'doc', ARGV[6])
+local reply = {'OK'}
+for i = 11, #ARGV do
+  local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*', 'e', ARGV[i])
+  reply[#reply + 1] = id
+  redis.call('PUBLISH', ARGV[10],
+    '{"topic":"match","match_id":' .. ARGV[7] .. ',"cursor":"' .. id .. '","data":' .. ARGV[i] .. '}')
+end
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[5], ARGV[7], ARGV[8])
+  local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 'e', ARGV[8])
+  redis.call('PUBLISH', ARGV[10],
+    '{"topic":"feed","match_id":' .. ARGV[7] .. ',"cursor":"' .. id .. '","data":' .. ARGV[8] .. '}')
+end
+return reply
