@@ -28,9 +28,6 @@ use crate::startup::Engines;
     about = "Live football scores from replayed StatsBomb matches"
 )]
 struct Cli {
-    /// The data directory: StatsBomb `matches/`, `events/` and `lineups/`.
-    #[arg(long, env = "DATA_DIR", default_value = "data", global = true)]
-    data_dir: PathBuf,
     /// Log as JSON lines instead of text (logs go to stderr).
     #[arg(long, env = "LOG_JSON", global = true)]
     log_json: bool,

@@ -89,7 +89,7 @@ fn fold_fails_clearly_on_an_unknown_game_or_a_bad_file() {
     assert!(message.contains("123.json: line 2"), "{message}");
     assert!(message.contains("invalid type"), "{message}");
 
-    let output = livescore(&["--data-dir", "/nonexistent", "games"]);
+    let output = livescore(&["games", "--data-dir", "/nonexistent"]);
     assert!(!output.status.success());
     assert!(
         stderr(&output).contains("/nonexistent"),
