@@ -70,6 +70,13 @@ struct Conn {
     doomed: bool,
 }
 
+/// A store read in flight for viewers joining `topic` from `cursor`.
+struct SharedRead {
+    topic: Topic,
+    cursor: Option<String>,
+    waiters: Vec<ConnKey>,
+}
+
 /// One socket following one topic.
 struct Sub {
     conn: ConnKey,
@@ -136,7 +143,7 @@ pub(crate) struct Engine {
     /// Topics with messages to sweep.
     dirty: Vec<Topic>,
     /// Store reads in flight for joining viewers, and who waits for each.
-    reads: HashMap<u64, (Topic, Vec<ConnKey>)>,
+    reads: HashMap<u64, SharedRead>,
     /// The reads a viewer joining a topic from a cursor may still share: none of the topic's
     /// live messages has arrived since each was sent, so its answer covers all the viewer
     /// could have missed.
@@ -231,12 +238,15 @@ impl Engine {
         match command {
             Command::Adopt { detached, kind } => self.adopt(detached, kind),
             Command::Read { id, outcome } => {
-                let Some((topic, waiters)) = self.reads.remove(&id) else {
+                let Some(read) = self.reads.remove(&id) else {
                     return;
                 };
-                self.open_reads.retain(|_, open| *open != id);
-                for conn in waiters {
-                    self.joined(conn, topic, outcome.clone());
+                let key = (read.topic, read.cursor);
+                if self.open_reads.get(&key) == Some(&id) {
+                    self.open_reads.remove(&key);
+                }
+                for conn in read.waiters {
+                    self.joined(conn, key.0, &outcome);
                 }
             }
             Command::Client { conn, messages } => self.client(conn, messages),
@@ -357,15 +367,22 @@ impl Engine {
     fn spawn_join(&mut self, conn: ConnKey, topic: Topic, cursor: Option<String>) {
         let key = (topic, cursor);
         if let Some(id) = self.open_reads.get(&key)
-            && let Some((_, waiters)) = self.reads.get_mut(id)
+            && let Some(read) = self.reads.get_mut(id)
         {
-            waiters.push(conn);
+            read.waiters.push(conn);
             return;
         }
         self.read_ids += 1;
         let id = self.read_ids;
-        self.reads.insert(id, (topic, vec![conn]));
         let cursor = key.1.clone();
+        self.reads.insert(
+            id,
+            SharedRead {
+                topic,
+                cursor: cursor.clone(),
+                waiters: vec![conn],
+            },
+        );
         self.open_reads.insert(key, id);
         let store = Arc::clone(&self.store);
         let commands = self.commands.clone();
@@ -385,7 +402,9 @@ impl Engine {
             .map(|(_, position)| *position)
     }
 
-    fn joined(&mut self, key: ConnKey, topic: Topic, outcome: Result<Joined, Ended>) {
+    /// A joining viewer's share of a store read (one read may answer many viewers: see
+    /// `spawn_join`).
+    fn joined(&mut self, key: ConnKey, topic: Topic, outcome: &Result<Joined, Ended>) {
         let Some(position) = self.sub_position(key, topic) else {
             return;
         };
@@ -542,17 +561,21 @@ impl Engine {
             let Some(followers) = self.topics.get_mut(&topic) else {
                 return (wrote, 0);
             };
+            let head = followers.head();
             let Some(sub) = followers.subs.get_mut(position) else {
                 break;
             };
             position += 1;
-            let head = followers.base + followers.log.len() as u64;
             if sub.next >= head {
                 continue;
             }
             wrote = true;
             // Sockets are not removed during a sweep (see `remove`), so every follower is
             // visited each round and none is left behind the log's base.
+            debug_assert!(
+                sub.next >= followers.base,
+                "a follower behind the log's base"
+            );
             let from = sub.next.saturating_sub(followers.base) as usize;
             let new = &followers.log[from.min(followers.log.len())..];
             sub.next = head;

@@ -71,21 +71,20 @@ impl EngineHandle {
 }
 
 /// Why following a topic could not go on.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Ended {
     /// A match the store does not hold.
     NoSuchTopic,
-    Store(Arc<StoreError>),
+    Store(StoreError),
 }
 
 impl From<StoreError> for Ended {
     fn from(err: StoreError) -> Self {
-        Ended::Store(Arc::new(err))
+        Ended::Store(err)
     }
 }
 
 /// What the store said when a viewer joined a topic.
-#[derive(Clone)]
 pub(crate) struct Joined {
     /// A snapshot (first, or the cursor was unknown), or the entries after `after`.
     pub messages: Vec<Arc<Message>>,
