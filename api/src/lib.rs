@@ -103,17 +103,15 @@ impl ApiState {
     /// reached through the home runtime, so that no store connection opens in the shard's
     /// descriptor table.
     pub fn on_shard(&self, shard: &livescore_server::Shard) -> ApiState {
-        let on_shard = ApiState {
+        let mut on_shard = ApiState {
             store: Arc::new(livescore_store::on_runtime::OnRuntime::new(
                 Arc::clone(&self.store),
                 self.home.clone(),
             )),
             ..self.clone()
         };
-        ApiState {
-            engine: Some(fanout::start(&on_shard, shard)),
-            ..on_shard
-        }
+        on_shard.engine = Some(fanout::start(&on_shard, shard));
+        on_shard
     }
 }
 
