@@ -240,11 +240,14 @@ fn own_descriptor_table(index: usize) {
         return;
     }
     let table = descriptors();
-    let numbers_of = |target: &str| table.iter().filter(|(_, t)| t == target).count();
+    let mut numbers_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (_, target) in &table {
+        *numbers_of.entry(target).or_default() += 1;
+    }
     for (fd, target) in &table {
         let keep = *fd <= 2
             || target.starts_with("anon_inode:")
-            || (is_unix_socket(*fd) && numbers_of(target) > 1);
+            || (numbers_of[target.as_str()] > 1 && is_unix_socket(*fd));
         if !keep {
             // SAFETY: a descriptor of this private table that nothing on this thread owns.
             unsafe { libc::close(*fd) };
@@ -253,19 +256,12 @@ fn own_descriptor_table(index: usize) {
 }
 
 fn is_unix_socket(fd: libc::c_int) -> bool {
-    let mut domain: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: SO_DOMAIN writes one c_int into `domain`, whose size `len` gives.
-    let read = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_DOMAIN,
-            (&mut domain as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    read == 0 && domain == libc::AF_UNIX
+    // SAFETY: `fd` is open in this table for the duration of the call (listed just before, and
+    // only this thread closes descriptors of this table).
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    socket2::SockRef::from(&fd)
+        .domain()
+        .is_ok_and(|domain| domain == socket2::Domain::UNIX)
 }
 
 /// The calling thread's descriptors and what each refers to (`socket:[123]`, `pipe:[4]`,
