@@ -253,6 +253,37 @@ fn client_text_frame(text: &str) -> Vec<u8> {
     frame
 }
 
+/// Connects to `addr` (an IP address and port) from the local address `source`.
+async fn connect_from(source: std::net::IpAddr, addr: &str) -> anyhow::Result<TcpStream> {
+    let target: std::net::SocketAddr = addr
+        .parse()
+        .context("--source needs an IP address in --url")?;
+    let socket = if target.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // The port is chosen at connect, unique per destination: a bind to port 0 alone searches
+    // the whole range for a port free for every destination, which takes milliseconds with tens
+    // of thousands bound (and stalls this thread meanwhile).
+    let on: libc::c_int = 1;
+    // SAFETY: an int option on this socket's descriptor, `on` being that int.
+    let set = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        return Err(std::io::Error::last_os_error()).context("IP_BIND_ADDRESS_NO_PORT");
+    }
+    socket.bind(std::net::SocketAddr::new(source, 0))?;
+    Ok(socket.connect(target).await?)
+}
+
 async fn viewer(
     id: usize,
     source: Option<std::net::IpAddr>,
@@ -263,32 +294,7 @@ async fn viewer(
     tally: Shared,
 ) -> anyhow::Result<()> {
     let mut stream = match source {
-        Some(source) => {
-            let target: std::net::SocketAddr = addr
-                .parse()
-                .context("--source needs an IP address in --url")?;
-            let socket = if target.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()?
-            } else {
-                tokio::net::TcpSocket::new_v6()?
-            };
-            // The port is chosen at connect, unique per destination: a bind to port 0 alone
-            // searches the whole range for a port free for every destination, which takes
-            // milliseconds with tens of thousands bound (and stalls this thread meanwhile).
-            let on: libc::c_int = 1;
-            // SAFETY: an int option on this socket's descriptor.
-            unsafe {
-                libc::setsockopt(
-                    std::os::fd::AsRawFd::as_raw_fd(&socket),
-                    libc::IPPROTO_IP,
-                    libc::IP_BIND_ADDRESS_NO_PORT,
-                    (&on as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
-            socket.bind(std::net::SocketAddr::new(source, 0))?;
-            socket.connect(target).await?
-        }
+        Some(source) => connect_from(source, &addr).await?,
         None => TcpStream::connect(&addr).await?,
     };
     let request = if websocket {
