@@ -28,6 +28,8 @@ trap cleanup EXIT
 wait_http() { until curl -fsS -o /dev/null "$1"; do sleep 0.2; done; }
 admin() { curl -fsS -o /dev/null -X "$1" -H "Authorization: Bearer bench" "http://127.0.0.1:18070$2"; }
 metric() { curl -fsS http://127.0.0.1:18080/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
+# How many entries the games list's stream holds after the entry id $1.
+feed_entries_after() { redis-cli --raw XRANGE "$prefix:feed" "($1" + | grep -cE '^[0-9]+-[0-9]+$'; }
 
 transports=("$@")
 [ ${#transports[@]} -gt 0 ] || transports=(sse ws)
@@ -78,12 +80,12 @@ for transport in "${transports[@]}"; do
   curl -fsS -o /dev/null -X PUT -H "Authorization: Bearer bench" -H 'content-type: application/json' \
     -d '{"speed":"max"}' "http://127.0.0.1:18070/replays/$game/speed"
   admin POST "/replays/$game/resume"
-  until [ "$(redis-cli --raw XRANGE "$prefix:feed" "($snapshot" + | grep -cE '^[0-9]+-[0-9]+$')" -ge "${FIFTY_BURST:-20}" ]; do
+  until [ "$(feed_entries_after "$snapshot")" -ge "${FIFTY_BURST:-20}" ]; do
     sleep 0.01
   done
   admin POST "/replays/$game/pause"
   for pid in "${leans[@]}"; do wait "$pid" || echo "a viewer process reported a problem"; done
-  expected=$(( $(redis-cli --raw XRANGE "$prefix:feed" "($snapshot" + | grep -cE '^[0-9]+-[0-9]+$') + 1 ))
+  expected=$(( $(feed_entries_after "$snapshot") + 1 ))
   last=$(redis-cli --raw XREVRANGE "$prefix:feed" + - COUNT 1 | head -1)
   python3 - "$transport" "$held" "$expected" "$last" "$out/$transport"-*.json <<'PY' | tee "$out/$transport.txt"
 import json, sys

@@ -25,7 +25,8 @@ if [ "$t" = ws ]; then
 else
   url=http://127.0.0.1:18080/sse/games subscribe=()
 fi
-sent() { curl -fsS http://127.0.0.1:18080/metrics | awk '/^livescore_messages_sent_total/ { s += $2 } END { print s + 0 }'; }
+# A metric of the replica, summed over its labels.
+metric() { curl -fsS http://127.0.0.1:18080/metrics | awk -v m="$1" '$1 ~ "^" m "({|$)" { s += $2 } END { print s + 0 }'; }
 
 for uring in true false; do
   FANOUT_IO_URING=$uring HTTP_SHARDS=1 LISTEN=127.0.0.1:18080 REDIS_PREFIX=$prefix \
@@ -38,15 +39,15 @@ for uring in true false; do
     --rate 4.2 --size 582 >"$out/lean-$uring.json" &
   lean=$!
   # Until every viewer is connected and messages flow.
-  until [ "$(curl -fsS http://127.0.0.1:18080/metrics | awk '/^livescore_connections/ { s += $2 } END { print s + 0 }')" -ge "$n" ]; do sleep 0.5; done
+  until [ "$(metric livescore_connections)" -ge "$n" ]; do sleep 0.5; done
   sleep 3
-  before=$(sent)
+  before=$(metric livescore_messages_sent_total)
   strace -c -f -p "$api" -o "$out/strace-$uring.txt" &
   tracer=$!
   sleep "$seconds"
   kill -INT "$tracer"
   wait "$tracer" || true
-  after=$(sent)
+  after=$(metric livescore_messages_sent_total)
   calls=$(awk '$NF == "total" { print $4 }' "$out/strace-$uring.txt")
   echo "io_uring=$uring: $calls system calls for $((after - before)) messages delivered:" \
     "$(awk -v c="$calls" -v m="$((after - before))" 'BEGIN { printf "%.3f", c / m }') per message"
