@@ -202,8 +202,11 @@ async fn the_openapi_document_is_complete_and_its_page_needs_no_network() {
         "Update",
         "Entry",
         "MatchSummary",
-        "Request",
+        "ClientRequest",
         "ServerFrame",
+        "Kind",
+        "Topic",
+        "Cursor",
         "ErrorBody",
         "Speed",
     ] {
@@ -239,6 +242,41 @@ async fn the_openapi_document_is_complete_and_its_page_needs_no_network() {
     assert!(initializer.contains("/openapi.json"), "{initializer}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_ui_names_the_wire_as_the_server_does() {
+    // web/wire.js is generated from the wire crate: the checked-in file is the current one.
+    let checked_in =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/web/wire.js")).unwrap();
+    assert_eq!(
+        checked_in,
+        livescore_wire::js::module(),
+        "web/wire.js is stale: cargo run -p livescore-wire --example wire_js > web/wire.js"
+    );
+    // ... and the server serves it, with the kinds the OpenAPI document lists.
+    let (app, _stop) = api().await;
+    let (status, served) = get(&app, "/wire.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(served, checked_in);
+    let (_, page) = get(&app, "/").await;
+    assert!(
+        page.find("/wire.js") < page.find("/app.js"),
+        "wire.js loads before app.js"
+    );
+    let (_, body) = get(&app, "/openapi.json").await;
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let kinds = doc["components"]["schemas"]["Kind"]["enum"]
+        .as_array()
+        .expect("Kind is an enum");
+    assert_eq!(kinds.len(), livescore_wire::Kind::ALL.len());
+    for kind in kinds {
+        let kind = kind.as_str().unwrap();
+        assert!(served.contains(&format!("{kind}: '{kind}'")), "{kind}");
+    }
+    let topic = &doc["components"]["schemas"]["Topic"]["pattern"];
+    assert_eq!(topic, "^(games|game:[0-9]{1,19})$");
+    assert!(served.contains("feedTopic: 'games'") && served.contains("`game:${id}`"));
+}
+
 /// The first SSE event of `uri` (with an optional Last-Event-ID header): (id, event name).
 /// Checks on the way that the response is an uncached event stream that opens with `retry:`.
 async fn first_sse_event(
@@ -255,32 +293,21 @@ async fn first_sse_event(
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     assert_eq!(response.headers()["cache-control"], "no-cache");
     let mut body = response.bytes_stream();
-    let mut text = String::new();
-    let mut opened = false;
+    let mut reader = livescore_wire::sse::Reader::default();
+    let mut stream = Vec::new();
     loop {
         let data = tokio::time::timeout(Duration::from_secs(10), body.next())
             .await
             .expect("an event in time")
             .unwrap()
             .unwrap();
-        text.push_str(&String::from_utf8_lossy(&data));
-        if !opened && text.len() >= "retry: 2000\n\n".len() {
-            assert!(text.starts_with("retry: 2000\n\n"), "{text}");
-            text.drain(.."retry: 2000\n\n".len());
-            opened = true;
-        }
-        if let Some(end) = text.find("\n\n").filter(|_| opened) {
-            let block = &text[..end];
-            let id = block
-                .lines()
-                .find_map(|l| l.strip_prefix("id: "))
-                .map(str::to_owned);
-            let event = block
-                .lines()
-                .find_map(|l| l.strip_prefix("event: "))
-                .unwrap_or_default()
-                .to_owned();
-            return (id, event);
+        stream.extend_from_slice(&data);
+        reader.push(&data);
+        if let Some(event) = reader.next_event() {
+            // The stream opens with how long a browser waits before reconnecting.
+            assert!(stream.starts_with(b"retry: 2000\n\n"), "{stream:?}");
+            assert_eq!(reader.retry, Some(2000));
+            return (event.id, event.event);
         }
     }
 }

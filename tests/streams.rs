@@ -15,7 +15,7 @@ use livescore_api::ApiState;
 use livescore_domain::{ReplayStatus, Speed};
 use livescore_store::MatchStore;
 use livescore_store::memory::MemoryStore;
-use support::clients::{Seen, Transport, assert_exact, listen_once, next_json, send};
+use support::clients::{Seen, Transport, assert_exact, listen_once, next_json, next_text, send};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -259,14 +259,10 @@ async fn a_viewer_too_slow_for_its_queue_catches_up_and_misses_nothing() {
         .await;
     setup.run_at_max_speed();
     let mut seen = Vec::new();
-    while let Some(frame) = next_json(&mut socket).await {
+    while let Some(text) = next_text(&mut socket).await {
         // A viewer slower than the replay: its queue fills while it naps.
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let event = Seen {
-            id: frame["cursor"].as_str().map(str::to_owned),
-            event: frame["kind"].as_str().unwrap_or_default().to_owned(),
-            data: frame["data"].to_string(),
-        };
+        let event = Seen::of_frame(&text);
         let finished = event.event == "replay" && event.data.contains("\"status\":\"finished\"");
         seen.push(event);
         if finished {

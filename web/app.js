@@ -86,7 +86,7 @@ class Live {
   }
 
   handle(kind, cursor, data) {
-    if (kind === 'snapshot') {
+    if (kind === WIRE.kind.snapshot) {
       this.cursor = cursor || null;
     } else if (cursor) {
       if (!cursorAfter(cursor, this.cursor)) return; // seen already
@@ -96,7 +96,7 @@ class Live {
   }
 
   url() {
-    const path = this.topic === 'games' ? '/sse/games' : `/sse/games/${this.topic.slice(5)}`;
+    const path = WIRE.ssePath(this.topic);
     return this.cursor ? `${path}?last_event_id=${encodeURIComponent(this.cursor)}` : path;
   }
 
@@ -104,7 +104,7 @@ class Live {
     const source = new EventSource(this.url());
     this.source = source;
     source.onopen = () => { setBadge('live'); this.backoff = 500; };
-    for (const kind of ['snapshot', 'update', 'replay', 'game']) {
+    for (const kind of WIRE.sseKinds) {
       source.addEventListener(kind, (event) => this.handle(kind, event.lastEventId, JSON.parse(event.data)));
     }
     source.onerror = () => {
@@ -128,7 +128,7 @@ class Live {
     };
     socket.onmessage = (event) => {
       const frame = JSON.parse(event.data);
-      if (frame.kind === 'error') {
+      if (frame.kind === WIRE.kind.error) {
         // The one request on this socket was refused (a game that does not exist yet, say):
         // close, and onclose tries again later, as EventSource does after a 404.
         console.warn('livescore:', frame.message);
@@ -227,11 +227,11 @@ function scoreboard() {
     </a>`;
   };
 
-  const live = new Live('games', (kind, data) => {
-    if (kind === 'snapshot') {
+  const live = new Live(WIRE.feedTopic, (kind, data) => {
+    if (kind === WIRE.kind.snapshot) {
       games.clear();
       for (const g of data.games) games.set(g.match_id, g);
-    } else if (kind === 'game') {
+    } else if (kind === WIRE.kind.game) {
       const before = games.get(data.match_id);
       if (before && (before.headline.score.home !== data.headline.score.home || before.headline.score.away !== data.headline.score.away)) {
         flash.add(data.match_id);
@@ -335,17 +335,17 @@ function matchCentre(id) {
 
   const schedule = () => { if (!pending) { pending = true; requestAnimationFrame(render); } };
 
-  const live = new Live(`game:${id}`, (kind, data) => {
-    if (kind === 'snapshot') {
+  const live = new Live(WIRE.matchTopic(id), (kind, data) => {
+    if (kind === WIRE.kind.snapshot) {
       state = data.state;
       replay = data.replay;
-    } else if (kind === 'update' && state) {
+    } else if (kind === WIRE.kind.update && state) {
       const before = `${state.score.home}-${state.score.away}`;
       applyUpdate(state, data.update);
       if (`${state.score.home}-${state.score.away}` !== before) {
         announce(`Goal! ${state.info.home.name} ${state.score.home}, ${state.info.away.name} ${state.score.away}`);
       }
-    } else if (kind === 'replay') {
+    } else if (kind === WIRE.kind.replay) {
       replay = data.replay;
     }
     schedule();

@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use livescore_store::{Live, MatchStore, Published, StoreError, now_ms, parse_cursor};
+use livescore_store::{Live, MatchStore, Published, StoreError, now_ms};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::message::Message;
@@ -113,10 +113,9 @@ impl Hub {
     }
 
     /// Redis stream ids start with the write's Unix milliseconds: now minus that is the lag.
+    /// (In-process stores count instead: no lag to measure there.)
     fn record_lag(&self, entry: &Published) {
-        let written_ms = parse_cursor(&entry.cursor).map_or(0, |(ms, _)| ms);
-        // In-process stores count from 1 instead: no lag to measure there.
-        if written_ms > 1_000_000_000_000 {
+        if let Some(written_ms) = entry.cursor.written_at_ms() {
             let lag = now_ms().saturating_sub(written_ms);
             use std::sync::atomic::Ordering::Relaxed;
             self.metrics.subscription_lag_ms.store(lag as i64, Relaxed);

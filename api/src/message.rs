@@ -7,23 +7,22 @@
 //! thousand reference counts, not ten thousand copies. (Entries read for one viewer, on a
 //! catch-up or a snapshot, are encoded for it alone.)
 
-use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
-use livescore_store::{Published, Topic, parse_cursor};
+use livescore_store::{Cursor, Kind, Published, Topic};
+use livescore_wire::{ServerFrame, sse};
+use serde_json::value::RawValue;
 
 use crate::fanout::wire;
 
 #[derive(Debug)]
 pub struct Message {
     pub topic: Topic,
-    /// The resume cursor: `None` only for a snapshot of a topic with no entry yet.
-    pub cursor: Option<String>,
-    /// The cursor, parsed: where the message stands in its topic's log.
-    pub position: Option<(u64, u64)>,
-    /// `snapshot`, `update`, `replay` (a match) or `game` (the feed).
-    pub kind: &'static str,
+    /// Where the message stands in its topic's log, the cursor to resume after: `None` only
+    /// for a snapshot of a topic with no entry yet.
+    pub cursor: Option<Cursor>,
+    pub kind: Kind,
     /// The entry's JSON, as the store holds it.
     pub json: Arc<str>,
     /// When the replica got it (the fan-out's metrics measure from here).
@@ -33,15 +32,9 @@ pub struct Message {
 }
 
 impl Message {
-    pub fn new(
-        topic: Topic,
-        cursor: Option<String>,
-        kind: &'static str,
-        json: Arc<str>,
-    ) -> Arc<Self> {
+    pub fn new(topic: Topic, cursor: Option<Cursor>, kind: Kind, json: Arc<str>) -> Arc<Self> {
         Arc::new(Message {
             topic,
-            position: cursor.as_deref().and_then(parse_cursor),
             cursor,
             kind,
             json,
@@ -53,24 +46,12 @@ impl Message {
 
     /// A log entry of the store, as it was published.
     pub fn of_entry(entry: Published) -> Arc<Self> {
-        let kind = kind_of(entry.topic, &entry.json);
-        Message::new(entry.topic, Some(entry.cursor), kind, entry.json)
+        Message::new(entry.topic, Some(entry.cursor), entry.kind, entry.json)
     }
 
     /// The SSE event: `id:`, `event:`, `data:` lines and the blank line that ends it.
     pub fn sse_event(&self) -> String {
-        let mut sse = String::with_capacity(self.json.len() + 64);
-        if let Some(cursor) = &self.cursor {
-            let _ = writeln!(sse, "id: {cursor}");
-        }
-        let _ = writeln!(sse, "event: {}", self.kind);
-        // A line break inside the data would end the field: each line gets its own `data:`
-        // (the browser joins them back with line breaks). Compact JSON has none.
-        for line in self.json.split('\n') {
-            let _ = writeln!(sse, "data: {line}");
-        }
-        sse.push('\n');
-        sse
+        sse::event(self.cursor, self.kind, &self.json)
     }
 
     /// The SSE event as one chunk of the stream's chunked body: the bytes for the socket.
@@ -82,19 +63,15 @@ impl Message {
 
     /// The WebSocket message: `{"topic","kind","cursor","data"}`, the entry as `data`.
     pub fn ws_text(&self) -> String {
-        let cursor = self
-            .cursor
-            .as_deref()
-            .map_or_else(|| "null".to_owned(), |c| format!("\"{c}\""));
-        let mut ws = String::with_capacity(self.json.len() + 96);
-        let _ = write!(
-            ws,
-            r#"{{"topic":"{}","kind":"{}","cursor":{cursor},"data":{}}}"#,
-            topic_name(self.topic),
-            self.kind,
-            self.json
-        );
-        ws
+        // The store hands out JSON it wrote itself; were it not JSON, the frame says so
+        // rather than carrying it.
+        match serde_json::from_str::<&RawValue>(&self.json) {
+            Ok(data) => ServerFrame::entry(self.topic, self.kind, self.cursor, data).to_json(),
+            Err(err) => {
+                tracing::error!(topic = %self.topic, "an entry that is not JSON: {err}");
+                ServerFrame::error(format!("{}: an entry could not be read", self.topic)).to_json()
+            }
+        }
     }
 
     /// The WebSocket text frame, header included: the bytes for the socket.
@@ -114,39 +91,16 @@ impl Message {
     }
 }
 
-/// The event name of an entry: the `kind` of a match log entry (serde writes the tag first, so a
-/// prefix test is enough), `game` for a feed summary.
-fn kind_of(topic: Topic, json: &str) -> &'static str {
-    match topic {
-        Topic::Feed => "game",
-        Topic::Match(_) => {
-            let after = json.strip_prefix("{\"kind\":\"").unwrap_or_default();
-            ["update", "replay", "snapshot"]
-                .into_iter()
-                .find(|kind| after.starts_with(kind))
-                .unwrap_or("update")
-        }
-    }
-}
-
-/// A topic's name on the WebSocket: `games` or `game:<id>`.
-pub fn topic_name(topic: Topic) -> String {
-    match topic {
-        Topic::Feed => "games".into(),
-        Topic::Match(id) => format!("game:{id}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_sse_event_carries_cursor_kind_and_data() {
+    fn the_sse_chunk_is_the_event_in_one_chunk() {
         let message = Message::new(
             Topic::Match(7),
-            Some("17-2".into()),
-            "update",
+            Some(Cursor::new(17, 2)),
+            Kind::Update,
             Arc::from(r#"{"a":1}"#),
         );
         let event = "id: 17-2\nevent: update\ndata: {\"a\":1}\n\n";
@@ -155,17 +109,6 @@ mod tests {
             message.sse_chunk(),
             format!("{:x}\r\n{event}\r\n", event.len()).as_bytes()
         );
-        assert_eq!(message.position, Some((17, 2)));
-    }
-
-    #[test]
-    fn a_line_break_in_the_data_gets_a_data_field_of_its_own() {
-        let message = Message::new(Topic::Feed, None, "snapshot", Arc::from("{\n\"games\":[]}"));
-        assert_eq!(
-            message.sse_event(),
-            "event: snapshot\ndata: {\ndata: \"games\":[]}\n\n"
-        );
-        assert_eq!(message.position, None);
     }
 
     #[test]
@@ -173,8 +116,8 @@ mod tests {
         let entry = r#"{"kind":"update","n":[1,2]}"#;
         let message = Message::new(
             Topic::Match(7457),
-            Some("5-0".into()),
-            "update",
+            Some(Cursor::new(5, 0)),
+            Kind::Update,
             Arc::from(entry),
         );
         let text = message.ws_text();
@@ -188,28 +131,16 @@ mod tests {
         assert!(message.ws_frame().ends_with(text.as_bytes()));
         assert_eq!(message.ws_frame().as_ptr(), message.ws_frame().as_ptr());
 
-        let first = Message::new(Topic::Feed, None, "snapshot", Arc::from("{}"));
+        let first = Message::new(Topic::Feed, None, Kind::Snapshot, Arc::from("{}"));
         let frame: serde_json::Value = serde_json::from_str(&first.ws_text()).unwrap();
         assert_eq!(frame["topic"], "games");
         assert!(frame["cursor"].is_null());
     }
 
     #[test]
-    fn an_entry_is_named_by_its_kind_and_a_feed_summary_is_a_game() {
-        let entry = |topic, json: &str| Published {
-            topic,
-            cursor: "9-1".into(),
-            json: Arc::from(json),
-        };
-        let named = |published| Message::of_entry(published).kind;
-        assert_eq!(
-            named(entry(Topic::Match(1), r#"{"kind":"replay","x":1}"#)),
-            "replay"
-        );
-        assert_eq!(
-            named(entry(Topic::Match(1), r#"{"kind":"update"}"#)),
-            "update"
-        );
-        assert_eq!(named(entry(Topic::Feed, r#"{"kind":"replay"}"#)), "game");
+    fn an_entry_that_is_not_json_becomes_an_error_frame() {
+        let broken = Message::new(Topic::Feed, None, Kind::Game, Arc::from("{"));
+        let frame: serde_json::Value = serde_json::from_str(&broken.ws_text()).unwrap();
+        assert_eq!(frame["kind"], "error");
     }
 }

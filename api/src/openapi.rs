@@ -21,7 +21,14 @@ use utoipa_swagger_ui::SwaggerUi;
         crate::sse::game,
         crate::ws::upgrade,
     ),
-    components(schemas(crate::ws::Request, crate::ws::ServerFrame, crate::ErrorBody)),
+    components(schemas(
+        livescore_wire::ClientRequest,
+        livescore_wire::ServerFrame,
+        livescore_wire::Kind,
+        livescore_wire::Topic,
+        livescore_wire::Cursor,
+        crate::ErrorBody
+    )),
     tags(
         (name = "games", description = "Games and their state"),
         (name = "live", description = "Live streams, with resume by cursor"),

@@ -15,10 +15,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use livescore_server::Detach;
-use livescore_store::{Entry, MatchSummary, Topic};
+use livescore_store::{Cursor, Entry, MatchSummary, Topic};
 use serde::Deserialize;
 
-use crate::fanout::Kind;
+use crate::fanout::Stream;
 use crate::{ApiError, ApiState, game_id};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -27,14 +27,15 @@ pub struct ResumeQuery {
     last_event_id: Option<String>,
 }
 
-/// The cursor to resume after: the `Last-Event-ID` header, else the query parameter.
-fn resume_cursor(headers: &HeaderMap, query: ResumeQuery) -> Option<String> {
+/// The cursor to resume after: the `Last-Event-ID` header, else the query parameter. One that
+/// is not a cursor gets a fresh snapshot, as a cursor the store no longer holds does.
+fn resume_cursor(headers: &HeaderMap, query: ResumeQuery) -> Option<Cursor> {
     headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned)
         .or(query.last_event_id)
-        .filter(|cursor| !cursor.is_empty())
+        .and_then(|cursor| cursor.parse().ok())
 }
 
 /// Every game's summary, live: a `snapshot` event (`{"kind": "snapshot", "games": [...]}`),
@@ -84,7 +85,7 @@ fn stream(
     state: &ApiState,
     detach: Option<Extension<Detach>>,
     topic: Topic,
-    cursor: Option<String>,
+    cursor: Option<Cursor>,
 ) -> Result<Response, ApiError> {
     let (Some(engine), Some(Extension(detach))) = (&state.engine, detach) else {
         return Err(ApiError(
@@ -93,7 +94,7 @@ fn stream(
         ));
     };
     let engine = engine.clone();
-    detach.after_head(move |detached| engine.adopt(detached, Kind::Sse { topic, cursor }));
+    detach.after_head(move |detached| engine.adopt(detached, Stream::Sse { topic, cursor }));
     Ok((
         [
             (header::CONTENT_TYPE, "text/event-stream"),

@@ -24,58 +24,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use livescore_server::Detach;
-use livescore_store::Topic;
-use serde::Deserialize;
 use sha1::Digest;
 
-use crate::fanout::Kind;
+use crate::fanout::Stream;
 use crate::{ApiError, ApiState};
 
 pub use crate::fanout::wire::MAX_CLIENT_MESSAGE;
 /// Topics one connection may follow at once.
 pub const MAX_SUBSCRIPTIONS: usize = 64;
 
-/// What the server sends on a WebSocket: an entry of a subscribed topic, `{"topic", "kind":
-/// "unsubscribed"}`, or `{"kind": "error", "message"}`.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct ServerFrame {
-    /// `games` or `game:<id>`; absent on errors.
-    pub topic: Option<String>,
-    /// `snapshot`, `update`, `replay`, `game`, `unsubscribed` or `error`.
-    pub kind: String,
-    /// The cursor to resume after.
-    pub cursor: Option<String>,
-    /// The entry: an `Entry` for a match, a `MatchSummary` (or the games snapshot) for `games`.
-    #[schema(value_type = Object)]
-    pub data: Option<serde_json::Value>,
-    /// For errors: what was wrong with the request.
-    pub message: Option<String>,
-}
-
-/// What a WebSocket client sends.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Request {
-    Subscribe {
-        topic: String,
-        #[serde(default)]
-        cursor: Option<String>,
-    },
-    Unsubscribe {
-        topic: String,
-    },
-}
-
-/// `games` or `game:<id>`.
-pub(crate) fn parse_topic(text: &str) -> Option<Topic> {
-    if text == "games" {
-        return Some(Topic::Feed);
-    }
-    let id = text.strip_prefix("game:")?;
-    crate::game_id(id).ok().map(Topic::Match)
-}
-
-/// WebSocket: send `Request`s, receive `ServerFrame`s (see the module documentation).
+/// WebSocket: send `ClientRequest`s, receive `ServerFrame`s (see the module documentation).
 #[utoipa::path(get, path = "/ws", tag = "live",
     responses((status = 101, description = "switching to the WebSocket protocol"),
               (status = 400, description = "not a WebSocket handshake", body = crate::ErrorBody)))]
@@ -92,7 +50,7 @@ pub async fn upgrade(
         ));
     };
     let engine = engine.clone();
-    detach.after_head(move |detached| engine.adopt(detached, Kind::WebSocket));
+    detach.after_head(move |detached| engine.adopt(detached, Stream::WebSocket));
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let headers = response.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -165,13 +123,5 @@ mod tests {
         );
         headers.remove(header::UPGRADE);
         assert!(accept_key(&headers).is_err());
-    }
-
-    #[test]
-    fn topics_are_games_or_a_game_id() {
-        assert_eq!(parse_topic("games"), Some(Topic::Feed));
-        assert_eq!(parse_topic("game:7471"), Some(Topic::Match(7471)));
-        assert_eq!(parse_topic("game:../x"), None);
-        assert_eq!(parse_topic("nope"), None);
     }
 }

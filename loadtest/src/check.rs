@@ -12,7 +12,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::client::{Cursor, Seen, Topic, cursor_hash, format_cursor, parse_cursor};
+use livescore_wire::{Kind, sse};
+
+use crate::client::{Cursor, Seen, Topic, cursor_hash};
 
 /// One topic's log as the server holds it.
 struct Reference {
@@ -118,13 +120,13 @@ async fn read_reference_once(
 ) -> Result<(), Broken> {
     let response = http
         .get(format!("{base}{}", topic.sse_path()))
-        .header("Last-Event-ID", format_cursor(after))
+        .header("Last-Event-ID", after.to_string())
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
         .map_err(|err| Broken::Again(format!("cannot read the reference log: {err}")))?;
     let mut body = response.bytes_stream();
-    let mut buffer = String::new();
+    let mut reader = sse::Reader::default();
     loop {
         let chunk = tokio::time::timeout_at(deadline, body.next())
             .await
@@ -132,20 +134,14 @@ async fn read_reference_once(
         let Some(Ok(chunk)) = chunk else {
             return Err(Broken::Again("the reference stream broke".into()));
         };
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            if block.contains("event: snapshot") {
+        reader.push(&chunk);
+        while let Some(event) = reader.next_event() {
+            if event.kind() == Some(Kind::Snapshot) {
                 return Err(Broken::Fatal(format!(
-                    "{topic:?}: the server no longer holds cursor {}: no reference",
-                    format_cursor(after)
+                    "{topic}: the server no longer holds cursor {after}: no reference"
                 )));
             }
-            if let Some(cursor) = block
-                .lines()
-                .find_map(|line| line.strip_prefix("id: "))
-                .and_then(parse_cursor)
-            {
+            if let Some(cursor) = event.cursor() {
                 cursors.push(cursor);
                 if cursor >= until {
                     return Ok(());
@@ -236,20 +232,27 @@ fn verify(seen: &[Seen], spans: &Spans, references: &BTreeMap<Topic, Reference>)
 mod tests {
     use super::*;
 
+    fn c(ms: u64, seq: u64) -> Cursor {
+        Cursor::new(ms, seq)
+    }
+
     #[test]
     fn ranges_count_and_hash_the_entries_between_two_cursors() {
-        let reference = Reference::new(vec![(1, 0), (1, 1), (2, 0), (3, 0)]);
-        let (count, hash) = reference.range((1, 0), (2, 0));
+        let reference = Reference::new(vec![c(1, 0), c(1, 1), c(2, 0), c(3, 0)]);
+        let (count, hash) = reference.range(c(1, 0), c(2, 0));
         assert_eq!(count, 2);
-        assert_eq!(hash, cursor_hash((1, 1)).wrapping_add(cursor_hash((2, 0))));
-        assert_eq!(reference.range((3, 0), (3, 0)), (0, 0));
-        assert_eq!(reference.range((0, 0), (9, 0)).0, 4);
+        assert_eq!(
+            hash,
+            cursor_hash(c(1, 1)).wrapping_add(cursor_hash(c(2, 0)))
+        );
+        assert_eq!(reference.range(c(3, 0), c(3, 0)), (0, 0));
+        assert_eq!(reference.range(c(0, 0), c(9, 0)).0, 4);
     }
 
     /// A viewer that received `cursors` after a snapshot at `first`, and saw the end.
     fn viewer(first: Cursor, cursors: &[Cursor]) -> Seen {
         Seen {
-            topic: Some(Topic::List),
+            topic: Some(Topic::Feed),
             first: Some(first),
             last: cursors.last().copied().or(Some(first)),
             count: cursors.len() as u64,
@@ -264,26 +267,29 @@ mod tests {
 
     #[test]
     fn a_viewer_that_missed_an_entry_or_got_another_is_caught() {
-        let log = vec![(1, 0), (2, 0), (3, 0), (4, 0)];
-        let references = BTreeMap::from([(Topic::List, Reference::new(log))]);
-        let exact = viewer((1, 0), &[(2, 0), (3, 0), (4, 0)]);
-        let late = viewer((2, 0), &[(3, 0), (4, 0)]);
-        let missed = viewer((1, 0), &[(2, 0), (4, 0)]);
+        let log = vec![c(1, 0), c(2, 0), c(3, 0), c(4, 0)];
+        let references = BTreeMap::from([(Topic::Feed, Reference::new(log))]);
+        let exact = viewer(c(1, 0), &[c(2, 0), c(3, 0), c(4, 0)]);
+        let late = viewer(c(2, 0), &[c(3, 0), c(4, 0)]);
+        let missed = viewer(c(1, 0), &[c(2, 0), c(4, 0)]);
         // As many entries as it should, but one of them is not the log's.
-        let swapped = viewer((1, 0), &[(2, 0), (3, 5), (4, 0)]);
+        let swapped = viewer(c(1, 0), &[c(2, 0), c(3, 5), c(4, 0)]);
         let seen = [exact, late];
         let clean = verify(&seen, &spans(&seen), &references);
         assert!(clean.clean() && clean.checked == 2, "{clean:?}");
 
-        let seen = [missed.clone(), viewer((1, 0), &[(2, 0), (3, 0), (4, 0)])];
+        let seen = [
+            missed.clone(),
+            viewer(c(1, 0), &[c(2, 0), c(3, 0), c(4, 0)]),
+        ];
         let result = verify(&seen, &spans(&seen), &references);
         assert_eq!(result.missing, 1);
         assert!(!result.clean());
 
         // The end it did not see counts as missing too.
-        let mut stopped_early = viewer((1, 0), &[(2, 0)]);
+        let mut stopped_early = viewer(c(1, 0), &[c(2, 0)]);
         stopped_early.completed = true;
-        let seen = [stopped_early, viewer((1, 0), &[(2, 0), (3, 0), (4, 0)])];
+        let seen = [stopped_early, viewer(c(1, 0), &[c(2, 0), c(3, 0), c(4, 0)])];
         assert_eq!(verify(&seen, &spans(&seen), &references).missing, 2);
 
         let seen = [swapped];

@@ -21,42 +21,13 @@ pub enum Transport {
     WebSocket,
 }
 
-/// What a viewer follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Topic {
-    List,
-    Match(u64),
-}
-
-impl Topic {
-    pub fn sse_path(self) -> String {
-        match self {
-            Topic::List => "/sse/games".into(),
-            Topic::Match(id) => format!("/sse/games/{id}"),
-        }
-    }
-
-    fn ws_name(self) -> String {
-        match self {
-            Topic::List => "games".into(),
-            Topic::Match(id) => format!("game:{id}"),
-        }
-    }
-}
-
-/// A stream cursor (`<ms>-<seq>`, a Redis stream id), ordered as the server orders them; parsed
-/// by the store's own `parse_cursor`.
-pub type Cursor = (u64, u64);
-
-pub use livescore_store::parse_cursor;
-
-pub fn format_cursor(cursor: Cursor) -> String {
-    format!("{}-{}", cursor.0, cursor.1)
-}
+use livescore_wire::{ClientRequest, ServerFrame, sse};
+/// What a viewer follows, and where it stands: the wire's own types.
+pub use livescore_wire::{Cursor, Kind, Topic};
 
 /// A well-mixed 64-bit hash of a cursor (splitmix64), summed per client for the loss check.
 pub fn cursor_hash(cursor: Cursor) -> u64 {
-    let mut z = cursor.0.rotate_left(21) ^ cursor.1;
+    let mut z = cursor.ms.rotate_left(21) ^ cursor.seq;
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -146,18 +117,6 @@ struct ScoreView {
     away: u16,
 }
 
-#[derive(Deserialize)]
-struct WsFrame<'a> {
-    #[serde(borrow)]
-    kind: &'a str,
-    #[serde(borrow, default)]
-    cursor: Option<&'a str>,
-    #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    message: Option<&'a str>,
-}
-
 /// Per-viewer state while following.
 struct Follow {
     seen: Seen,
@@ -183,16 +142,15 @@ impl Follow {
     fn on_message(
         &mut self,
         viewer: &Viewer,
-        kind: &str,
-        cursor: Option<&str>,
+        kind: Kind,
+        cursor: Option<Cursor>,
         data: &str,
     ) -> bool {
         Stats::add(&viewer.stats.messages, 1);
-        let cursor = cursor.and_then(parse_cursor);
         let Ok(entry) = serde_json::from_str::<EntryView<'_>>(data) else {
             return false;
         };
-        if kind == "snapshot" {
+        if kind == Kind::Snapshot {
             if self.seen.first.is_some() || self.seen.count > 0 {
                 // The server did not know our cursor: a fresh start, counted as a failure.
                 self.seen.resyncs += 1;
@@ -207,7 +165,7 @@ impl Follow {
                         self.replay_seen(game, replay);
                     }
                 }
-                Topic::List => {
+                Topic::Feed => {
                     for game in entry.games.iter().flatten() {
                         if let Ok(line) = serde_json::from_str::<EntryView<'_>>(game.get()) {
                             self.list_line(&line);
@@ -236,7 +194,7 @@ impl Follow {
         self.seen.hash = self.seen.hash.wrapping_add(cursor_hash(cursor));
         let now = unix_micros();
         match (viewer.topic, kind) {
-            (Topic::Match(_), "update") => {
+            (Topic::Match(_), Kind::Update) => {
                 let goal = entry.update.as_ref().is_some_and(|update| {
                     update.change == "incident"
                         && update.incident.as_ref().is_some_and(|i| i.kind == "goal")
@@ -245,12 +203,12 @@ impl Follow {
                     .stats
                     .delivered(viewer.index, entry.emitted_at_ms, goal, now);
             }
-            (Topic::Match(game), "replay") => {
+            (Topic::Match(game), Kind::Replay) => {
                 if let Some(replay) = &entry.replay {
                     self.replay_seen(game, replay);
                 }
             }
-            (Topic::List, "game") => {
+            (Topic::Feed, Kind::Game) => {
                 let goal = self.list_line(&entry);
                 viewer
                     .stats
@@ -292,7 +250,7 @@ impl Viewer {
             .copied()
             .filter(|&(game, _)| match self.topic {
                 Topic::Match(id) => id == game,
-                Topic::List => true,
+                Topic::Feed => true,
             })
             .collect();
         let mut follow = Follow {
@@ -353,7 +311,7 @@ impl Viewer {
             .get(format!("{}{}", self.base, self.topic.sse_path()))
             .header("Accept", "text/event-stream");
         if let Some(last) = follow.seen.last {
-            request = request.header("Last-Event-ID", format_cursor(last));
+            request = request.header("Last-Event-ID", last.to_string());
         }
         let response = tokio::select! {
             response = request.send() => response,
@@ -375,7 +333,7 @@ impl Viewer {
 
     async fn read_sse(&mut self, follow: &mut Follow, response: reqwest::Response) -> Outcome {
         let mut body = response.bytes_stream();
-        let mut buffer: Vec<u8> = Vec::with_capacity(4096);
+        let mut reader = sse::Reader::default();
         loop {
             let chunk = tokio::select! {
                 chunk = body.next() => chunk,
@@ -384,32 +342,15 @@ impl Viewer {
             let Some(Ok(chunk)) = chunk else {
                 return Outcome::Broken;
             };
-            buffer.extend_from_slice(&chunk);
-            let mut start = 0;
-            while let Some(end) = find_blank_line(&buffer[start..]) {
-                let block = &buffer[start..start + end];
-                start += end + 2;
-                let Ok(block) = std::str::from_utf8(block) else {
-                    continue;
+            reader.push(&chunk);
+            while let Some(event) = reader.next_event() {
+                let Some(kind) = event.kind() else {
+                    continue; // not ours: nothing to check
                 };
-                let (mut id, mut event, mut data) = (None, "message", "");
-                for line in block.split('\n') {
-                    if let Some(value) = line.strip_prefix("id: ") {
-                        id = Some(value);
-                    } else if let Some(value) = line.strip_prefix("event: ") {
-                        event = value;
-                    } else if let Some(value) = line.strip_prefix("data: ") {
-                        data = value; // the API sends one data line per event
-                    }
-                }
-                if data.is_empty() {
-                    continue; // a comment (heartbeat) or retry
-                }
-                if follow.on_message(self, event, id, data) {
+                if follow.on_message(self, kind, event.cursor(), &event.data) {
                     return Outcome::Done;
                 }
             }
-            buffer.drain(..start);
         }
     }
 
@@ -423,13 +364,11 @@ impl Viewer {
         let Ok((mut socket, _)) = connecting else {
             return Outcome::Refused;
         };
-        let cursor = follow.seen.last.map_or_else(String::new, |c| {
-            format!(r#","cursor":"{}""#, format_cursor(c))
-        });
-        let subscribe = format!(
-            r#"{{"op":"subscribe","topic":"{}"{cursor}}}"#,
-            self.topic.ws_name()
-        );
+        let subscribe = ClientRequest::Subscribe {
+            topic: self.topic,
+            cursor: follow.seen.last,
+        };
+        let subscribe = serde_json::to_string(&subscribe).unwrap_or_default();
         if socket.send(Message::text(subscribe)).await.is_err() {
             return Outcome::Refused;
         }
@@ -444,10 +383,10 @@ impl Viewer {
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break Outcome::Broken,
                 Some(Ok(_)) => continue,
             };
-            let Ok(frame) = serde_json::from_str::<WsFrame<'_>>(&text) else {
+            let Ok(frame) = serde_json::from_str::<ServerFrame<'_>>(&text) else {
                 continue;
             };
-            if frame.kind == "error" {
+            if frame.kind == Kind::Error {
                 eprintln!("viewer {}: server error: {:?}", self.index, frame.message);
                 break Outcome::Broken;
             }
@@ -475,28 +414,14 @@ enum Outcome {
     Refused,
 }
 
-fn find_blank_line(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(2).position(|pair| pair == b"\n\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn cursors_parse_and_order_like_redis_stream_ids() {
-        assert_eq!(
-            parse_cursor("1700000000000-3"),
-            Some((1_700_000_000_000, 3))
-        );
-        assert!(parse_cursor("9-1") < parse_cursor("10-0"));
-        assert_eq!(parse_cursor("garbage"), None);
-        assert_eq!(format_cursor((5, 2)), "5-2");
-    }
-
-    #[test]
     fn cursor_hashes_differ_for_neighbours() {
-        assert_ne!(cursor_hash((1, 0)), cursor_hash((1, 1)));
-        assert_ne!(cursor_hash((1, 0)), cursor_hash((0, 1)));
+        let hash = |ms, seq| cursor_hash(Cursor::new(ms, seq));
+        assert_ne!(hash(1, 0), hash(1, 1));
+        assert_ne!(hash(1, 0), hash(0, 1));
     }
 }

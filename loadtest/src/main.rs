@@ -465,12 +465,12 @@ fn topic_for(stream: StreamChoice, index: usize, watched: &[(u64, u64)]) -> Topi
     let game = |i: usize| {
         watched
             .get(i % watched.len().max(1))
-            .map_or(Topic::List, |(id, _)| Topic::Match(*id))
+            .map_or(Topic::Feed, |(id, _)| Topic::Match(*id))
     };
     match stream {
-        StreamChoice::List => Topic::List,
+        StreamChoice::List => Topic::Feed,
         StreamChoice::Match => game(index),
-        StreamChoice::Both if index.is_multiple_of(2) => Topic::List,
+        StreamChoice::Both if index.is_multiple_of(2) => Topic::Feed,
         StreamChoice::Both => game(index / 2),
     }
 }

@@ -15,16 +15,22 @@ pub mod model;
 pub mod on_runtime;
 pub mod redis;
 
+pub use livescore_wire::{Cursor, Kind, Topic};
 pub use model::{
     Entry, Live, LogRead, MatchSummary, MatchWrite, Published, ReplayInfo, Snapshot, StoredMatch,
-    Topic, WriteOutcome, games_snapshot_json,
+    WriteOutcome, games_snapshot_json,
 };
 use tokio::sync::broadcast;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("redis: {0}")]
-    Redis(#[from] ::redis::RedisError),
+    /// The store did not answer, or refused (the engine's own error, as text: the seam
+    /// carries no Redis type).
+    #[error("{engine}: {message}")]
+    Unavailable {
+        engine: &'static str,
+        message: String,
+    },
     #[error("stored data for match {match_id} is not valid: {source}")]
     Corrupt {
         match_id: u64,
@@ -56,7 +62,8 @@ pub trait MatchStore: Send + Sync + 'static {
     async fn list(&self) -> Result<Vec<MatchSummary>, StoreError>;
 
     /// The entries of `topic` after `cursor` (all retained entries when `cursor` is `None`).
-    async fn read_after(&self, topic: Topic, cursor: Option<&str>) -> Result<LogRead, StoreError>;
+    async fn read_after(&self, topic: Topic, cursor: Option<Cursor>)
+    -> Result<LogRead, StoreError>;
 
     /// The topic as it stands and the cursor it reflects, read atomically; `None` for a match
     /// the store does not hold.
@@ -70,12 +77,6 @@ pub trait MatchStore: Send + Sync + 'static {
 
     /// Answers when the store does (Redis: PING).
     async fn ping(&self) -> Result<(), StoreError>;
-}
-
-/// A stream id `<ms>-<seq>` as a comparable pair, if it is one.
-pub fn parse_cursor(cursor: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = cursor.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// Unix milliseconds now, for `updated_at_ms` (display only: never used for ordering).

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
 use crate::{
-    LOG_RETAINED, Live, LogRead, MatchStore, MatchSummary, MatchWrite, Published, Snapshot,
-    StoreError, StoredMatch, Topic, WriteOutcome, games_snapshot_json, parse_cursor,
+    Cursor, Kind, LOG_RETAINED, Live, LogRead, MatchStore, MatchSummary, MatchWrite, Published,
+    Snapshot, StoreError, StoredMatch, Topic, WriteOutcome, games_snapshot_json,
 };
 
 /// A cheap handle: clones share the same store.
@@ -58,11 +58,12 @@ impl MemoryStore {
 }
 
 impl StoreState {
-    fn append(&mut self, topic: Topic, json: &str) -> Published {
+    fn append(&mut self, topic: Topic, kind: Kind, json: &str) -> Published {
         self.last_id += 1;
         let entry = Published {
             topic,
-            cursor: format!("{}-0", self.last_id),
+            cursor: Cursor::new(self.last_id, 0),
+            kind,
             json: Arc::from(json),
         };
         let log = self.logs.entry(topic).or_default();
@@ -91,6 +92,7 @@ impl MatchStore for MemoryStore {
 
     async fn write(&self, epoch: &str, write: &MatchWrite) -> Result<WriteOutcome, StoreError> {
         let match_id = write.match_id();
+        let kinds = write.entry_kinds()?;
         let mut published = Vec::new();
         {
             let mut state = self.lock();
@@ -102,19 +104,19 @@ impl MatchStore for MemoryStore {
                 return Ok(WriteOutcome::Conflict);
             }
             state.matches.insert(match_id, write.stored.clone());
-            for entry in &write.entries {
-                published.push(state.append(Topic::Match(match_id), entry));
+            for (entry, kind) in write.entries.iter().zip(kinds) {
+                published.push(state.append(Topic::Match(match_id), kind, entry));
             }
             if let (Some(summary), Some(json)) = (&write.summary, write.summary_json()) {
                 state.summaries.insert(match_id, summary.clone());
-                let feed = state.append(Topic::Feed, &json);
+                let feed = state.append(Topic::Feed, Kind::Game, &json);
                 published.push(feed);
             }
         }
         let cursors = published
             .iter()
             .filter(|p| p.topic != Topic::Feed)
-            .map(|p| p.cursor.clone())
+            .map(|p| p.cursor)
             .collect();
         for entry in published {
             // No subscriber is fine: nobody is watching.
@@ -129,7 +131,11 @@ impl MatchStore for MemoryStore {
         Ok(list)
     }
 
-    async fn read_after(&self, topic: Topic, cursor: Option<&str>) -> Result<LogRead, StoreError> {
+    async fn read_after(
+        &self,
+        topic: Topic,
+        cursor: Option<Cursor>,
+    ) -> Result<LogRead, StoreError> {
         let state = self.lock();
         let Some(log) = state.logs.get(&topic) else {
             return Ok(match cursor {
@@ -137,13 +143,10 @@ impl MatchStore for MemoryStore {
                 Some(_) => LogRead::Unknown,
             });
         };
-        let Some(cursor) = cursor else {
+        let Some(after) = cursor else {
             return Ok(LogRead::After(log.iter().cloned().collect()));
         };
-        let Some(after) = parse_cursor(cursor) else {
-            return Ok(LogRead::Unknown);
-        };
-        let retained = |p: &Published| parse_cursor(&p.cursor).unwrap_or_default();
+        let retained = |p: &Published| p.cursor;
         let (Some(first), Some(last)) = (log.front(), log.back()) else {
             return Ok(LogRead::Unknown);
         };
@@ -166,7 +169,7 @@ impl MatchStore for MemoryStore {
             .logs
             .get(&topic)
             .and_then(|log| log.back())
-            .map(|last| last.cursor.clone());
+            .map(|last| last.cursor);
         let json = match topic {
             Topic::Match(match_id) => match state.matches.get(&match_id) {
                 Some(stored) => crate::match_snapshot_json(stored),

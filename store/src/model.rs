@@ -3,6 +3,7 @@
 
 use livescore_domain::state::Incident;
 use livescore_domain::{Headline, MatchFold, MatchInfo, MatchState, ReplayStatus, Speed, Update};
+use livescore_wire::{Cursor, Kind, Topic};
 use serde::{Deserialize, Serialize};
 
 /// Where a match's replay stands, as viewers see it.
@@ -111,6 +112,17 @@ impl MatchWrite {
         self.stored.fold.state.info.match_id
     }
 
+    /// The kind of each new log entry; an entry with none is refused before anything is
+    /// written (nobody could show it).
+    pub(crate) fn entry_kinds(&self) -> Result<Vec<Kind>, crate::StoreError> {
+        let topic = Topic::Match(self.match_id());
+        self.entries
+            .iter()
+            .map(|entry| Kind::of_entry(topic, entry))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| crate::StoreError::Protocol(format!("{topic}: {err}")))
+    }
+
     /// The summary as it goes into the feed and the games list, serialized once.
     pub(crate) fn summary_json(&self) -> Option<String> {
         // A summary holds only strings, numbers and derived types: serializing cannot fail.
@@ -124,30 +136,38 @@ impl MatchWrite {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// Written; the cursors of the new log entries, in order.
-    Written { cursors: Vec<String> },
+    Written { cursors: Vec<Cursor> },
     /// The store holds another `(run, seq)` than expected: reload and try again.
     Conflict,
     /// The store is not the one the writer knew (it lost its data, or was cleared): rebuild.
     EpochChanged,
 }
 
-/// Which stream a published entry belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "topic", content = "match_id")]
-pub enum Topic {
-    /// One match's log.
-    Match(u64),
-    /// The list-level feed of every match's summaries.
-    Feed,
-}
-
-/// An entry as it is pushed live: its topic, its cursor in the stream, and its JSON, serialized
-/// once for every client.
+/// An entry as it is pushed live: its topic, its cursor in the stream, its kind, and its JSON,
+/// serialized once for every client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
     pub topic: Topic,
-    pub cursor: String,
+    pub cursor: Cursor,
+    pub kind: Kind,
     pub json: std::sync::Arc<str>,
+}
+
+impl Published {
+    /// An entry of `topic` as the store holds it; its kind is read from it (see
+    /// [`Kind::of_entry`]). An entry with no kind is corrupt: nobody could show it.
+    pub fn new(
+        topic: Topic,
+        cursor: Cursor,
+        json: std::sync::Arc<str>,
+    ) -> Result<Published, livescore_wire::WireError> {
+        Ok(Published {
+            kind: Kind::of_entry(topic, &json)?,
+            topic,
+            cursor,
+            json,
+        })
+    }
 }
 
 /// What a store subscription delivers.
@@ -175,7 +195,7 @@ pub enum LogRead {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     /// `None` when the topic's stream has no entry yet.
-    pub cursor: Option<String>,
+    pub cursor: Option<Cursor>,
     /// For a match, a `snapshot` [`Entry`]; for the feed, `{"kind": "snapshot", "games": [...]}`
     /// with every game's summary.
     pub json: String,

@@ -14,8 +14,8 @@ use tokio::runtime::Handle;
 use tokio::sync::broadcast;
 
 use crate::{
-    Live, LogRead, MatchStore, MatchSummary, MatchWrite, Snapshot, StoreError, StoredMatch, Topic,
-    WriteOutcome,
+    Cursor, Live, LogRead, MatchStore, MatchSummary, MatchWrite, Snapshot, StoreError, StoredMatch,
+    Topic, WriteOutcome,
 };
 
 /// Runs every call of `inner` on `runtime`.
@@ -63,9 +63,12 @@ impl MatchStore for OnRuntime {
         self.run(|store| async move { store.list().await }).await
     }
 
-    async fn read_after(&self, topic: Topic, cursor: Option<&str>) -> Result<LogRead, StoreError> {
-        let cursor = cursor.map(str::to_owned);
-        self.run(|store| async move { store.read_after(topic, cursor.as_deref()).await })
+    async fn read_after(
+        &self,
+        topic: Topic,
+        cursor: Option<Cursor>,
+    ) -> Result<LogRead, StoreError> {
+        self.run(|store| async move { store.read_after(topic, cursor).await })
             .await
     }
 

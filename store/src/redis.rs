@@ -22,9 +22,18 @@ use serde_json::value::RawValue;
 use tokio::sync::{OnceCell, broadcast};
 
 use crate::{
-    LOG_RETAINED, Live, LogRead, MatchStore, MatchSummary, MatchWrite, Published, Snapshot,
-    StoreError, StoredMatch, Topic, WriteOutcome, games_snapshot_json, parse_cursor,
+    Cursor, LOG_RETAINED, Live, LogRead, MatchStore, MatchSummary, MatchWrite, Published, Snapshot,
+    StoreError, StoredMatch, Topic, WriteOutcome, games_snapshot_json,
 };
+
+impl From<redis::RedisError> for StoreError {
+    fn from(err: redis::RedisError) -> Self {
+        StoreError::Unavailable {
+            engine: "redis",
+            message: err.to_string(),
+        }
+    }
+}
 
 /// The one write: checks the epoch and the match's `(run, seq)`, then writes the state, appends
 /// the log entries and the feed summary and publishes each with its cursor, atomically
@@ -105,11 +114,15 @@ impl RedisStore {
             let mut messages = pubsub.on_message();
             while let Some(message) = messages.next().await {
                 match decode_live(message.get_payload_bytes()) {
-                    Some(published) => {
+                    Ok(published) => {
                         // No receiver is fine: nobody is watching right now.
                         let _ = sender.send(Live::Entry(published));
                     }
-                    None => tracing::warn!("ignoring a malformed message on {channel}"),
+                    // Viewers catch up from the stream, which the message only announced.
+                    Err(err) => {
+                        tracing::warn!("a malformed message on {channel}: {err}");
+                        let _ = sender.send(Live::Interrupted);
+                    }
                 }
             }
             drop(messages);
@@ -138,27 +151,19 @@ impl RedisStore {
     }
 }
 
+/// What the write script publishes for each entry (see `write.lua`).
 #[derive(Deserialize)]
 struct LiveMessage<'a> {
-    topic: &'a str,
-    match_id: u64,
-    cursor: String,
+    topic: Topic,
+    cursor: Cursor,
     #[serde(borrow)]
     data: &'a RawValue,
 }
 
-fn decode_live(payload: &[u8]) -> Option<Published> {
-    let message: LiveMessage = serde_json::from_slice(payload).ok()?;
-    let topic = match message.topic {
-        "match" => Topic::Match(message.match_id),
-        "feed" => Topic::Feed,
-        _ => return None,
-    };
-    Some(Published {
-        topic,
-        cursor: message.cursor,
-        json: Arc::from(message.data.get()),
-    })
+fn decode_live(payload: &[u8]) -> Result<Published, String> {
+    let message: LiveMessage = serde_json::from_slice(payload).map_err(|err| err.to_string())?;
+    Published::new(message.topic, message.cursor, Arc::from(message.data.get()))
+        .map_err(|err| err.to_string())
 }
 
 fn parse_summaries(games: Vec<(u64, String)>) -> Result<Vec<MatchSummary>, StoreError> {
@@ -175,19 +180,33 @@ fn protocol(what: impl Into<String>) -> StoreError {
     StoreError::Protocol(what.into())
 }
 
-fn entries_of(topic: Topic, reply: StreamRangeReply) -> Vec<Published> {
+/// A stream's entries; one that is not ours (no `e` field, an id or a kind we do not know) is
+/// corrupt data, said as such rather than skipped: a viewer would miss it.
+fn entries_of(topic: Topic, reply: StreamRangeReply) -> Result<Vec<Published>, StoreError> {
     reply
         .ids
         .into_iter()
-        .filter_map(|entry| {
-            let json: String = entry.get("e")?;
-            Some(Published {
-                topic,
-                cursor: entry.id,
-                json: Arc::from(json),
-            })
+        .map(|entry| {
+            let json: String = entry
+                .get("e")
+                .ok_or_else(|| protocol(format!("{topic} entry {} has no e field", entry.id)))?;
+            let cursor = entry
+                .id
+                .parse()
+                .map_err(|err| protocol(format!("{topic}: {err}")))?;
+            Published::new(topic, cursor, Arc::from(json))
+                .map_err(|err| protocol(format!("{topic} entry {}: {err}", entry.id)))
         })
         .collect()
+}
+
+/// The cursor of the one entry a `COUNT 1` range answered, if any.
+fn cursor_of(reply: &StreamRangeReply) -> Result<Option<Cursor>, StoreError> {
+    reply
+        .ids
+        .first()
+        .map(|entry| entry.id.parse().map_err(|err| protocol(format!("{err}"))))
+        .transpose()
 }
 
 #[async_trait::async_trait]
@@ -222,6 +241,7 @@ impl MatchStore for RedisStore {
 
     async fn write(&self, epoch: &str, write: &MatchWrite) -> Result<WriteOutcome, StoreError> {
         let match_id = write.match_id();
+        write.entry_kinds()?;
         let doc = serde_json::to_string(&write.stored)
             .map_err(|source| StoreError::Corrupt { match_id, source })?;
         let (expected_run, expected_seq) = write
@@ -253,7 +273,10 @@ impl MatchStore for RedisStore {
         let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
         match reply.first().map(String::as_str) {
             Some("OK") => Ok(WriteOutcome::Written {
-                cursors: reply[1..].to_vec(),
+                cursors: reply[1..]
+                    .iter()
+                    .map(|id| id.parse().map_err(|err| protocol(format!("XADD: {err}"))))
+                    .collect::<Result<_, _>>()?,
             }),
             Some("CONFLICT") => Ok(WriteOutcome::Conflict),
             Some("EPOCH") => Ok(WriteOutcome::EpochChanged),
@@ -269,15 +292,16 @@ impl MatchStore for RedisStore {
         Ok(list)
     }
 
-    async fn read_after(&self, topic: Topic, cursor: Option<&str>) -> Result<LogRead, StoreError> {
+    async fn read_after(
+        &self,
+        topic: Topic,
+        cursor: Option<Cursor>,
+    ) -> Result<LogRead, StoreError> {
         let key = self.stream_key(topic);
         let mut conn = self.conn.clone();
-        let Some(cursor) = cursor else {
+        let Some(after) = cursor else {
             let all: StreamRangeReply = conn.xrange_all(&key).await?;
-            return Ok(LogRead::After(entries_of(topic, all)));
-        };
-        let Some(after) = parse_cursor(cursor) else {
-            return Ok(LogRead::Unknown);
+            return Ok(LogRead::After(entries_of(topic, all)?));
         };
         let (first, last, rest): (StreamRangeReply, StreamRangeReply, StreamRangeReply) =
             redis::pipe()
@@ -295,16 +319,15 @@ impl MatchStore for RedisStore {
                 .arg(1)
                 .cmd("XRANGE")
                 .arg(&key)
-                .arg(format!("({}-{}", after.0, after.1))
+                .arg(format!("({after}"))
                 .arg("+")
                 .query_async(&mut conn)
                 .await?;
-        let bound = |reply: &StreamRangeReply| reply.ids.first().and_then(|e| parse_cursor(&e.id));
-        match (bound(&first), bound(&last)) {
+        match (cursor_of(&first)?, cursor_of(&last)?) {
             // Outside the retained range: entries after it may be trimmed, or it was never
             // handed out by this store (it lost its data since).
             (Some(first), Some(last)) if after >= first && after <= last => {
-                Ok(LogRead::After(entries_of(topic, rest)))
+                Ok(LogRead::After(entries_of(topic, rest)?))
             }
             _ => Ok(LogRead::Unknown),
         }
@@ -326,7 +349,6 @@ impl MatchStore for RedisStore {
             .arg("-")
             .arg("COUNT")
             .arg(1);
-        let cursor_of = |last: &StreamRangeReply| last.ids.first().map(|entry| entry.id.clone());
         match topic {
             Topic::Match(match_id) => {
                 let (doc, last): (Option<String>, StreamRangeReply) =
@@ -335,7 +357,7 @@ impl MatchStore for RedisStore {
                 let stored: StoredMatch = serde_json::from_str(&doc)
                     .map_err(|source| StoreError::Corrupt { match_id, source })?;
                 Ok(Some(Snapshot {
-                    cursor: cursor_of(&last),
+                    cursor: cursor_of(&last)?,
                     json: crate::match_snapshot_json(&stored),
                 }))
             }
@@ -345,7 +367,7 @@ impl MatchStore for RedisStore {
                 let mut list = parse_summaries(games)?;
                 crate::most_recent_first(&mut list);
                 Ok(Some(Snapshot {
-                    cursor: cursor_of(&last),
+                    cursor: cursor_of(&last)?,
                     json: games_snapshot_json(&list),
                 }))
             }

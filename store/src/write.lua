@@ -14,12 +14,12 @@ for i = 11, #ARGV do
   local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*', 'e', ARGV[i])
   reply[#reply + 1] = id
   redis.call('PUBLISH', ARGV[10],
-    '{"topic":"match","match_id":' .. ARGV[7] .. ',"cursor":"' .. id .. '","data":' .. ARGV[i] .. '}')
+    '{"topic":"game:' .. ARGV[7] .. '","cursor":"' .. id .. '","data":' .. ARGV[i] .. '}')
 end
 if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[5], ARGV[7], ARGV[8])
   local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 'e', ARGV[8])
   redis.call('PUBLISH', ARGV[10],
-    '{"topic":"feed","match_id":' .. ARGV[7] .. ',"cursor":"' .. id .. '","data":' .. ARGV[8] .. '}')
+    '{"topic":"games","cursor":"' .. id .. '","data":' .. ARGV[8] .. '}')
 end
 return reply

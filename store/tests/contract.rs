@@ -9,7 +9,7 @@ use livescore_domain::{MatchFold, MatchInfo, ReplayStatus, Speed, TeamRef};
 use livescore_store::memory::MemoryStore;
 use livescore_store::redis::{RedisConfig, RedisStore};
 use livescore_store::{
-    LogRead, MatchStore, MatchWrite, ReplayInfo, StoredMatch, Topic, WriteOutcome,
+    Cursor, LogRead, MatchStore, MatchWrite, ReplayInfo, StoredMatch, Topic, WriteOutcome,
 };
 
 fn stored(match_id: u64, run: u64, seq: u64) -> StoredMatch {
@@ -54,7 +54,7 @@ fn write(match_id: u64, expected: Option<(u64, u64)>, seq: u64, entries: &[&str]
     }
 }
 
-fn written(outcome: WriteOutcome) -> Vec<String> {
+fn written(outcome: WriteOutcome) -> Vec<Cursor> {
     match outcome {
         WriteOutcome::Written { cursors } => cursors,
         other => panic!("expected a write, got {other:?}"),
@@ -75,14 +75,14 @@ async fn writes_check_the_expected_position(store: &dyn MatchStore) {
 
     written(
         store
-            .write(&epoch, &write(5, None, 0, &[r#"{"n":0}"#]))
+            .write(&epoch, &write(5, None, 0, &[r#"{"kind":"update","n":0}"#]))
             .await
             .unwrap(),
     );
     assert_eq!(store.load(5).await.unwrap(), Some(stored(5, 1, 0)));
     // A second writer that also thought the match was new loses.
     let outcome = store
-        .write(&epoch, &write(5, None, 0, &[r#"{"n":0}"#]))
+        .write(&epoch, &write(5, None, 0, &[r#"{"kind":"update","n":0}"#]))
         .await
         .unwrap();
     assert_eq!(outcome, WriteOutcome::Conflict);
@@ -93,7 +93,10 @@ async fn writes_check_the_expected_position(store: &dyn MatchStore) {
     assert_eq!(outcome, WriteOutcome::Conflict);
     written(
         store
-            .write(&epoch, &write(5, Some((1, 0)), 1, &[r#"{"n":1}"#]))
+            .write(
+                &epoch,
+                &write(5, Some((1, 0)), 1, &[r#"{"kind":"update","n":1}"#]),
+            )
             .await
             .unwrap(),
     );
@@ -101,7 +104,7 @@ async fn writes_check_the_expected_position(store: &dyn MatchStore) {
     // Nothing of a refused write was kept.
     assert_eq!(
         jsons(store.read_after(Topic::Match(5), None).await.unwrap()),
-        vec![r#"{"n":0}"#, r#"{"n":1}"#]
+        vec![r#"{"kind":"update","n":0}"#, r#"{"kind":"update","n":1}"#]
     );
     let outcome = store
         .write("another epoch", &write(5, Some((1, 1)), 2, &[]))
@@ -113,7 +116,11 @@ async fn writes_check_the_expected_position(store: &dyn MatchStore) {
 async fn entries_are_published_and_read_back_by_cursor(store: &dyn MatchStore) {
     let epoch = store.epoch().await.unwrap();
     let mut live = store.subscribe().await.unwrap();
-    let entries = [r#"{"n":1}"#, r#"{"n":2}"#, r#"{"n":3}"#];
+    let entries = [
+        r#"{"kind":"update","n":1}"#,
+        r#"{"kind":"update","n":2}"#,
+        r#"{"kind":"update","n":3}"#,
+    ];
     let cursors = written(
         store
             .write(&epoch, &write(9, None, 0, &entries))
@@ -139,10 +146,7 @@ async fn entries_are_published_and_read_back_by_cursor(store: &dyn MatchStore) {
         .filter(|p| p.topic == Topic::Match(9))
         .collect();
     assert_eq!(
-        match_entries
-            .iter()
-            .map(|p| p.cursor.clone())
-            .collect::<Vec<_>>(),
+        match_entries.iter().map(|p| p.cursor).collect::<Vec<_>>(),
         cursors
     );
     assert_eq!(&*match_entries[1].json, entries[1]);
@@ -155,19 +159,20 @@ async fn entries_are_published_and_read_back_by_cursor(store: &dyn MatchStore) {
     // Read back: after the first cursor come the other two.
     let after_first = jsons(
         store
-            .read_after(Topic::Match(9), Some(&cursors[0]))
+            .read_after(Topic::Match(9), Some(cursors[0]))
             .await
             .unwrap(),
     );
     assert_eq!(after_first, vec![entries[1], entries[2]]);
     let after_last = jsons(
         store
-            .read_after(Topic::Match(9), Some(&cursors[2]))
+            .read_after(Topic::Match(9), Some(cursors[2]))
             .await
             .unwrap(),
     );
     assert!(after_last.is_empty());
-    for unknown in ["garbage", "99999999999999-0", ""] {
+    // Before the first entry, after the last: not cursors this store handed out.
+    for unknown in [Cursor::new(0, 1), Cursor::new(99_999_999_999_999, 0)] {
         assert_eq!(
             store
                 .read_after(Topic::Match(9), Some(unknown))
@@ -182,7 +187,7 @@ async fn entries_are_published_and_read_back_by_cursor(store: &dyn MatchStore) {
 
     // Snapshots carry the cursor of the last entry they reflect.
     let snapshot = store.snapshot(Topic::Match(9)).await.unwrap().unwrap();
-    assert_eq!(snapshot.cursor.as_deref(), Some(cursors[2].as_str()));
+    assert_eq!(snapshot.cursor, Some(cursors[2]));
     let entry: livescore_store::Entry = serde_json::from_str(&snapshot.json).unwrap();
     assert!(matches!(entry, livescore_store::Entry::Snapshot { .. }));
     let feed = store.snapshot(Topic::Feed).await.unwrap().unwrap();
@@ -192,11 +197,30 @@ async fn entries_are_published_and_read_back_by_cursor(store: &dyn MatchStore) {
     assert_eq!(store.snapshot(Topic::Match(404)).await.unwrap(), None);
 }
 
+async fn an_entry_without_a_kind_is_refused_and_nothing_is_written(store: &dyn MatchStore) {
+    let epoch = store.epoch().await.unwrap();
+    let refused = store
+        .write(
+            &epoch,
+            &write(4, None, 0, &[r#"{"kind":"update"}"#, r#"{"n":1}"#]),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(livescore_store::StoreError::Protocol(m)) if m.contains("game:4")),
+        "{refused:?}"
+    );
+    assert_eq!(store.load(4).await.unwrap(), None);
+    assert_eq!(
+        store.read_after(Topic::Match(4), None).await.unwrap(),
+        LogRead::After(Vec::new())
+    );
+}
+
 async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors(store: &dyn MatchStore) {
     let epoch = store.epoch().await.unwrap();
     let cursors = written(
         store
-            .write(&epoch, &write(3, None, 0, &["{}"]))
+            .write(&epoch, &write(3, None, 0, &[r#"{"kind":"update"}"#]))
             .await
             .unwrap(),
     );
@@ -212,7 +236,7 @@ async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors(store: &dyn MatchSt
     assert!(store.list().await.unwrap().is_empty());
     assert_eq!(
         store
-            .read_after(Topic::Match(3), Some(&cursors[0]))
+            .read_after(Topic::Match(3), Some(cursors[0]))
             .await
             .unwrap(),
         LogRead::Unknown
@@ -230,6 +254,11 @@ mod memory {
     #[tokio::test]
     async fn entries_are_published_and_read_back_by_cursor() {
         super::entries_are_published_and_read_back_by_cursor(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn an_entry_without_a_kind_is_refused_and_nothing_is_written() {
+        super::an_entry_without_a_kind_is_refused_and_nothing_is_written(&MemoryStore::new()).await;
     }
 
     #[tokio::test]
@@ -267,6 +296,13 @@ mod redis {
     async fn entries_are_published_and_read_back_by_cursor() {
         let store = store("cursor").await;
         super::entries_are_published_and_read_back_by_cursor(&store).await;
+        store.clear().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_entry_without_a_kind_is_refused_and_nothing_is_written() {
+        let store = store("kindless").await;
+        super::an_entry_without_a_kind_is_refused_and_nothing_is_written(&store).await;
         store.clear().await.unwrap();
     }
 

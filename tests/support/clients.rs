@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use livescore_store::{LogRead, MatchStore, Topic, parse_cursor};
+use livescore_store::{Cursor, LogRead, MatchStore, Topic};
+use livescore_wire::{ClientRequest, ServerFrame, sse};
 use tokio_tungstenite::tungstenite::Message;
 
 /// One event as a client saw it: its cursor, its kind (`snapshot`, `update`, `replay`) and data.
@@ -17,6 +18,19 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// A WebSocket frame of a topic, as the client saw it.
+    pub fn of_frame(text: &str) -> Seen {
+        let frame: ServerFrame = serde_json::from_str(text).unwrap();
+        Seen {
+            id: frame.cursor.map(|cursor| cursor.to_string()),
+            event: frame.kind.to_string(),
+            data: frame
+                .data
+                .map(|data| data.get().to_owned())
+                .unwrap_or_default(),
+        }
+    }
+
     /// The replay is over: finished, or failed or stopped before the end.
     fn ends_the_replay(&self) -> bool {
         self.event == "replay"
@@ -51,29 +65,16 @@ pub async fn sse_listen(
         return false;
     }
     let mut body = response.bytes_stream();
-    let mut buffer = String::new();
+    let mut reader = sse::Reader::default();
     while let Some(chunk) = body.next().await {
         let Ok(chunk) = chunk else { return false };
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let mut event = Seen {
-                id: None,
-                event: String::new(),
-                data: String::new(),
+        reader.push(&chunk);
+        while let Some(event) = reader.next_event() {
+            let event = Seen {
+                id: event.id,
+                event: event.event,
+                data: event.data,
             };
-            for line in block.lines() {
-                if let Some(id) = line.strip_prefix("id: ") {
-                    event.id = Some(id.to_owned());
-                } else if let Some(name) = line.strip_prefix("event: ") {
-                    event.event = name.to_owned();
-                } else if let Some(data) = line.strip_prefix("data: ") {
-                    event.data.push_str(data);
-                }
-            }
-            if event.event.is_empty() {
-                continue; // a heartbeat comment
-            }
             let finished = event.ends_the_replay();
             seen.push(event);
             if finished {
@@ -110,9 +111,19 @@ pub async fn next_json<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    next_text(socket)
+        .await
+        .map(|text| serde_json::from_str(&text).unwrap())
+}
+
+/// The next text frame, or `None` when the connection ends.
+pub async fn next_text<S>(socket: &mut tokio_tungstenite::WebSocketStream<S>) -> Option<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         match tokio::time::timeout(Duration::from_secs(20), socket.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).ok(),
+            Ok(Some(Ok(Message::Text(text)))) => return Some(text.to_string()),
             Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => return None,
             Ok(Some(Ok(_))) => continue,
             Err(_) => panic!("no frame within 20 s"),
@@ -126,22 +137,20 @@ pub async fn ws_listen(base: &str, game: u64, cursor: Option<&str>, seen: &mut V
     let Some(mut socket) = ws(base).await else {
         return false;
     };
-    let request = match cursor {
-        Some(cursor) => {
-            format!(r#"{{"op":"subscribe","topic":"game:{game}","cursor":"{cursor}"}}"#)
-        }
-        None => format!(r#"{{"op":"subscribe","topic":"game:{game}"}}"#),
+    let request = ClientRequest::Subscribe {
+        topic: Topic::Match(game),
+        cursor: cursor.map(|cursor| cursor.parse().unwrap()),
     };
-    if !send(&mut socket, &request).await {
+    if !send(&mut socket, &serde_json::to_string(&request).unwrap()).await {
         return false;
     }
-    while let Some(frame) = next_json(&mut socket).await {
-        assert_eq!(frame["topic"], format!("game:{game}"), "{frame}");
-        let event = Seen {
-            id: frame["cursor"].as_str().map(str::to_owned),
-            event: frame["kind"].as_str().unwrap_or_default().to_owned(),
-            data: frame["data"].to_string(),
-        };
+    while let Some(text) = next_text(&mut socket).await {
+        let event = Seen::of_frame(&text);
+        assert_eq!(
+            serde_json::from_str::<ServerFrame>(&text).unwrap().topic,
+            Some(Topic::Match(game)),
+            "{text}"
+        );
         let finished = event.ends_the_replay();
         seen.push(event);
         if finished {
@@ -205,11 +214,11 @@ pub async fn follow_to_the_end(
 }
 
 /// The match's whole log, as (cursor, JSON value) pairs.
-pub async fn log_of(store: &dyn MatchStore, game: u64) -> Vec<(String, serde_json::Value)> {
+pub async fn log_of(store: &dyn MatchStore, game: u64) -> Vec<(Cursor, serde_json::Value)> {
     match store.read_after(Topic::Match(game), None).await.unwrap() {
         LogRead::After(entries) => entries
             .iter()
-            .map(|e| (e.cursor.clone(), serde_json::from_str(&e.json).unwrap()))
+            .map(|e| (e.cursor, serde_json::from_str(&e.json).unwrap()))
             .collect(),
         LogRead::Unknown => panic!("game {game} has no log"),
     }
@@ -220,17 +229,17 @@ pub async fn log_of(store: &dyn MatchStore, game: u64) -> Vec<(String, serde_jso
 /// has gets no second snapshot.)
 pub async fn assert_exact(store: &dyn MatchStore, game: u64, seen: &[Seen]) {
     assert_eq!(seen[0].event, "snapshot");
-    let from = parse_cursor(seen[0].id.as_deref().unwrap()).unwrap();
-    let expected: Vec<(String, serde_json::Value)> = log_of(store, game)
+    let from: Cursor = seen[0].id.as_deref().unwrap().parse().unwrap();
+    let expected: Vec<(Cursor, serde_json::Value)> = log_of(store, game)
         .await
         .into_iter()
-        .filter(|(cursor, _)| parse_cursor(cursor).unwrap() > from)
+        .filter(|(cursor, _)| *cursor > from)
         .collect();
-    let got: Vec<(String, serde_json::Value)> = seen[1..]
+    let got: Vec<(Cursor, serde_json::Value)> = seen[1..]
         .iter()
         .map(|e| {
             (
-                e.id.clone().unwrap(),
+                e.id.as_deref().unwrap().parse().unwrap(),
                 serde_json::from_str(&e.data).unwrap(),
             )
         })

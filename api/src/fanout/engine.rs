@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use livescore_server::{Detached, Permit};
-use livescore_store::{LogRead, MatchStore, Topic, parse_cursor};
+use livescore_store::{Cursor, Kind, LogRead, MatchStore, Topic};
+use livescore_wire::{ClientRequest, ServerFrame};
 use slab::Slab;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -20,12 +21,12 @@ use tokio::time::Instant;
 
 use super::wire::{self, ClientMessage, close_code};
 use super::writer::{Scratch, Write, Writer, sendmsg_parts};
-use super::{Command, Ended, Joined, Kind};
+use super::{Command, Ended, Joined, Stream};
 use crate::ApiState;
 use crate::hub::HubEvent;
-use crate::message::{Message, topic_name};
+use crate::message::Message;
 use crate::metrics::ShardMetrics;
-use crate::ws::{MAX_SUBSCRIPTIONS, Request, parse_topic};
+use crate::ws::MAX_SUBSCRIPTIONS;
 
 /// How long a browser waits before reconnecting an SSE stream.
 const RETRY: &[u8] = b"retry: 2000\n\n";
@@ -73,7 +74,7 @@ struct Conn {
 /// A store read in flight for viewers joining `topic` from `cursor`.
 struct SharedRead {
     topic: Topic,
-    cursor: Option<String>,
+    cursor: Option<Cursor>,
     waiters: Vec<ConnKey>,
 }
 
@@ -83,7 +84,7 @@ struct Sub {
     /// The sequence (in its topic's `Followers::log`) of the next live message it gets.
     next: u64,
     /// The position of the last message written (or queued) to it.
-    last: Option<(u64, u64)>,
+    last: Option<Cursor>,
     phase: Phase,
 }
 
@@ -117,17 +118,16 @@ enum Phase {
 }
 
 /// Whether a message at `position` comes after `last` (a message without one never does).
-fn is_new(position: Option<(u64, u64)>, last: Option<(u64, u64)>) -> bool {
+fn is_new(position: Option<Cursor>, last: Option<Cursor>) -> bool {
     position.is_some() && (last.is_none() || position > last)
 }
 
-fn cursor_of(position: Option<(u64, u64)>) -> Option<String> {
-    position.map(|(ms, seq)| format!("{ms}-{seq}"))
+fn text_frame(frame: &ServerFrame<'_>) -> Bytes {
+    wire::frame(wire::TEXT, frame.to_json().as_bytes())
 }
 
 fn error_frame(message: &str) -> Bytes {
-    let text = serde_json::json!({ "kind": "error", "message": message }).to_string();
-    wire::frame(wire::TEXT, text.as_bytes())
+    text_frame(&ServerFrame::error(message))
 }
 
 pub(crate) struct Engine {
@@ -147,7 +147,7 @@ pub(crate) struct Engine {
     /// The reads a viewer joining a topic from a cursor may still share: none of the topic's
     /// live messages has arrived since each was sent, so its answer covers all the viewer
     /// could have missed.
-    open_reads: HashMap<(Topic, Option<String>), u64>,
+    open_reads: HashMap<(Topic, Option<Cursor>), u64>,
     read_ids: u64,
     /// A sweep is going on: sockets are only marked for removal (`doomed`).
     sweeping: bool,
@@ -236,7 +236,7 @@ impl Engine {
 
     fn handle(&mut self, command: Command) {
         match command {
-            Command::Adopt { detached, kind } => self.adopt(detached, kind),
+            Command::Adopt { detached, stream } => self.adopt(detached, stream),
             Command::Read { id, outcome } => {
                 let Some(read) = self.reads.remove(&id) else {
                     return;
@@ -279,7 +279,7 @@ impl Engine {
         })
     }
 
-    fn adopt(&mut self, detached: Detached, kind: Kind) {
+    fn adopt(&mut self, detached: Detached, carried: Stream) {
         let Detached { stream, permit } = detached;
         if let Some(size) = self.send_buffer {
             let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
@@ -302,7 +302,7 @@ impl Engine {
             index: entry.key(),
             generation,
         };
-        let websocket = matches!(kind, Kind::WebSocket);
+        let websocket = matches!(carried, Stream::WebSocket);
         let reader = tokio::task::spawn_local(super::reader::read(
             Rc::clone(&stream),
             key,
@@ -328,17 +328,17 @@ impl Engine {
             doomed: false,
         });
         self.metrics.connected(websocket, 1);
-        match kind {
-            Kind::Sse { topic, cursor } => {
+        match carried {
+            Stream::Sse { topic, cursor } => {
                 self.send_to(key.index, vec![wire::chunk(RETRY)]);
                 self.subscribe(key.index, topic, cursor);
             }
-            Kind::WebSocket => self.idle.push_back((now, key)),
+            Stream::WebSocket => self.idle.push_back((now, key)),
         }
     }
 
     /// Starts following `topic` on socket `index`, from after `cursor` (or a snapshot).
-    fn subscribe(&mut self, index: usize, topic: Topic, cursor: Option<String>) {
+    fn subscribe(&mut self, index: usize, topic: Topic, cursor: Option<Cursor>) {
         let Some(key) = self.key(index) else { return };
         let followers = self.topics.entry(topic).or_default();
         let next = followers.head();
@@ -364,7 +364,7 @@ impl Engine {
     /// Reads the store for a joining subscription; the answer comes back as `Read`. Viewers
     /// joining the same topic from the same cursor share one read while it is open (a connect
     /// or reconnect storm costs a few reads, not one per viewer).
-    fn spawn_join(&mut self, conn: ConnKey, topic: Topic, cursor: Option<String>) {
+    fn spawn_join(&mut self, conn: ConnKey, topic: Topic, cursor: Option<Cursor>) {
         let key = (topic, cursor);
         if let Some(id) = self.open_reads.get(&key)
             && let Some(read) = self.reads.get_mut(id)
@@ -374,12 +374,12 @@ impl Engine {
         }
         self.read_ids += 1;
         let id = self.read_ids;
-        let cursor = key.1.clone();
+        let cursor = key.1;
         self.reads.insert(
             id,
             SharedRead {
                 topic,
-                cursor: cursor.clone(),
+                cursor,
                 waiters: vec![conn],
             },
         );
@@ -424,10 +424,8 @@ impl Engine {
                         self.send_to(index, vec![error_frame(&format!("no game {id}"))]);
                     }
                     (true, Ended::Store(_)) => {
-                        let reason = format!(
-                            "{}: stream ended; reconnect and resume with your cursor",
-                            topic_name(topic)
-                        );
+                        let reason =
+                            format!("{topic}: stream ended; reconnect and resume with your cursor");
                         self.close_after(index, wire::close(close_code::AGAIN, &reason));
                     }
                     (false, _) => self.close_after(index, Bytes::from_static(wire::END_OF_STREAM)),
@@ -452,7 +450,7 @@ impl Engine {
         let mut parts = Vec::with_capacity(joined.messages.len() + held.len());
         if joined.snapshot {
             for message in &joined.messages {
-                sub.last = message.position;
+                sub.last = message.cursor;
                 parts.push(message.bytes_for(websocket));
             }
         } else if sub.last.is_none() {
@@ -464,19 +462,19 @@ impl Engine {
             &joined.messages[..]
         };
         for message in stored.iter().chain(&held) {
-            if is_new(message.position, sub.last) {
-                sub.last = message.position;
+            if is_new(message.cursor, sub.last) {
+                sub.last = message.cursor;
                 parts.push(message.bytes_for(websocket));
             }
         }
-        let again = overflowed.then(|| cursor_of(sub.last));
-        if let Some(cursor) = &again {
+        let again = overflowed.then_some(sub.last);
+        if let Some(cursor) = again {
             sub.phase = Phase::Joining {
                 held: Vec::new(),
                 overflowed: false,
             };
             ShardMetrics::add(&self.metrics.catch_ups, 1);
-            self.spawn_join(key, topic, cursor.clone());
+            self.spawn_join(key, topic, cursor);
         }
         ShardMetrics::add(&self.metrics.messages_sent, parts.len() as u64);
         self.send_to(index, parts);
@@ -618,7 +616,7 @@ impl Engine {
                     held: Vec::new(),
                     overflowed: false,
                 };
-                joins.push((sub.conn, *topic, cursor_of(sub.last)));
+                joins.push((sub.conn, *topic, sub.last));
             }
         }
         ShardMetrics::add(&self.metrics.catch_ups, joins.len() as u64);
@@ -837,7 +835,7 @@ impl Engine {
                     held: Vec::new(),
                     overflowed: false,
                 };
-                let cursor = cursor_of(sub.last);
+                let cursor = sub.last;
                 ShardMetrics::add(&self.metrics.catch_ups, 1);
                 self.spawn_join(key, topic, cursor);
             }
@@ -952,7 +950,7 @@ impl Engine {
 
     /// A subscribe or unsubscribe request (see `ws.rs`).
     fn request(&mut self, index: usize, text: &str) {
-        let request: Request = match serde_json::from_str(text) {
+        let request: ClientRequest = match serde_json::from_str(text) {
             Ok(request) => request,
             Err(err) => {
                 let message = format!(
@@ -963,38 +961,23 @@ impl Engine {
             }
         };
         let reply = match request {
-            Request::Subscribe {
-                topic: name,
-                cursor,
-            } => {
-                let Some(topic) = parse_topic(&name) else {
-                    let message = format!(
-                        "unknown topic {:?}: topics are \"games\" and \"game:<id>\"",
-                        livescore_domain::excerpt(&name)
-                    );
-                    return self.send_to(index, vec![error_frame(&message)]);
-                };
+            ClientRequest::Subscribe { topic, cursor } => {
                 let following = &self.conns[index].topics;
                 if following.iter().any(|(t, _)| *t == topic) {
-                    error_frame(&format!("already subscribed to {name}"))
+                    error_frame(&format!("already subscribed to {topic}"))
                 } else if following.len() >= MAX_SUBSCRIPTIONS {
                     error_frame(&format!(
                         "at most {MAX_SUBSCRIPTIONS} topics per connection"
                     ))
                 } else {
-                    let cursor = cursor.filter(|cursor| !cursor.is_empty());
                     return self.subscribe(index, topic, cursor);
                 }
             }
-            Request::Unsubscribe { topic: name } => {
-                if parse_topic(&name).is_some_and(|topic| self.unsubscribe(index, topic)) {
-                    let text = serde_json::json!({ "topic": name, "kind": "unsubscribed" });
-                    wire::frame(wire::TEXT, text.to_string().as_bytes())
+            ClientRequest::Unsubscribe { topic } => {
+                if self.unsubscribe(index, topic) {
+                    text_frame(&ServerFrame::unsubscribed(topic))
                 } else {
-                    error_frame(&format!(
-                        "not subscribed to {:?}",
-                        livescore_domain::excerpt(&name)
-                    ))
+                    error_frame(&format!("not subscribed to {topic}"))
                 }
             }
         };
@@ -1078,7 +1061,7 @@ fn route(
             }
             Phase::Behind => {}
             Phase::Live => {
-                if !is_new(message.position, sub.last) {
+                if !is_new(message.cursor, sub.last) {
                     continue;
                 }
                 let Some(conn) = conns.get_mut(sub.conn.index).filter(|conn| !conn.doomed) else {
@@ -1093,7 +1076,7 @@ fn route(
                     sub.phase = Phase::Behind;
                     continue;
                 }
-                sub.last = message.position;
+                sub.last = message.cursor;
                 sent += 1;
             }
         }
@@ -1105,16 +1088,16 @@ fn route(
 async fn join(
     store: &dyn MatchStore,
     topic: Topic,
-    cursor: Option<String>,
+    cursor: Option<Cursor>,
 ) -> Result<Joined, Ended> {
     let mut resync = false;
     if let Some(cursor) = cursor {
-        match store.read_after(topic, Some(&cursor)).await? {
+        match store.read_after(topic, Some(cursor)).await? {
             LogRead::After(entries) => {
                 return Ok(Joined {
                     messages: entries.into_iter().map(Message::of_entry).collect(),
                     snapshot: false,
-                    after: parse_cursor(&cursor),
+                    after: Some(cursor),
                     resync: false,
                 });
             }
@@ -1126,7 +1109,7 @@ async fn join(
         messages: vec![Message::new(
             topic,
             snapshot.cursor,
-            "snapshot",
+            Kind::Snapshot,
             Arc::from(snapshot.json),
         )],
         snapshot: true,

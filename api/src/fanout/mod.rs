@@ -35,7 +35,7 @@ pub mod wire;
 pub mod writer;
 
 use livescore_server::{Detached, Shard};
-use livescore_store::{StoreError, Topic};
+use livescore_store::{Cursor, StoreError, Topic};
 use tokio::sync::mpsc;
 
 use crate::ApiState;
@@ -46,11 +46,11 @@ pub(crate) use engine::ConnKey;
 
 /// What a handed-over socket carries.
 #[derive(Debug)]
-pub enum Kind {
+pub enum Stream {
     /// One topic as Server-Sent Events, from after `cursor` (or a snapshot).
     Sse {
         topic: Topic,
-        cursor: Option<String>,
+        cursor: Option<Cursor>,
     },
     /// WebSocket frames; its topics come as the client subscribes.
     WebSocket,
@@ -64,9 +64,9 @@ pub struct EngineHandle {
 
 impl EngineHandle {
     /// Hands a socket whose response head was written to the engine.
-    pub fn adopt(&self, detached: Detached, kind: Kind) {
+    pub fn adopt(&self, detached: Detached, stream: Stream) {
         // The engine only stops at shutdown, when the socket may as well close.
-        let _ = self.commands.send(Command::Adopt { detached, kind });
+        let _ = self.commands.send(Command::Adopt { detached, stream });
     }
 }
 
@@ -89,8 +89,8 @@ pub(crate) struct Joined {
     /// A snapshot (first, or the cursor was unknown), or the entries after `after`.
     pub messages: Vec<Arc<Message>>,
     pub snapshot: bool,
-    /// The cursor caught up after, parsed (None for a snapshot).
-    pub after: Option<(u64, u64)>,
+    /// The cursor caught up after (None for a snapshot).
+    pub after: Option<Cursor>,
     /// A snapshot sent because the viewer's cursor was unknown.
     pub resync: bool,
 }
@@ -99,7 +99,7 @@ pub(crate) struct Joined {
 pub(crate) enum Command {
     Adopt {
         detached: Detached,
-        kind: Kind,
+        stream: Stream,
     },
     /// A store read for joining viewers (see `Engine::spawn_join`) answered.
     Read {

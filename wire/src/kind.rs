@@ -1,0 +1,101 @@
+//! Message kinds: the SSE `event:` name, and a WebSocket frame's `kind`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Topic, WireError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Kind {
+    /// A topic as it stands: the first message of a stream (and after a lost cursor).
+    Snapshot,
+    /// A change in a match (an `Entry::Update`).
+    Update,
+    /// A match's replay was started, paused, resumed, sped up, stopped or finished.
+    Replay,
+    /// A game's summary changed (on the `games` topic).
+    Game,
+    /// WebSocket only: the topic is no longer followed.
+    Unsubscribed,
+    /// WebSocket only: the request was not understood; the connection stays.
+    Error,
+}
+
+impl Kind {
+    /// Every kind, in declaration order (for `web/wire.js` and its test).
+    pub const ALL: [Kind; 6] = [
+        Kind::Snapshot,
+        Kind::Update,
+        Kind::Replay,
+        Kind::Game,
+        Kind::Unsubscribed,
+        Kind::Error,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Snapshot => "snapshot",
+            Kind::Update => "update",
+            Kind::Replay => "replay",
+            Kind::Game => "game",
+            Kind::Unsubscribed => "unsubscribed",
+            Kind::Error => "error",
+        }
+    }
+
+    /// The kind of a log entry of `topic` as the store holds it: a feed entry is a `game`; a
+    /// match log entry names its own kind in its `kind` field (a snapshot, update or replay).
+    pub fn of_entry(topic: Topic, json: &str) -> Result<Kind, WireError> {
+        #[derive(Deserialize)]
+        struct Tagged {
+            kind: Kind,
+        }
+        match topic {
+            Topic::Feed => Ok(Kind::Game),
+            Topic::Match(_) => match serde_json::from_str::<Tagged>(json) {
+                Ok(Tagged {
+                    kind: kind @ (Kind::Snapshot | Kind::Update | Kind::Replay),
+                }) => Ok(kind),
+                Ok(Tagged { kind }) => Err(WireError::EntryKind(format!("kind {kind:?}"))),
+                Err(err) => Err(WireError::EntryKind(err.to_string())),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_is_named_by_its_kind_and_a_feed_summary_is_a_game() {
+        let of = |topic, json| Kind::of_entry(topic, json);
+        assert_eq!(
+            of(Topic::Match(1), r#"{"kind":"replay","x":1}"#),
+            Ok(Kind::Replay)
+        );
+        assert_eq!(
+            of(Topic::Match(1), r#"{"x":[1],"kind":"update"}"#),
+            Ok(Kind::Update)
+        );
+        assert_eq!(of(Topic::Feed, r#"{"kind":"replay"}"#), Ok(Kind::Game));
+        assert!(of(Topic::Match(1), r#"{"kind":"goal"}"#).is_err());
+        assert!(of(Topic::Match(1), r#"{"kind":"error"}"#).is_err());
+        assert!(of(Topic::Match(1), "{}").is_err());
+    }
+
+    #[test]
+    fn kinds_are_written_as_serde_writes_them() {
+        for kind in Kind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+    }
+}

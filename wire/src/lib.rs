@@ -1,0 +1,46 @@
+//! The wire: every name and position that crosses a process boundary, typed once.
+//!
+//! - [`Cursor`]: where an entry stands in its topic's log (a Redis stream id, or the in-process
+//!   store's counter); clients resume after one.
+//! - [`Topic`]: what a viewer follows, `games` (the feed of every game's summary) or
+//!   `game:<id>` (one match's log).
+//! - [`Kind`]: what a message is (`snapshot`, `update`, `replay`, `game`, and on a WebSocket
+//!   `unsubscribed` and `error`).
+//! - [`sse`]: the Server-Sent Events a stream carries, written and read.
+//! - [`frame`]: the WebSocket frames, both ways.
+//! - [`js`]: the same names for the browser (`web/wire.js` is generated from them).
+//!
+//! The store, the API, the load test and the tests all use these types, and the API's OpenAPI
+//! document describes them (feature `openapi`): a name changed here changes everywhere.
+
+pub mod cursor;
+pub mod frame;
+pub mod js;
+pub mod kind;
+pub mod sse;
+pub mod topic;
+
+pub use cursor::Cursor;
+pub use frame::{ClientRequest, ServerFrame};
+pub use kind::Kind;
+pub use topic::Topic;
+
+/// What is wrong with a wire value from outside.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("not a cursor: {0:?} (cursors look like 1700000000000-0)")]
+    Cursor(String),
+    #[error("unknown topic {0:?}: topics are \"games\" and \"game:<id>\"")]
+    Topic(String),
+    #[error("a match log entry without a known kind: {0}")]
+    EntryKind(String),
+}
+
+/// At most this much of a bad value goes into an error message.
+pub(crate) fn excerpt(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_owned(),
+    }
+}
