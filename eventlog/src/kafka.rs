@@ -87,7 +87,14 @@ impl ClientContext for Quiet {
 impl ConsumerContext for Quiet {}
 
 fn kafka(err: KafkaError) -> LogError {
-    LogError::Kafka(err.to_string())
+    kafka_error(err.to_string())
+}
+
+fn kafka_error(message: String) -> LogError {
+    LogError::Unavailable {
+        engine: "kafka",
+        message,
+    }
 }
 
 impl KafkaLog {
@@ -139,9 +146,7 @@ impl KafkaLog {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((topic, code)) => {
-                    return Err(LogError::Kafka(format!(
-                        "cannot create topic {topic}: {code}"
-                    )));
+                    return Err(kafka_error(format!("cannot create topic {topic}: {code}")));
                 }
             }
         }
@@ -223,7 +228,7 @@ impl EventLog for KafkaLog {
         let config = self.config.clone();
         tokio::task::spawn_blocking(move || read_topic_to_end(&config))
             .await
-            .map_err(|err| LogError::Kafka(format!("reading the log stopped: {err}")))?
+            .map_err(|err| kafka_error(format!("reading the log stopped: {err}")))?
     }
 }
 
@@ -272,7 +277,7 @@ fn read_topic_to_end(config: &KafkaConfig) -> Result<Vec<LogRecord>, LogError> {
     let deadline = std::time::Instant::now() + READ_TO_END_TIMEOUT;
     while !ends.is_empty() {
         if std::time::Instant::now() > deadline {
-            return Err(LogError::Kafka(format!(
+            return Err(kafka_error(format!(
                 "could not read {} to its end within {READ_TO_END_TIMEOUT:?}",
                 config.topic
             )));

@@ -1,7 +1,9 @@
 //! The event log: the seam between the producer, which appends a match's records, and the
 //! projector, which consumes them. Two implementations with the same behaviour:
-//! [`kafka::KafkaLog`] (rdkafka: idempotent producer, consumer group) and [`memory::MemoryLog`]
-//! (in-process, for `livescore up` with nothing else installed, and for tests).
+//! `kafka::KafkaLog` (rdkafka: idempotent producer, consumer group; feature `kafka`, on by
+//! default, so that crates that only need the trait build without librdkafka) and
+//! [`memory::MemoryLog`] (in-process, for `livescore up` with nothing else installed, and for
+//! tests).
 //!
 //! The contract both keep:
 //! - records with the same key (the match id) are consumed in the order they were sent;
@@ -13,6 +15,7 @@
 //! - [`EventLog::read_to_end`] reads everything the log holds, for a producer resuming.
 
 pub mod envelope;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
 
@@ -26,8 +29,13 @@ pub type Delivery = Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LogError {
-    #[error("kafka: {0}")]
-    Kafka(String),
+    /// The log did not answer, or refused (the engine's own error, as text: the seam carries
+    /// no Kafka type).
+    #[error("{engine}: {message}")]
+    Unavailable {
+        engine: &'static str,
+        message: String,
+    },
     #[error("the log is closed")]
     Closed,
 }

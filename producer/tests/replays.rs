@@ -259,9 +259,10 @@ impl EventLog for FailingLog {
         }
         if self.failing.contains(&n) {
             return Ok(Box::pin(async {
-                Err(livescore_eventlog::LogError::Kafka(
-                    "Message timed out".into(),
-                ))
+                Err(livescore_eventlog::LogError::Unavailable {
+                    engine: "kafka",
+                    message: "Message timed out".into(),
+                })
             }));
         }
         self.inner.send(envelope)
