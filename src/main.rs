@@ -1,25 +1,20 @@
 //! The `livescore` command line: one binary, one subcommand per job. This file parses arguments
-//! and prints; `startup.rs` builds the roles, and the workspace's crates do the work.
-
-mod config;
-mod startup;
+//! and prints; `livescore-app` builds the roles, and the workspace's crates do the work.
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::routing::get;
 use clap::{Parser, Subcommand};
+use livescore_app::settings::{
+    HttpSettings, LogSettings, ProducerSettings, ProjectorSettings, StoreSettings,
+};
+use livescore_app::{Application, CancellationToken, Role, Settings};
 use livescore_catalog::{Catalog, LoadedGame};
 use livescore_domain::fold_match;
-use tokio::sync::watch;
 use tracing::info_span;
-
-use crate::config::{HttpArgs, LogArgs, ProducerArgs, ProjectorArgs, StoreArgs};
-use crate::startup::Engines;
 
 #[derive(Parser)]
 #[command(
@@ -41,43 +36,42 @@ enum Command {
     /// and REDIS_URL are set. Prints the admin token and how to start a replay.
     Up {
         #[command(flatten)]
-        log: LogArgs,
+        log: LogSettings,
         #[command(flatten)]
-        store: StoreArgs,
+        store: StoreSettings,
         #[command(flatten)]
-        http: HttpArgs,
+        http: HttpSettings,
         #[command(flatten)]
-        producer: ProducerArgs,
+        producer: ProducerSettings,
         #[command(flatten)]
-        projector: ProjectorArgs,
+        projector: ProjectorSettings,
     },
     /// The producer alone: replays into Kafka, with the admin control routes.
     Producer {
         #[command(flatten)]
-        log: LogArgs,
+        log: LogSettings,
         #[command(flatten)]
-        http: HttpArgs,
+        http: HttpSettings,
         #[command(flatten)]
-        producer: ProducerArgs,
+        producer: ProducerSettings,
     },
-    /// The projector alone: Kafka into Redis.
+    /// The projector alone: Kafka into Redis; serves /metrics, /healthz and /readyz on LISTEN.
     Projector {
         #[command(flatten)]
-        log: LogArgs,
+        log: LogSettings,
         #[command(flatten)]
-        store: StoreArgs,
+        store: StoreSettings,
         #[command(flatten)]
-        projector: ProjectorArgs,
-        /// Clear the store and rebuild it from the start of the log first.
-        #[arg(long)]
-        rebuild: bool,
+        http: HttpSettings,
+        #[command(flatten)]
+        projector: ProjectorSettings,
     },
     /// One API replica: serves games from Redis.
     Api {
         #[command(flatten)]
-        store: StoreArgs,
+        store: StoreSettings,
         #[command(flatten)]
-        http: HttpArgs,
+        http: HttpSettings,
     },
     /// List the replayable games of the data directory.
     Games {
@@ -123,19 +117,54 @@ fn main() -> ExitCode {
             http,
             producer,
             projector,
-        } => run(|shutdown| up(shutdown, log, store, http, producer, projector)),
+        } => {
+            let generated = producer.admin_token.is_none();
+            let settings = Settings {
+                log,
+                store,
+                http,
+                producer,
+                projector,
+            };
+            run(Role::Up, settings, |app| print_banner(app, generated))
+        }
         Command::Producer {
             log,
             http,
             producer,
-        } => run(|shutdown| producer_role(shutdown, log, http, producer)),
+        } => {
+            let generated = producer.admin_token.is_none();
+            let settings = Settings {
+                log,
+                http,
+                producer,
+                ..Settings::default()
+            };
+            run(Role::Producer, settings, |app| print_banner(app, generated))
+        }
         Command::Projector {
             log,
             store,
+            http,
             projector,
-            rebuild,
-        } => run(|shutdown| projector_role(shutdown, log, store, projector, rebuild)),
-        Command::Api { store, http } => run(|shutdown| api_role(shutdown, store, http)),
+        } => {
+            let settings = Settings {
+                log,
+                store,
+                http,
+                projector,
+                ..Settings::default()
+            };
+            run(Role::Projector, settings, |_| {})
+        }
+        Command::Api { store, http } => {
+            let settings = Settings {
+                store,
+                http,
+                ..Settings::default()
+            };
+            run(Role::Api, settings, |_| {})
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -164,25 +193,22 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 /// (A Kafka client whose broker went away can wait far longer than that to say goodbye.)
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Runs a role on a multi-threaded tokio runtime, handing it the shutdown signal; a role that
-/// has not stopped `SHUTDOWN_GRACE` after the signal is cut short.
-fn run<Role, Running>(role: Role) -> anyhow::Result<()>
-where
-    Role: FnOnce(watch::Receiver<bool>) -> Running,
-    Running: Future<Output = anyhow::Result<()>>,
-{
+/// Builds `role` and runs it on a multi-threaded tokio runtime until Ctrl-C or SIGTERM; a role
+/// that has not stopped `SHUTDOWN_GRACE` after the signal is cut short. `started` is told once
+/// it listens.
+fn run(role: Role, settings: Settings, started: impl FnOnce(&Application)) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
     runtime.block_on(async {
-        let shutdown = startup::shutdown_signal();
+        let shutdown = livescore_app::shutdown_on_signal();
         // The watchdog counts on a thread of its own, not on tokio: what gets stuck can be a
         // synchronous call that holds the very thread polling the role (librdkafka closing a
         // consumer whose broker went away blocks until the broker answers, forever if it is gone).
-        let signalled = shutdown.clone();
+        let signalled: CancellationToken = shutdown.clone();
         tokio::spawn(async move {
-            startup::stopped(signalled).await;
+            signalled.cancelled().await;
             std::thread::spawn(|| {
                 std::thread::sleep(SHUTDOWN_GRACE);
                 tracing::error!("still stopping {SHUTDOWN_GRACE:?} after the signal: exiting now");
@@ -190,47 +216,15 @@ where
                 std::process::exit(1);
             });
         });
-        role(shutdown).await
+        let app = Application::build(role, settings, shutdown).await?;
+        started(&app);
+        Ok(app.run_until_stopped().await?)
     })
 }
 
-async fn up(
-    shutdown: watch::Receiver<bool>,
-    log_args: LogArgs,
-    store_args: StoreArgs,
-    http: HttpArgs,
-    producer: ProducerArgs,
-    projector: ProjectorArgs,
-) -> anyhow::Result<()> {
-    let log = startup::connect_log(&log_args, Engines::InProcessIfUnset).await?;
-    let store = startup::connect_store(&store_args, Engines::InProcessIfUnset).await?;
-    let control = startup::control(Arc::clone(&log), &producer)?;
-    startup::resume_replays(&control).await?;
-    let projector = startup::projector(log, Arc::clone(&store), &projector, false);
-    let mut projecting = tokio::spawn(projector.run(startup::stopped(shutdown.clone())));
-    let mut api = livescore_api::ApiState::new(store, shutdown.clone())
-        .await
-        .context("cannot subscribe to the match store")?;
-    http.configure(&mut api);
-    let server = livescore_server::Server::bind(&http.server())?;
-    let routes = control.clone();
-    let make_app: livescore_server::MakeApp = Arc::new(move |shard| {
-        livescore_producer::router(routes.clone()).merge(livescore_api::router(api.on_shard(shard)))
-    });
-    print_banner(&http, &control, producer.admin_token.is_none());
-    tokio::select! {
-        served = server.serve(make_app, shutdown.clone()) => Ok(served?),
-        projected = &mut projecting => match projected {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(err)) => Err(anyhow::Error::new(err).context("the projector stopped")),
-            Err(panic) => Err(anyhow::anyhow!("the projector panicked: {panic}")),
-        },
-    }
-}
-
-fn print_banner(http: &HttpArgs, control: &livescore_producer::ControlState, generated: bool) {
-    let base = format!("http://localhost:{}", http.listen.port());
-    let token = &control.admin_token;
+fn print_banner(app: &Application, generated: bool) {
+    let base = format!("http://localhost:{}", app.local_addr().port());
+    let token = app.admin_token().unwrap_or_default();
     println!("livescore is up: {base}/games");
     if generated {
         println!("admin token: {token}   (generated; set ADMIN_TOKEN to choose one)");
@@ -238,58 +232,6 @@ fn print_banner(http: &HttpArgs, control: &livescore_producer::ControlState, gen
     println!("start a replay at 600x real time (a whole match in about 10 s):");
     println!("  curl -X POST -H 'Authorization: Bearer {token}' '{base}/games/7471?speed=600'");
     println!("replayable games: {base}/catalog");
-}
-
-async fn producer_role(
-    shutdown: watch::Receiver<bool>,
-    log: LogArgs,
-    http: HttpArgs,
-    producer: ProducerArgs,
-) -> anyhow::Result<()> {
-    let log = startup::connect_log(&log, Engines::Required).await?;
-    let control = startup::control(log, &producer)?;
-    startup::resume_replays(&control).await?;
-    print_banner(&http, &control, producer.admin_token.is_none());
-    // `up` has the API's /healthz; the producer alone answers its own, for load balancers and
-    // container health checks.
-    let make_app: livescore_server::MakeApp = Arc::new(move |_shard| {
-        livescore_producer::router(control.clone()).route("/healthz", get(|| async { "ok" }))
-    });
-    Ok(livescore_server::serve(&http.server(), make_app, shutdown).await?)
-}
-
-async fn projector_role(
-    shutdown: watch::Receiver<bool>,
-    log: LogArgs,
-    store: StoreArgs,
-    projector: ProjectorArgs,
-    rebuild: bool,
-) -> anyhow::Result<()> {
-    let log = startup::connect_log(&log, Engines::Required).await?;
-    let store = startup::connect_store(&store, Engines::Required).await?;
-    // scripts/cluster waits for this line: the log and the store both answered.
-    tracing::info!(group = %projector.projector_group, "projector up");
-    startup::projector(log, store, &projector, rebuild)
-        .run(startup::stopped(shutdown))
-        .await
-        .context("the projector stopped")
-}
-
-async fn api_role(
-    shutdown: watch::Receiver<bool>,
-    store: StoreArgs,
-    http: HttpArgs,
-) -> anyhow::Result<()> {
-    let store = startup::connect_store(&store, Engines::Required).await?;
-    let mut api = livescore_api::ApiState::new(store, shutdown.clone())
-        .await
-        .context("cannot subscribe to the match store")?;
-    http.configure(&mut api);
-    let server = livescore_server::Server::bind(&http.server())?;
-    let make_app: livescore_server::MakeApp =
-        Arc::new(move |shard| livescore_api::router(api.on_shard(shard)));
-    tracing::info!(listen = %http.listen, "API replica up");
-    Ok(server.serve(make_app, shutdown).await?)
 }
 
 fn init_logging(json: bool) {
@@ -308,7 +250,7 @@ fn init_logging(json: bool) {
 }
 
 fn games(data_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let catalog = startup::open_catalog(data_dir)?;
+    let catalog = livescore_app::open_catalog(data_dir)?;
     for notice in catalog.notices() {
         tracing::warn!("{notice}");
     }
@@ -369,7 +311,7 @@ fn games(data_dir: &Path, json: bool) -> anyhow::Result<()> {
 
 fn fold(data_dir: &Path, game: &str, print_updates: bool) -> anyhow::Result<()> {
     let LoadedGame { info, events } = if game.bytes().all(|b| b.is_ascii_digit()) {
-        startup::open_catalog(data_dir)?.load(game)?
+        livescore_app::open_catalog(data_dir)?.load(game)?
     } else {
         // A path: the data directory's metadata helps if there is one, but is not required.
         let catalog = Catalog::open(data_dir)

@@ -46,6 +46,9 @@ pub struct ApiState {
     /// Turns true when the server shuts down: WebSocket clients are told to reconnect.
     pub shutdown: watch::Receiver<bool>,
     pub metrics: Arc<Metrics>,
+    /// The process's metrics registry (`livescore up` registers the producer's and the
+    /// projector's in it too); `/metrics` shows it after the replica's own counters.
+    pub telemetry: Arc<livescore_server::Telemetry>,
     /// How long a client may leave its queue full before it is let go.
     pub slow_client: Duration,
     /// How many messages may wait for one viewer before its topics stop queueing and catch
@@ -81,12 +84,15 @@ impl ApiState {
         shutdown: watch::Receiver<bool>,
     ) -> Result<ApiState, StoreError> {
         let metrics = Arc::new(Metrics::default());
+        let telemetry = livescore_server::Telemetry::new();
+        telemetry.register(|registry| metrics.register(registry));
         let hub = Hub::start(store.as_ref(), Arc::clone(&metrics)).await?;
         Ok(ApiState {
             store,
             hub,
             shutdown,
             metrics,
+            telemetry,
             slow_client: SLOW_CLIENT,
             client_queue: CLIENT_QUEUE,
             web_dir: "web".into(),
@@ -188,7 +194,7 @@ async fn ready(State(state): State<ApiState>) -> Result<&'static str, ApiError> 
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics.render() + &state.telemetry.encode(),
     )
 }
 

@@ -7,9 +7,15 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-#[derive(Debug, Default)]
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug)]
 pub struct Metrics {
     shards: Mutex<Vec<Arc<ShardMetrics>>>,
+    /// Seconds from the producer emitting a record to its entry being handed to a shard's
+    /// viewers (registered in the replica's `Telemetry`; every shard observes into it).
+    pub delivery_seconds: Histogram,
     /// Times the replica's store subscription was interrupted or fell behind.
     pub live_interruptions: AtomicU64,
     /// Milliseconds between a write to Redis and its arrival here, last seen.
@@ -17,6 +23,19 @@ pub struct Metrics {
     /// The same, summed over every entry, and the entries counted.
     pub subscription_lag_ms_sum: AtomicU64,
     pub subscription_lag_count: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            shards: Mutex::default(),
+            delivery_seconds: Histogram::new(livescore_server::telemetry::latency_buckets()),
+            live_interruptions: AtomicU64::default(),
+            subscription_lag_ms: AtomicI64::default(),
+            subscription_lag_ms_sum: AtomicU64::default(),
+            subscription_lag_count: AtomicU64::default(),
+        }
+    }
 }
 
 /// One shard's counters.
@@ -40,6 +59,8 @@ pub struct ShardMetrics {
     pub sweeps: AtomicU64,
     pub sweep_us: AtomicU64,
     pub sweep_wait_us: AtomicU64,
+    /// The replica's delivery histogram (see [`Metrics::delivery_seconds`]).
+    pub delivery_seconds: Option<Histogram>,
 }
 
 impl ShardMetrics {
@@ -64,13 +85,25 @@ impl ShardMetrics {
 }
 
 impl Metrics {
+    /// Registers the histograms (the counters above are written by `render`).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "livescore_delivery_seconds",
+            "Seconds from the producer emitting a record to its entry being handed to viewers.",
+            self.delivery_seconds.clone(),
+        );
+    }
+
     pub fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counters for a new shard, included in every scrape from now on.
     pub fn shard(&self) -> Arc<ShardMetrics> {
-        let shard = Arc::new(ShardMetrics::default());
+        let shard = Arc::new(ShardMetrics {
+            delivery_seconds: Some(self.delivery_seconds.clone()),
+            ..ShardMetrics::default()
+        });
         self.shards
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -309,6 +309,30 @@ struct KafkaConsumer {
     received: Vec<LogRecord>,
 }
 
+/// The high watermark librdkafka last saw in a fetch response for the partition (no request:
+/// `rd_kafka_get_watermark_offsets`, which rdkafka does not wrap). `None` before any fetch.
+fn cached_high_watermark(
+    consumer: &StreamConsumer<Quiet>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `consumer` lives; the call only reads the
+    // client's cached partition state into the two integers it is given.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
 impl KafkaConsumer {
     /// Moves every assigned partition to the offset `to` gives it. Records received but not yet
     /// returned are from before the move: dropped.
@@ -391,6 +415,25 @@ fn record_of(message: &impl Message) -> LogRecord {
 
 #[async_trait::async_trait]
 impl LogConsumer for KafkaConsumer {
+    fn lag(&self) -> Vec<(i32, i64)> {
+        // The fetch position and the high watermark the client cached from its last fetch.
+        let Ok(positions) = self.consumer.position() else {
+            return Vec::new();
+        };
+        positions
+            .elements()
+            .iter()
+            .filter_map(|element| {
+                let Offset::Offset(position) = element.offset() else {
+                    return None;
+                };
+                let high =
+                    cached_high_watermark(&self.consumer, element.topic(), element.partition())?;
+                Some((element.partition(), (high - position).max(0)))
+            })
+            .collect()
+    }
+
     async fn next_batch(&mut self, max: usize) -> Result<Vec<LogRecord>, LogError> {
         while self.rewind_pending {
             // Polling is what joins the group; a record read before the rewind is read again

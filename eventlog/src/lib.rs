@@ -88,6 +88,11 @@ pub trait LogConsumer: Send {
     /// Starts consuming again after the last committed record of each partition: what was read
     /// since is read again.
     async fn reread_uncommitted(&mut self) -> Result<(), LogError>;
+
+    /// Per partition this consumer reads, how many records the log holds that it has not read
+    /// yet (the operator's first question: is the projector keeping up?). From what the client
+    /// already knows: no round trip. Empty before partitions are assigned.
+    fn lag(&self) -> Vec<(i32, i64)>;
 }
 
 /// For each partition in `records`, the offset of the last record processed.

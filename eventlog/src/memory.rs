@@ -129,6 +129,17 @@ struct MemoryConsumer {
 }
 
 impl MemoryConsumer {
+    fn unread(&self) -> Vec<(i32, i64)> {
+        let state = self.log.lock();
+        state
+            .partitions
+            .iter()
+            .zip(&self.positions)
+            .enumerate()
+            .map(|(partition, (records, read))| (partition as i32, records.len() as i64 - read))
+            .collect()
+    }
+
     fn take_ready(&mut self, max: usize) -> Vec<LogRecord> {
         let state = self.log.lock();
         let mut batch = Vec::new();
@@ -147,6 +158,10 @@ impl MemoryConsumer {
 
 #[async_trait::async_trait]
 impl LogConsumer for MemoryConsumer {
+    fn lag(&self) -> Vec<(i32, i64)> {
+        self.unread()
+    }
+
     async fn next_batch(&mut self, max: usize) -> Result<Vec<LogRecord>, LogError> {
         let max = max.max(1);
         loop {

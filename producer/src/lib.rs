@@ -2,11 +2,14 @@
 //!
 //! - [`clock`]: the virtual clock (speed, pause, resume).
 //! - [`replays`]: the replay manager and each replay's task.
+//! - [`metrics`]: what it exports to Prometheus.
 //! - [`routes`]: the HTTP control routes of the admin panel.
 
 pub mod clock;
+pub mod metrics;
 pub mod replays;
 pub mod routes;
 
+pub use metrics::ProducerMetrics;
 pub use replays::{ReplayError, ReplayManager, ReplayState};
 pub use routes::{ControlState, router};

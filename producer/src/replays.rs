@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::clock::VirtualClock;
+use crate::metrics::{ProducerMetrics, StatusLabel};
 
 /// How many records may be on their way to the log at once before the replay waits.
 const IN_FLIGHT: usize = 64;
@@ -117,6 +118,7 @@ pub struct ReplayManager {
     delivery_timeout: Duration,
     replays: Mutex<HashMap<u64, Replay>>,
     last_run: Mutex<u64>,
+    metrics: Arc<ProducerMetrics>,
     /// The runtime the manager was made on: replays run there, not on whichever thread served
     /// the admin request that started them (an HTTP shard, which stops at shutdown).
     runtime: Option<tokio::runtime::Handle>,
@@ -137,6 +139,7 @@ impl ReplayManager {
             delivery_timeout: DELIVERY_TIMEOUT,
             replays: Mutex::new(HashMap::new()),
             last_run: Mutex::new(0),
+            metrics: Arc::default(),
             runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
@@ -148,6 +151,30 @@ impl ReplayManager {
         ReplayManager {
             delivery_timeout: timeout,
             ..self
+        }
+    }
+
+    /// What the replays count and measure.
+    pub fn metrics(&self) -> &Arc<ProducerMetrics> {
+        &self.metrics
+    }
+
+    /// Sets the replays-by-status gauges from the replays as they are now (before a scrape).
+    pub fn refresh_metrics(&self) {
+        let mut counts: HashMap<String, i64> = HashMap::new();
+        for replay in self.list() {
+            let status = serde_json::to_value(replay.status)
+                .ok()
+                .and_then(|status| status.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            *counts.entry(status).or_default() += 1;
+        }
+        self.metrics.replays.clear();
+        for (status, count) in counts {
+            self.metrics
+                .replays
+                .get_or_create(&StatusLabel { status })
+                .set(count);
         }
     }
 
@@ -233,6 +260,7 @@ impl ReplayManager {
             in_flight: VecDeque::new(),
             delivery_timeout: self.delivery_timeout,
             lateness: Arc::clone(&lateness),
+            metrics: Arc::clone(&self.metrics),
         };
         let span = tracing::info_span!("replay", match_id, run);
         let running = task.run(info, events, times, speed, from).instrument(span);
@@ -457,6 +485,7 @@ struct ReplayTask {
     in_flight: VecDeque<InFlight>,
     delivery_timeout: Duration,
     lateness: Arc<Mutex<LatenessSamples>>,
+    metrics: Arc<ProducerMetrics>,
 }
 
 /// A record sent and not yet acknowledged.
@@ -666,6 +695,9 @@ impl ReplayTask {
             played = at;
             if let Some(lateness) = lateness {
                 lock(&self.lateness).record(lateness);
+                self.metrics
+                    .clock_lateness_seconds
+                    .observe(lateness.as_secs_f64());
             }
             {
                 let mut state = lock(&self.state);
@@ -728,10 +760,19 @@ impl ReplayTask {
             .log
             .send(&envelope)
             .map_err(|err| Ended::Failed(err.into()))?;
-        self.in_flight.push_back(InFlight {
-            sent_at: Instant::now(),
-            delivery,
+        let sent_at = Instant::now();
+        let metrics = Arc::clone(&self.metrics);
+        let delivery: Delivery = Box::pin(async move {
+            let delivered = delivery.await;
+            if delivered.is_ok() {
+                metrics.records_sent.inc();
+                metrics
+                    .send_seconds
+                    .observe(sent_at.elapsed().as_secs_f64());
+            }
+            delivered
         });
+        self.in_flight.push_back(InFlight { sent_at, delivery });
         while self.in_flight.len() > IN_FLIGHT {
             settle_oldest(&mut self.in_flight, self.delivery_timeout)
                 .await

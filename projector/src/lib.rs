@@ -14,11 +14,16 @@ pub mod apply;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use livescore_eventlog::{Envelope, EventLog, LogConsumer, LogError, LogRecord};
 use livescore_store::{MatchStore, MatchWrite, StoreError, StoredMatch, WriteOutcome, now_ms};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
 use tracing::Instrument;
 
 use crate::apply::{Step, apply, apply_despite_gap, summary_changed};
@@ -46,29 +51,145 @@ impl Default for ProjectorConfig {
     }
 }
 
-/// Counters, for tests and metrics.
-#[derive(Debug, Default)]
+/// What the projector counts and measures, for tests and for Prometheus (see
+/// [`ProjectorStats::register`]).
+#[derive(Debug)]
 pub struct ProjectorStats {
-    pub records: AtomicU64,
-    pub applied: AtomicU64,
-    pub already_applied: AtomicU64,
-    pub without_run: AtomicU64,
-    pub dead_letters: AtomicU64,
-    pub conflicts: AtomicU64,
-    pub rebuilds: AtomicU64,
+    pub records: Counter,
+    pub applied: Counter,
+    pub already_applied: Counter,
+    pub without_run: Counter,
+    pub dead_letters: Counter,
+    pub conflicts: Counter,
+    pub rebuilds: Counter,
     /// Times the log delivered a match's records with some missing, and was read again.
-    pub gaps: AtomicU64,
+    pub gaps: Counter,
     /// Failures of the log or the store that were retried.
-    pub retries: AtomicU64,
+    pub retries: Counter,
+    /// Seconds each store write took (one per match per batch).
+    pub store_write_seconds: Histogram,
+    /// Seconds from the producer emitting a record to its write to the store.
+    pub record_age_seconds: Histogram,
+    /// Per partition: records in the log not read yet.
+    pub consumer_lag: Family<PartitionLabel, Gauge>,
+    /// 1 while the last step (a batch, or the store's epoch check) succeeded.
+    pub ready: Gauge,
+}
+
+/// A partition of the event log, as a metric label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PartitionLabel {
+    pub partition: i32,
+}
+
+impl Default for ProjectorStats {
+    fn default() -> Self {
+        ProjectorStats {
+            records: Counter::default(),
+            applied: Counter::default(),
+            already_applied: Counter::default(),
+            without_run: Counter::default(),
+            dead_letters: Counter::default(),
+            conflicts: Counter::default(),
+            rebuilds: Counter::default(),
+            gaps: Counter::default(),
+            retries: Counter::default(),
+            store_write_seconds: Histogram::new(latency_buckets()),
+            record_age_seconds: Histogram::new(latency_buckets()),
+            consumer_lag: Family::default(),
+            ready: Gauge::default(),
+        }
+    }
+}
+
+/// 0.5 ms to about 16 s.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.0005, 2.0, 16)
 }
 
 impl ProjectorStats {
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
+    pub fn get(counter: &Counter) -> u64 {
+        counter.get()
     }
 
-    fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    fn add(counter: &Counter, n: u64) {
+        counter.inc_by(n);
+    }
+
+    /// Registers every metric, named `livescore_projector_*`.
+    pub fn register(&self, registry: &mut Registry) {
+        let registry = registry.sub_registry_with_prefix("livescore_projector");
+        let counters = [
+            ("records", "Records read from the event log.", &self.records),
+            (
+                "records_applied",
+                "Records applied to the store.",
+                &self.applied,
+            ),
+            (
+                "records_already_applied",
+                "Records the store already reflected (redelivered).",
+                &self.already_applied,
+            ),
+            (
+                "records_without_run",
+                "Records of no run the projector knows (skipped).",
+                &self.without_run,
+            ),
+            (
+                "dead_letters",
+                "Records set aside in the dead-letter log.",
+                &self.dead_letters,
+            ),
+            (
+                "write_conflicts",
+                "Store writes refused because another writer got there first.",
+                &self.conflicts,
+            ),
+            (
+                "rebuilds",
+                "Rebuilds of the store from the start of the log.",
+                &self.rebuilds,
+            ),
+            (
+                "gaps",
+                "Batches with records missing, read again.",
+                &self.gaps,
+            ),
+            (
+                "retries",
+                "Failures of the log or the store, retried.",
+                &self.retries,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        registry.register(
+            "store_write_seconds",
+            "Seconds each store write took.",
+            self.store_write_seconds.clone(),
+        );
+        registry.register(
+            "record_age_seconds",
+            "Seconds from the producer emitting a record to its write to the store.",
+            self.record_age_seconds.clone(),
+        );
+        registry.register(
+            "consumer_lag_records",
+            "Records in the event log not read yet, per partition.",
+            self.consumer_lag.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 while the projector's last step succeeded.",
+            self.ready.clone(),
+        );
+    }
+
+    /// Whether the projector's last step succeeded: what `/readyz` answers.
+    pub fn is_ready(&self) -> bool {
+        self.ready.get() == 1
     }
 }
 
@@ -163,14 +284,22 @@ impl Projector {
                     Err(err) => Err(err.into()),
                 }),
             };
+            for (partition, lag) in consumer.lag() {
+                self.stats
+                    .consumer_lag
+                    .get_or_create(&PartitionLabel { partition })
+                    .set(lag);
+            }
             let Err(err) = result else {
                 // Only a batch written shows the log is back; the store answering the epoch
                 // check does not (else a log that is down would be retried every 200 ms).
                 if batch_step {
                     failures = 0;
                 }
+                self.stats.ready.set(1);
                 continue;
             };
+            self.stats.ready.set(0);
             failures += 1;
             let pause = Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(RETRY_PAUSE_MAX);
             tracing::warn!("projector step failed, retrying in {pause:?}: {err}");
@@ -359,9 +488,20 @@ impl Projector {
                 entries,
                 summary,
             };
-            match self.store.write(epoch, &write).await? {
+            let began = std::time::Instant::now();
+            let outcome = self.store.write(epoch, &write).await?;
+            self.stats
+                .store_write_seconds
+                .observe(began.elapsed().as_secs_f64());
+            match outcome {
                 WriteOutcome::Written { .. } => {
                     ProjectorStats::add(&self.stats.applied, applied);
+                    if last_emitted_at_ms > 0 {
+                        let age_ms = now_ms().saturating_sub(last_emitted_at_ms);
+                        self.stats
+                            .record_age_seconds
+                            .observe(age_ms as f64 / 1000.0);
+                    }
                     known.insert(match_id, write.stored);
                     return Ok(done);
                 }

@@ -19,6 +19,7 @@
 mod detach;
 mod limits;
 mod shard;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use std::time::Duration;
 pub use detach::{Detach, Detached, Permit};
 pub use limits::json_error_body;
 pub use shard::Shard;
+pub use telemetry::Telemetry;
 
 /// What a server enforces and how it spreads its work; every field has a meaning at 0 or its
 /// default (see [`ServerConfig::default`]).

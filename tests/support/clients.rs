@@ -146,6 +146,10 @@ pub async fn ws_listen(base: &str, game: u64, cursor: Option<&str>, seen: &mut V
     }
     while let Some(text) = next_text(&mut socket).await {
         let event = Seen::of_frame(&text);
+        if event.event == "error" {
+            // Refused (a game not in the store yet, say): retry later, as the web UI does.
+            return false;
+        }
         assert_eq!(
             serde_json::from_str::<ServerFrame>(&text).unwrap().topic,
             Some(Topic::Match(game)),

@@ -1,14 +1,18 @@
-//! The command line and environment, typed: one struct per concern, shared by the roles that need
-//! it, with the same variable names everywhere (see the README's configuration table).
+//! The settings of every role, typed: one struct per concern, shared by the roles that need it,
+//! with the same variable names everywhere (see the README's configuration table). The binary
+//! reads them from the command line and the environment (clap); tests and examples build them
+//! from [`Default`] and change what they need.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use std::time::Duration;
 
 use clap::Args;
 
 /// The event log: Kafka when `KAFKA_BROKERS` is set, else (for `up` only) in-process.
 #[derive(Args, Debug, Clone)]
-pub struct LogArgs {
+pub struct LogSettings {
     /// Kafka bootstrap servers, host:port[,host:port...].
     #[arg(long, env = "KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
@@ -22,7 +26,7 @@ pub struct LogArgs {
 
 /// The match store: Redis when `REDIS_URL` is set, else (for `up` only) in-process.
 #[derive(Args, Debug, Clone)]
-pub struct StoreArgs {
+pub struct StoreSettings {
     /// redis://host:port[/db]
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
@@ -32,7 +36,7 @@ pub struct StoreArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct HttpArgs {
+pub struct HttpSettings {
     /// Address to serve HTTP on.
     #[arg(long, env = "LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
@@ -63,28 +67,28 @@ pub struct HttpArgs {
     pub fanout_io_uring: bool,
 }
 
-impl HttpArgs {
+impl HttpSettings {
     /// The server's configuration.
     pub fn server(&self) -> livescore_server::ServerConfig {
         livescore_server::ServerConfig {
             listen: self.listen,
             max_connections: self.http_max_connections,
-            header_timeout: std::time::Duration::from_millis(self.http_header_timeout_ms),
+            header_timeout: Duration::from_millis(self.http_header_timeout_ms),
             shards: usize::try_from(self.http_shards).unwrap_or(1),
         }
     }
 
-    /// The API's settings from these flags.
+    /// The API's settings from these.
     pub fn configure(&self, api: &mut livescore_api::ApiState) {
         api.web_dir.clone_from(&self.web_dir);
-        api.idle_socket = std::time::Duration::from_millis(self.ws_idle_timeout_ms);
+        api.idle_socket = Duration::from_millis(self.ws_idle_timeout_ms);
         api.io_uring = self.fanout_io_uring;
     }
 }
 
 /// What the producer needs besides the log.
 #[derive(Args, Debug, Clone)]
-pub struct ProducerArgs {
+pub struct ProducerSettings {
     /// The data directory: StatsBomb `matches/`, `events/` and `lineups/`.
     #[arg(long, env = "DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -102,8 +106,116 @@ pub struct ProducerArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct ProjectorArgs {
+pub struct ProjectorSettings {
     /// The consumer group of the projectors.
     #[arg(long, env = "PROJECTOR_GROUP", default_value = "livescore-projector")]
     pub projector_group: String,
+    /// Clear the store and rebuild it from the start of the log first (projector role only).
+    #[arg(long)]
+    pub rebuild: bool,
+}
+
+/// Everything a role may need; each role reads its parts.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub log: LogSettings,
+    pub store: StoreSettings,
+    pub http: HttpSettings,
+    pub producer: ProducerSettings,
+    pub projector: ProjectorSettings,
+}
+
+// The defaults are the command line's: `livescore up` with nothing set.
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            kafka_brokers: None,
+            kafka_topic: "match-events".into(),
+            kafka_partitions: 6,
+        }
+    }
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            redis_url: None,
+            redis_prefix: "livescore".into(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            web_dir: "web".into(),
+            http_max_connections: 0,
+            http_header_timeout_ms: 10_000,
+            ws_idle_timeout_ms: 30_000,
+            http_shards: 0,
+            fanout_io_uring: true,
+        }
+    }
+}
+
+impl Default for ProducerSettings {
+    fn default() -> Self {
+        ProducerSettings {
+            data_dir: "data".into(),
+            admin_token: None,
+            half_time_seconds: 900,
+            delivery_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl Default for ProjectorSettings {
+    fn default() -> Self {
+        ProjectorSettings {
+            projector_group: "livescore-projector".into(),
+            rebuild: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Everything {
+        #[command(flatten)]
+        log: LogSettings,
+        #[command(flatten)]
+        store: StoreSettings,
+        #[command(flatten)]
+        http: HttpSettings,
+        #[command(flatten)]
+        producer: ProducerSettings,
+        #[command(flatten)]
+        projector: ProjectorSettings,
+    }
+
+    #[test]
+    fn the_defaults_are_the_command_lines() {
+        // Only what has no environment variable set here is compared.
+        let parsed = Everything::parse_from(["livescore"]);
+        let defaults = Settings::default();
+        assert_eq!(parsed.log.kafka_topic, defaults.log.kafka_topic);
+        assert_eq!(parsed.log.kafka_partitions, defaults.log.kafka_partitions);
+        assert_eq!(parsed.store.redis_prefix, defaults.store.redis_prefix);
+        assert_eq!(format!("{:?}", parsed.http), format!("{:?}", defaults.http));
+        assert_eq!(
+            format!("{:?}", parsed.producer),
+            format!("{:?}", defaults.producer)
+        );
+        assert_eq!(
+            format!("{:?}", parsed.projector),
+            format!("{:?}", defaults.projector)
+        );
+    }
 }

@@ -1,0 +1,78 @@
+//! The engines behind the seams: connects the event log and the match store a role was given
+//! (Kafka and Redis), or the in-process ones where that is allowed (`livescore up` alone).
+
+use std::sync::Arc;
+
+use livescore_eventlog::EventLog;
+use livescore_eventlog::kafka::{KafkaConfig, KafkaLog};
+use livescore_eventlog::memory::MemoryLog;
+use livescore_store::MatchStore;
+use livescore_store::memory::MemoryStore;
+use livescore_store::redis::{RedisConfig, RedisStore};
+
+use crate::StartError;
+use crate::settings::{LogSettings, StoreSettings};
+
+/// Whether a role may fall back to the in-process engines (only `up`, where every role shares
+/// one process) or needs the real ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engines {
+    InProcessIfUnset,
+    Required,
+}
+
+pub async fn log(
+    settings: &LogSettings,
+    engines: Engines,
+) -> Result<Arc<dyn EventLog>, StartError> {
+    match &settings.kafka_brokers {
+        Some(brokers) => {
+            tracing::info!(%brokers, topic = %settings.kafka_topic, "event log: Kafka, connecting");
+            let log = KafkaLog::connect(KafkaConfig {
+                brokers: brokers.clone(),
+                topic: settings.kafka_topic.clone(),
+                partitions: settings.kafka_partitions,
+            })
+            .await
+            .map_err(|source| StartError::Kafka {
+                brokers: brokers.clone(),
+                source,
+            })?;
+            tracing::info!("event log: Kafka, connected");
+            Ok(Arc::new(log))
+        }
+        None if engines == Engines::InProcessIfUnset => {
+            tracing::info!("event log: in-process (set KAFKA_BROKERS to use Kafka)");
+            Ok(Arc::new(MemoryLog::new(
+                settings.kafka_partitions.max(1) as usize
+            )))
+        }
+        None => Err(StartError::NeedsKafka),
+    }
+}
+
+pub async fn store(
+    settings: &StoreSettings,
+    engines: Engines,
+) -> Result<Arc<dyn MatchStore>, StartError> {
+    match &settings.redis_url {
+        Some(url) => {
+            let store = RedisStore::connect(RedisConfig {
+                url: url.clone(),
+                prefix: settings.redis_prefix.clone(),
+            })
+            .await
+            .map_err(|source| StartError::Redis {
+                url: url.clone(),
+                source,
+            })?;
+            tracing::info!(%url, prefix = %settings.redis_prefix, "match store: Redis");
+            Ok(Arc::new(store))
+        }
+        None if engines == Engines::InProcessIfUnset => {
+            tracing::info!("match store: in-process (set REDIS_URL to use Redis)");
+            Ok(Arc::new(MemoryStore::new()))
+        }
+        None => Err(StartError::NeedsRedis),
+    }
+}

@@ -1,0 +1,433 @@
+//! Builds each role of livescore from its [`Settings`], as one [`Application`]: what `main`
+//! runs, and what tests, examples and the load test start in their own process.
+//!
+//! - [`Role::Up`]: every role in one process on one port (the in-process log and store unless
+//!   Kafka and Redis are configured);
+//! - [`Role::Producer`]: replays into the event log, with the admin routes;
+//! - [`Role::Projector`]: the event log into the match store, with `/metrics`, `/healthz` and
+//!   `/readyz` on a listener of its own;
+//! - [`Role::Api`]: one API replica over the match store.
+//!
+//! `Application::build` connects, binds (so the address is known: port 0 works) and returns;
+//! `run_until_stopped` serves until the [`CancellationToken`] it was given is cancelled. Every
+//! role exports its metrics in the process's `Telemetry` (see `livescore_server::telemetry`).
+
+pub mod connect;
+pub mod settings;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use livescore_catalog::{Catalog, CatalogError};
+use livescore_domain::Breaks;
+use livescore_eventlog::EventLog;
+use livescore_producer::{ControlState, ReplayError, ReplayManager};
+use livescore_projector::{Projector, ProjectorConfig, ProjectorError, ProjectorStats};
+use livescore_server::{MakeApp, Server, ServerError, Telemetry};
+use livescore_store::{MatchStore, StoreError};
+use tokio::sync::watch;
+pub use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+pub use crate::connect::Engines;
+pub use crate::settings::Settings;
+
+/// Which role to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Up,
+    Producer,
+    Projector,
+    Api,
+}
+
+/// Why a role could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot use Kafka at {brokers}: {source}")]
+    Kafka {
+        brokers: String,
+        source: livescore_eventlog::LogError,
+    },
+    #[error("this role needs Kafka: set KAFKA_BROKERS (or run `livescore up`)")]
+    NeedsKafka,
+    #[error("cannot use Redis at {url}: {source}")]
+    Redis { url: String, source: StoreError },
+    #[error("this role needs Redis: set REDIS_URL (or run `livescore up`)")]
+    NeedsRedis,
+    #[error("cannot open the data directory {} (set --data-dir or DATA_DIR): {source}", dir.display())]
+    Catalog {
+        dir: PathBuf,
+        source: Box<CatalogError>,
+    },
+    #[error("cannot look for replays to resume in the event log: {0}")]
+    Resume(ReplayError),
+    #[error("cannot subscribe to the match store: {0}")]
+    Subscribe(StoreError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+/// Why a running role stopped before it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the HTTP server stopped: {0}")]
+    Server(#[from] ServerError),
+    #[error("the projector stopped: {0}")]
+    Projector(#[from] ProjectorError),
+    #[error("the projector panicked: {0}")]
+    ProjectorPanicked(String),
+}
+
+type Running = Pin<Box<dyn Future<Output = Result<(), RunError>> + Send>>;
+
+/// A role, built: listening, connected, not yet serving.
+pub struct Application {
+    local_addr: SocketAddr,
+    admin_token: Option<Arc<str>>,
+    telemetry: Arc<Telemetry>,
+    running: Running,
+}
+
+impl Application {
+    /// Connects what `role` needs and binds its listener.
+    pub async fn build(
+        role: Role,
+        settings: Settings,
+        shutdown: CancellationToken,
+    ) -> Result<Application, StartError> {
+        match role {
+            Role::Up => build_up(settings, shutdown).await,
+            Role::Producer => build_producer(settings, shutdown).await,
+            Role::Projector => build_projector(settings, shutdown).await,
+            Role::Api => build_api(settings, shutdown).await,
+        }
+    }
+
+    /// The address the role's HTTP server listens on (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The admin routes' bearer token (producer and `up`).
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_deref()
+    }
+
+    /// The process's metrics registry.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains; or until something fails.
+    pub async fn run_until_stopped(self) -> Result<(), RunError> {
+        self.running.await
+    }
+}
+
+/// The shutdown token as the server and the API take it: a channel that turns true.
+fn watch_of(token: &CancellationToken) -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(token.is_cancelled());
+    let token = token.clone();
+    tokio::spawn(async move {
+        token.cancelled().await;
+        let _ = sender.send(true);
+    });
+    receiver
+}
+
+/// Request spans (method, path, status, latency) on every route, at debug level.
+fn traced(router: Router) -> Router {
+    router.layer(TraceLayer::new_for_http())
+}
+
+async fn build_up(
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<Application, StartError> {
+    let log = connect::log(&settings.log, Engines::InProcessIfUnset).await?;
+    let store = connect::store(&settings.store, Engines::InProcessIfUnset).await?;
+    let mut api = livescore_api::ApiState::new(Arc::clone(&store), watch_of(&shutdown))
+        .await
+        .map_err(StartError::Subscribe)?;
+    settings.http.configure(&mut api);
+    // One registry for the process: the API's /metrics shows every role's metrics.
+    let telemetry = Arc::clone(&api.telemetry);
+    let control = control(Arc::clone(&log), &settings.producer, &telemetry)?;
+    resume_replays(&control).await?;
+    let projector = projector(log, store, &settings, &telemetry);
+    let server = Server::bind(&settings.http.server())?;
+    let routes = control.clone();
+    let make_app: MakeApp = Arc::new(move |shard| {
+        traced(
+            livescore_producer::router(routes.clone())
+                .merge(livescore_api::router(api.on_shard(shard))),
+        )
+    });
+    let local_addr = server.local_addr();
+    let running: Running = Box::pin(async move {
+        let serving = server.serve(make_app, watch_of(&shutdown));
+        let projecting = tokio::spawn(projector.run(shutdown.clone().cancelled_owned()));
+        tokio::select! {
+            served = serving => Ok(served?),
+            projected = projecting => match projected {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(RunError::Projector(err)),
+                Err(panic) => Err(RunError::ProjectorPanicked(panic.to_string())),
+            },
+        }
+    });
+    Ok(Application {
+        local_addr,
+        admin_token: Some(Arc::clone(&control.admin_token)),
+        telemetry,
+        running,
+    })
+}
+
+async fn build_producer(
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<Application, StartError> {
+    let log = connect::log(&settings.log, Engines::Required).await?;
+    let telemetry = Telemetry::new();
+    let control = control(log, &settings.producer, &telemetry)?;
+    resume_replays(&control).await?;
+    let server = Server::bind(&settings.http.server())?;
+    let admin_token = Arc::clone(&control.admin_token);
+    let metrics = Arc::clone(&telemetry);
+    // `up` has the API's /healthz and /metrics; the producer alone answers its own, for load
+    // balancers, container health checks and Prometheus.
+    let make_app: MakeApp = Arc::new(move |_shard| {
+        traced(
+            livescore_producer::router(control.clone())
+                .route("/healthz", get(|| async { "ok" }))
+                .merge(metrics.router()),
+        )
+    });
+    Ok(Application {
+        local_addr: server.local_addr(),
+        admin_token: Some(admin_token),
+        telemetry,
+        running: Box::pin(async move { Ok(server.serve(make_app, watch_of(&shutdown)).await?) }),
+    })
+}
+
+async fn build_projector(
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<Application, StartError> {
+    let log = connect::log(&settings.log, Engines::Required).await?;
+    let store = connect::store(&settings.store, Engines::Required).await?;
+    let telemetry = Telemetry::new();
+    let projector = projector(log, store, &settings, &telemetry);
+    let stats = projector.stats();
+    // One shard: the listener only answers health checks and scrapes.
+    let server = Server::bind(&livescore_server::ServerConfig {
+        shards: 1,
+        ..settings.http.server()
+    })?;
+    let metrics = Arc::clone(&telemetry);
+    let make_app: MakeApp = Arc::new(move |_shard| traced(projector_routes(&metrics, &stats)));
+    // scripts/cluster waits for this line: the log and the store both answered.
+    tracing::info!(group = %settings.projector.projector_group, "projector up");
+    let local_addr = server.local_addr();
+    // The server stops with the shutdown, or when the projector fails.
+    let running: Running = Box::pin(async move {
+        let stop_serving = shutdown.child_token();
+        let serving = tokio::spawn(server.serve(make_app, watch_of(&stop_serving)));
+        let projected = projector.run(shutdown.cancelled_owned()).await;
+        stop_serving.cancel();
+        let served = serving.await;
+        projected?;
+        match served {
+            Ok(served) => Ok(served?),
+            Err(_) => Ok(()),
+        }
+    });
+    Ok(Application {
+        local_addr,
+        admin_token: None,
+        telemetry,
+        running,
+    })
+}
+
+/// The projector's listener: `/metrics`, `/healthz` (the process answers) and `/readyz` (its
+/// last step, a batch or the store's epoch check, succeeded: the log and the store answer).
+fn projector_routes(telemetry: &Arc<Telemetry>, stats: &Arc<ProjectorStats>) -> Router {
+    let stats = Arc::clone(stats);
+    telemetry
+        .router()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = stats.is_ready();
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready").into_response()
+                    } else {
+                        let body = serde_json::json!({
+                            "error": "not ready: the event log or the match store does not answer yet"
+                        });
+                        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+                    }
+                }
+            }),
+        )
+}
+
+async fn build_api(
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<Application, StartError> {
+    let store = connect::store(&settings.store, Engines::Required).await?;
+    let mut api = livescore_api::ApiState::new(store, watch_of(&shutdown))
+        .await
+        .map_err(StartError::Subscribe)?;
+    settings.http.configure(&mut api);
+    let telemetry = Arc::clone(&api.telemetry);
+    let server = Server::bind(&settings.http.server())?;
+    let make_app: MakeApp =
+        Arc::new(move |shard| traced(livescore_api::router(api.on_shard(shard))));
+    let local_addr = server.local_addr();
+    tracing::info!(listen = %local_addr, "API replica up");
+    Ok(Application {
+        local_addr,
+        admin_token: None,
+        telemetry,
+        running: Box::pin(async move { Ok(server.serve(make_app, watch_of(&shutdown)).await?) }),
+    })
+}
+
+/// The catalog of a data directory, with an error that says how to point elsewhere.
+pub fn open_catalog(data_dir: &Path) -> Result<Catalog, StartError> {
+    Catalog::open(data_dir).map_err(|source| StartError::Catalog {
+        dir: data_dir.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+/// The producer's control state: the catalog, the replay manager (its metrics registered) and
+/// the admin token.
+fn control(
+    log: Arc<dyn EventLog>,
+    settings: &settings::ProducerSettings,
+    telemetry: &Arc<Telemetry>,
+) -> Result<ControlState, StartError> {
+    let catalog = open_catalog(&settings.data_dir)?;
+    for notice in catalog.notices() {
+        tracing::warn!("{notice}");
+    }
+    let breaks = Breaks {
+        half_time: Duration::from_secs(settings.half_time_seconds),
+        ..Breaks::default()
+    };
+    let admin_token = match &settings.admin_token {
+        Some(token) if !token.trim().is_empty() => token.clone(),
+        _ => generate_token(),
+    };
+    let replays = Arc::new(
+        ReplayManager::new(log, Arc::new(catalog), breaks)
+            .with_delivery_timeout(Duration::from_millis(settings.delivery_timeout_ms)),
+    );
+    telemetry.register(|registry| replays.metrics().register(registry));
+    let scraped = Arc::downgrade(&replays);
+    telemetry.on_scrape(move || {
+        if let Some(replays) = scraped.upgrade() {
+            replays.refresh_metrics();
+        }
+    });
+    Ok(ControlState {
+        replays,
+        admin_token: Arc::from(admin_token),
+    })
+}
+
+/// Resumes the replays a previous producer left in the middle of a run (see
+/// `ReplayManager::resume_from_log`): a producer killed mid-match comes back and the match goes
+/// on. With the in-process log there is nothing to resume.
+async fn resume_replays(control: &ControlState) -> Result<(), StartError> {
+    let resumed = control
+        .replays
+        .resume_from_log()
+        .await
+        .map_err(StartError::Resume)?;
+    if !resumed.is_empty() {
+        let games: Vec<u64> = resumed.iter().map(|replay| replay.match_id).collect();
+        tracing::info!(?games, "resumed the replays left open in the log");
+    }
+    Ok(())
+}
+
+/// 128 random bits as hex, from the kernel's generator.
+fn generate_token() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if random.is_err() {
+        // No /dev/urandom: std's per-process random hash keys are the next best thing.
+        use std::hash::{BuildHasher, RandomState};
+        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+            chunk.copy_from_slice(&RandomState::new().hash_one(i).to_le_bytes());
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The projector, its metrics registered.
+fn projector(
+    log: Arc<dyn EventLog>,
+    store: Arc<dyn MatchStore>,
+    settings: &Settings,
+    telemetry: &Telemetry,
+) -> Projector {
+    let projector = Projector::new(
+        log,
+        store,
+        ProjectorConfig {
+            group: settings.projector.projector_group.clone(),
+            rebuild: settings.projector.rebuild,
+            ..ProjectorConfig::default()
+        },
+    );
+    let stats = projector.stats();
+    telemetry.register(|registry| stats.register(registry));
+    projector
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            () = terminate => {},
+        }
+        tracing::info!("shutting down");
+        cancel.cancel();
+    });
+    token
+}

@@ -1,0 +1,189 @@
+//! Every role built as `main` builds it (`livescore_app::Application`) in the test's process, on
+//! port 0: each one serves, exports its metrics, and stops when its token is cancelled.
+
+mod support;
+
+use std::time::Duration;
+
+use livescore_app::settings::HttpSettings;
+use livescore_app::{Application, CancellationToken, Role, Settings};
+use support::clients::{Transport, follow_to_the_end};
+
+const GAME: u64 = 7457;
+
+fn repo() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Settings for a role on a port of its own, reading the repository's data and web UI.
+fn settings() -> Settings {
+    let mut settings = Settings {
+        http: HttpSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            web_dir: repo().join("web"),
+            http_shards: 2,
+            ..HttpSettings::default()
+        },
+        ..Settings::default()
+    };
+    settings.producer.data_dir = repo().join("data");
+    settings.producer.admin_token = Some("secret".into());
+    settings
+}
+
+/// Builds `role` and runs it until the returned token is cancelled.
+async fn start(
+    role: Role,
+    settings: Settings,
+) -> (
+    String,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), livescore_app::RunError>>,
+) {
+    let stop = CancellationToken::new();
+    let app = Application::build(role, settings, stop.clone())
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    (base, stop, tokio::spawn(app.run_until_stopped()))
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// The value of the first sample of `name` (with any labels) in a Prometheus text exposition.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .find(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+async fn start_replay(admin: &str, game: u64) {
+    let response = reqwest::Client::new()
+        .post(format!("{admin}/games/{game}?speed=max"))
+        .bearer_auth("secret")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
+/// Polls `check` until it holds (a deadline, not a sleep: the condition is what is awaited).
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_serves_a_whole_match_and_its_metrics_show_every_role() {
+    support::logs();
+    let (base, stop, running) = start(Role::Up, settings()).await;
+    start_replay(&base, GAME).await;
+    let followed = follow_to_the_end(&base, GAME, Transport::Sse, Duration::from_secs(60)).await;
+    assert!(followed.seen.len() > 100, "{} events", followed.seen.len());
+
+    let (status, metrics) = get(&format!("{base}/metrics")).await;
+    assert_eq!(status, 200);
+    // The producer's, the projector's and the API's, in one exposition.
+    for (name, at_least) in [
+        ("livescore_producer_records_sent_total", 3000.0),
+        ("livescore_producer_send_seconds_count", 3000.0),
+        ("livescore_projector_records_applied_total", 3000.0),
+        ("livescore_projector_store_write_seconds_count", 1.0),
+        ("livescore_projector_ready", 1.0),
+        ("livescore_delivery_seconds_count", 100.0),
+        ("livescore_messages_sent_total", 100.0),
+    ] {
+        let value = sample(&metrics, name).unwrap_or_else(|| panic!("{name} missing:\n{metrics}"));
+        assert!(
+            value >= at_least,
+            "{name} = {value}, expected at least {at_least}"
+        );
+    }
+    assert!(
+        metrics.contains("livescore_producer_replays{status=\"finished\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("livescore_projector_consumer_lag_records{partition="),
+        "{metrics}"
+    );
+    stop.cancel();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_projector_and_api_each_serve_their_metrics_over_kafka_and_redis() {
+    support::logs();
+    let mut settings = settings();
+    settings.log.kafka_brokers = Some(support::kafka_brokers());
+    settings.log.kafka_topic = support::unique("roles");
+    settings.log.kafka_partitions = 2;
+    settings.store.redis_url = Some(support::redis_url());
+    settings.store.redis_prefix = support::unique("roles");
+    settings.projector.projector_group = support::unique("roles");
+
+    let (projector, stop_projector, projecting) = start(Role::Projector, settings.clone()).await;
+    assert_eq!(
+        get(&format!("{projector}/healthz")).await,
+        (200, "ok".into())
+    );
+    until("the projector is ready", || async {
+        get(&format!("{projector}/readyz")).await.0 == 200
+    })
+    .await;
+    let (producer, stop_producer, producing) = start(Role::Producer, settings.clone()).await;
+    let (api, stop_api, serving) = start(Role::Api, settings).await;
+    assert_eq!(get(&format!("{producer}/healthz")).await.0, 200);
+    assert_eq!(get(&format!("{api}/readyz")).await.0, 200);
+
+    start_replay(&producer, GAME).await;
+    let followed =
+        follow_to_the_end(&api, GAME, Transport::WebSocket, Duration::from_secs(60)).await;
+    assert!(followed.seen.len() > 100, "{} events", followed.seen.len());
+    until("the projector counts what it applied", || async {
+        let (_, metrics) = get(&format!("{projector}/metrics")).await;
+        sample(&metrics, "livescore_projector_records_applied_total").unwrap_or(0.0) >= 3000.0
+            && sample(&metrics, "livescore_projector_consumer_lag_records").is_some()
+    })
+    .await;
+    let (_, metrics) = get(&format!("{producer}/metrics")).await;
+    assert!(
+        sample(&metrics, "livescore_producer_records_sent_total").unwrap_or(0.0) >= 3000.0,
+        "{metrics}"
+    );
+    assert!(
+        sample(&metrics, "livescore_producer_clock_lateness_seconds_count").is_some(),
+        "{metrics}"
+    );
+    let (_, metrics) = get(&format!("{api}/metrics")).await;
+    assert!(
+        sample(&metrics, "livescore_delivery_seconds_count").unwrap_or(0.0) >= 100.0,
+        "{metrics}"
+    );
+
+    for stop in [stop_api, stop_producer, stop_projector] {
+        stop.cancel();
+    }
+    serving.await.unwrap().unwrap();
+    producing.await.unwrap().unwrap();
+    projecting.await.unwrap().unwrap();
+}
