@@ -36,6 +36,8 @@ fn repo() -> PathBuf {
 struct Cluster {
     script: Child,
     base: String,
+    /// Prometheus, scraping every role.
+    prometheus: String,
     run_dir: PathBuf,
     store: Arc<dyn MatchStore>,
     http: reqwest::Client,
@@ -57,7 +59,8 @@ fn signal(name: &str, pid: u32) {
     assert!(status.success(), "kill -{name} {pid}");
 }
 
-/// A port whose neighbours (+1..+3 for the replicas, +10 for the producer) are free too.
+/// A port whose neighbours (+1..+3 for the replicas, +10 for the producer, +11 for the
+/// projector, +20 for Prometheus) are free too.
 fn free_base_port() -> u16 {
     loop {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -68,7 +71,7 @@ fn free_base_port() -> u16 {
         if port > 65_000 {
             continue;
         }
-        let free = [0, 1, 2, 3, 10]
+        let free = [0, 1, 2, 3, 10, 11, 20]
             .iter()
             .all(|offset| std::net::TcpListener::bind(("127.0.0.1", port + offset)).is_ok());
         if free {
@@ -114,6 +117,7 @@ async fn start_cluster() -> Cluster {
     let cluster = Cluster {
         script,
         base: format!("http://127.0.0.1:{port}"),
+        prometheus: format!("http://127.0.0.1:{}", port + 20),
         run_dir: dir.join("run"),
         store: support::redis_store(&name).await,
         http: reqwest::Client::new(),
@@ -126,6 +130,37 @@ async fn start_cluster() -> Cluster {
 }
 
 impl Cluster {
+    /// Waits until Prometheus scrapes every role (producer, projector, three replicas)
+    /// successfully; returns the jobs of the targets.
+    async fn every_target_up(&self) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let targets = self
+                .http
+                .get(format!("{}/api/v1/targets", self.prometheus))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let targets: serde_json::Value = serde_json::from_str(&targets).unwrap();
+            let active = targets["data"]["activeTargets"].as_array().unwrap().clone();
+            let up = |t: &serde_json::Value| t["health"] == "up";
+            if active.len() == 5 && active.iter().all(up) {
+                return active
+                    .iter()
+                    .map(|t| t["labels"]["job"].as_str().unwrap().to_owned())
+                    .collect();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Prometheus: not every target up within 30 s: {active:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// The pid of a role's current process (`api-1`, `projector`, ...).
     fn pid(&self, role: &str) -> u32 {
         std::fs::read_to_string(self.run_dir.join(format!("{role}.pid")))
@@ -252,6 +287,10 @@ async fn an_api_replica_killed_mid_match_loses_no_viewer_and_no_update() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_projector_killed_mid_match_comes_back_and_the_match_ends_right() {
     let cluster = start_cluster().await;
+    // Prometheus scrapes every role: the metrics an operator watches are there to watch.
+    let mut jobs = cluster.every_target_up().await;
+    jobs.sort();
+    assert_eq!(jobs, ["api", "api", "api", "producer", "projector"]);
     cluster.start_replay(GAME, 1000).await;
     let viewers = cluster.viewers(GAME, 4);
 

@@ -6,6 +6,7 @@
 #   ensure_tansu HOST PORT LOG [DIR]  the tansu Kafka-protocol broker (cargo install, once, ~15
 #                              minutes): in memory, or keeping its data in SQLite under DIR
 #   ensure_nginx               Debian's nginx (installed if missing; not started)
+#   ensure_prometheus          Debian's prometheus (installed if missing; not started)
 #   stop_started               stops, in reverse order, every process these functions started
 
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -69,6 +70,9 @@ ensure_tansu() { # host port logfile [sqlite-dir]: in memory, or in SQLite under
   echo "tansu: started on $1:$2 ($storage${4:+ in $4})"
 }
 
+ensure_prometheus() {
+  command -v prometheus >/dev/null || apt_install prometheus
+}
 ensure_nginx() {
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
   export PATH="$PATH:/usr/sbin"
