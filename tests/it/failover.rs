@@ -4,9 +4,7 @@
 //! equals the match's log exactly, with no gap and no duplicate. Needs Redis (REDIS_URL, which
 //! `scripts/test` provides).
 
-#![allow(clippy::unwrap_used)]
-
-mod support;
+use crate::support;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

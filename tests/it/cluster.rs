@@ -10,9 +10,7 @@
 //! Needs Redis, tansu (KAFKA_BROKERS), nginx and docker-compose, which `scripts/test` provides.
 //! Each cluster runs on ports, a Redis prefix, a topic and a consumer group of its own.
 
-#![allow(clippy::unwrap_used)]
-
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -1,9 +1,7 @@
 //! The REST side of an API replica, over the in-process engines: games and their filter, one
 //! game, health, readiness and metrics, and clear errors.
 
-#![allow(clippy::unwrap_used)]
-
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,6 +86,13 @@ async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// The JSON answer to a GET that must succeed.
+async fn get_json(app: &axum::Router, uri: &str) -> serde_json::Value {
+    let (status, body) = get(app, uri).await;
+    assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|_| panic!("{uri}: not JSON: {body}"))
+}
+
 fn ids(body: &str) -> Vec<u64> {
     let games: Vec<serde_json::Value> = serde_json::from_str(body).unwrap();
     let mut ids: Vec<u64> = games
@@ -120,9 +125,7 @@ async fn games_are_listed_and_filtered_by_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_game_or_a_clear_404() {
     let (app, _stop) = api().await;
-    let (status, body) = get(&app, "/games/7457").await;
-    assert_eq!(status, StatusCode::OK);
-    let game: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let game = get_json(&app, "/games/7457").await;
     assert_eq!(
         game["state"]["score"],
         serde_json::json!({"home": 3, "away": 4})
@@ -181,9 +184,7 @@ fn refs(value: &serde_json::Value, found: &mut Vec<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_is_complete_and_its_page_needs_no_network() {
     let (app, _stop) = api().await;
-    let (status, body) = get(&app, "/openapi.json").await;
-    assert_eq!(status, StatusCode::OK);
-    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let doc = get_json(&app, "/openapi.json").await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/games",
@@ -262,8 +263,7 @@ async fn the_web_ui_names_the_wire_as_the_server_does() {
         page.find("/wire.js") < page.find("/app.js"),
         "wire.js loads before app.js"
     );
-    let (_, body) = get(&app, "/openapi.json").await;
-    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let doc = get_json(&app, "/openapi.json").await;
     let kinds = doc["components"]["schemas"]["Kind"]["enum"]
         .as_array()
         .expect("Kind is an enum");

@@ -3,9 +3,7 @@
 //! entry of its match, in order, exactly as the log holds them. Run with each of the engine's
 //! writers: io_uring, and one `sendmsg` per socket.
 
-#![allow(clippy::unwrap_used)]
-
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

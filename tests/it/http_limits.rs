@@ -3,9 +3,7 @@
 //! connections past the limit get a clear JSON refusal, a WebSocket that never subscribes is
 //! closed, and error answers are JSON that quote at most a short prefix of bad input.
 
-#![allow(clippy::unwrap_used)]
-
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -178,54 +176,42 @@ async fn a_websocket_that_never_subscribes_is_closed() {
 async fn error_answers_are_json_and_quote_only_a_prefix_of_bad_input() {
     let (_up, base) = up().await;
     let http = reqwest::Client::new();
-    let json = |text: &str| -> serde_json::Value {
-        serde_json::from_str(text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-    };
 
     // A 10,000-character game id: 404, with a short message.
     let long_id = "9".repeat(5_000) + &"x".repeat(5_000);
-    let response = http
-        .get(format!("{base}/games/{long_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
-    let body = response.text().await.unwrap();
+    let (body, error) = error_answer(http.get(format!("{base}/games/{long_id}")), 404).await;
     assert!(body.len() < 200, "{} bytes: {body}", body.len());
-    assert!(json(&body)["error"].as_str().unwrap().contains("no game"));
+    assert!(error.contains("no game"), "{error}");
 
     // A huge body: 413, as JSON.
-    let response = http
+    let huge = http
         .post(format!("{base}/games/7471"))
         .bearer_auth("limits-test")
         .header("content-type", "application/json")
-        .body(vec![b' '; 1 << 20])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 413);
-    assert!(json(&response.text().await.unwrap())["error"].is_string());
+        .body(vec![b' '; 1 << 20]);
+    error_answer(huge, 413).await;
 
     // A method the route does not take, and a bad speed: JSON too.
-    let response = http.delete(format!("{base}/games")).send().await.unwrap();
-    assert_eq!(response.status(), 405);
-    assert_eq!(
-        json(&response.text().await.unwrap())["error"],
-        "method not allowed"
-    );
-    let response = http
+    let (_, error) = error_answer(http.delete(format!("{base}/games")), 405).await;
+    assert_eq!(error, "method not allowed");
+    let bad_speed = http
         .post(format!("{base}/games/7471?speed={}", "f".repeat(5_000)))
-        .bearer_auth("limits-test")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body = response.text().await.unwrap();
+        .bearer_auth("limits-test");
+    let (body, error) = error_answer(bad_speed, 400).await;
     assert!(body.len() < 300, "{} bytes: {body}", body.len());
-    assert!(
-        json(&body)["error"]
-            .as_str()
-            .unwrap()
-            .contains("not a speed")
-    );
+    assert!(error.contains("not a speed"), "{error}");
+}
+
+/// Sends `request`, checks the answer has `status` and a JSON body `{"error": "..."}`; returns
+/// the body and the error.
+async fn error_answer(request: reqwest::RequestBuilder, status: u16) -> (String, String) {
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), status);
+    let body = response.text().await.unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+    let error = json["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error: {body}"));
+    (body.clone(), error.to_owned())
 }

@@ -1,8 +1,6 @@
 //! The `livescore` binary as a user runs it: `games` and `fold`, with good and bad input.
 
 // Test helpers may unwrap: a panic in a test is a failure with its message.
-#![allow(clippy::unwrap_used)]
-
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

@@ -3,9 +3,7 @@
 //! twice: on the in-process engines, and on real tansu (KAFKA_BROKERS) and Redis (REDIS_URL),
 //! which `scripts/test` starts.
 
-#![allow(clippy::unwrap_used)]
-
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -16,9 +16,7 @@
 //! Needs `tansu` and `redis-server` on PATH, and the shared test broker (KAFKA_BROKERS) for the
 //! Redis and producer scenarios: `scripts/test` provides all three.
 
-#![allow(clippy::unwrap_used)]
-
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Every role built as `main` builds it (`livescore_app::Application`) in the test's process, on
 //! port 0: each one serves, exports its metrics, and stops when its token is cancelled.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

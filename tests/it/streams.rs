@@ -4,9 +4,7 @@
 //! others carry on; a viewer too slow for its queue catches up from the store and still sees
 //! every entry once, in order.
 
-#![allow(clippy::unwrap_used)]
-
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,18 @@
+//! The binary's integration tests, in one test binary (one link instead of ten): each module is
+//! what was a file of its own. `support` holds what they share: the services, the clients and
+//! the helpers that start a role in the test's process.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod api;
+mod cli;
+mod cluster;
+mod failover;
+mod fanout;
+mod http_limits;
+mod outages;
+mod pipeline;
+mod roles;
+mod streams;
