@@ -36,15 +36,7 @@ enum Command {
     /// and REDIS_URL are set. Prints the admin token and how to start a replay.
     Up {
         #[command(flatten)]
-        log: LogSettings,
-        #[command(flatten)]
-        store: StoreSettings,
-        #[command(flatten)]
-        http: HttpSettings,
-        #[command(flatten)]
-        producer: ProducerSettings,
-        #[command(flatten)]
-        projector: ProjectorSettings,
+        settings: Box<Settings>,
     },
     /// The producer alone: replays into Kafka, with the admin control routes.
     Producer {
@@ -111,60 +103,43 @@ fn main() -> ExitCode {
             data_dir,
             updates,
         } => fold(&data_dir, &game, updates),
-        Command::Up {
-            log,
-            store,
-            http,
-            producer,
-            projector,
-        } => {
-            let generated = producer.admin_token.is_none();
-            let settings = Settings {
-                log,
-                store,
-                http,
-                producer,
-                projector,
-            };
-            run(Role::Up, settings, |app| print_banner(app, generated))
-        }
+        Command::Up { settings } => run(Role::Up, *settings),
         Command::Producer {
             log,
             http,
             producer,
-        } => {
-            let generated = producer.admin_token.is_none();
-            let settings = Settings {
+        } => run(
+            Role::Producer,
+            Settings {
                 log,
                 http,
                 producer,
                 ..Settings::default()
-            };
-            run(Role::Producer, settings, |app| print_banner(app, generated))
-        }
+            },
+        ),
         Command::Projector {
             log,
             store,
             http,
             projector,
-        } => {
-            let settings = Settings {
+        } => run(
+            Role::Projector,
+            Settings {
                 log,
                 store,
                 http,
                 projector,
                 ..Settings::default()
-            };
-            run(Role::Projector, settings, |_| {})
-        }
-        Command::Api { store, http } => {
-            let settings = Settings {
+            },
+        ),
+        Command::Api { store, http } => run(
+            Role::Api,
+            Settings {
                 store,
                 http,
                 ..Settings::default()
-            };
-            run(Role::Api, settings, |_| {})
-        }
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -194,9 +169,10 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Builds `role` and runs it on a multi-threaded tokio runtime until Ctrl-C or SIGTERM; a role
-/// that has not stopped `SHUTDOWN_GRACE` after the signal is cut short. `started` is told once
-/// it listens.
-fn run(role: Role, settings: Settings, started: impl FnOnce(&Application)) -> anyhow::Result<()> {
+/// that has not stopped `SHUTDOWN_GRACE` after the signal is cut short. The producer and `up`
+/// print how to start a replay once they listen.
+fn run(role: Role, settings: Settings) -> anyhow::Result<()> {
+    let generated_token = settings.producer.admin_token.is_none();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -217,7 +193,9 @@ fn run(role: Role, settings: Settings, started: impl FnOnce(&Application)) -> an
             });
         });
         let app = Application::build(role, settings, shutdown).await?;
-        started(&app);
+        if matches!(role, Role::Up | Role::Producer) {
+            print_banner(&app, generated_token);
+        }
         Ok(app.run_until_stopped().await?)
     })
 }

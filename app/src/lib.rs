@@ -81,8 +81,10 @@ pub enum StartError {
 pub enum RunError {
     #[error("the HTTP server stopped: {0}")]
     Server(#[from] ServerError),
+    /// The projector gave up (it retries what the log and the store can recover from).
     #[error("the projector stopped: {0}")]
     Projector(#[from] ProjectorError),
+    /// A bug: what the projector's task said when it panicked.
     #[error("the projector panicked: {0}")]
     ProjectorPanicked(String),
 }
@@ -225,9 +227,9 @@ async fn build_projector(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> Result<Application, StartError> {
+    let telemetry = Telemetry::new();
     let log = connect::log(&settings.log, Engines::Required).await?;
     let store = connect::store(&settings.store, Engines::Required).await?;
-    let telemetry = Telemetry::new();
     let projector = projector(log, store, &settings, &telemetry);
     let stats = projector.stats();
     // One shard: the listener only answers health checks and scrapes.

@@ -116,12 +116,17 @@ pub struct ProjectorSettings {
 }
 
 /// Everything a role may need; each role reads its parts.
-#[derive(Debug, Clone, Default)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct Settings {
+    #[command(flatten)]
     pub log: LogSettings,
+    #[command(flatten)]
     pub store: StoreSettings,
+    #[command(flatten)]
     pub http: HttpSettings,
+    #[command(flatten)]
     pub producer: ProducerSettings,
+    #[command(flatten)]
     pub projector: ProjectorSettings,
 }
 
@@ -189,21 +194,13 @@ mod tests {
     #[derive(Parser)]
     struct Everything {
         #[command(flatten)]
-        log: LogSettings,
-        #[command(flatten)]
-        store: StoreSettings,
-        #[command(flatten)]
-        http: HttpSettings,
-        #[command(flatten)]
-        producer: ProducerSettings,
-        #[command(flatten)]
-        projector: ProjectorSettings,
+        settings: Settings,
     }
 
     #[test]
     fn the_defaults_are_the_command_lines() {
         // Only what has no environment variable set here is compared.
-        let parsed = Everything::parse_from(["livescore"]);
+        let parsed = Everything::parse_from(["livescore"]).settings;
         let defaults = Settings::default();
         assert_eq!(parsed.log.kafka_topic, defaults.log.kafka_topic);
         assert_eq!(parsed.log.kafka_partitions, defaults.log.kafka_partitions);

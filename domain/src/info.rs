@@ -135,23 +135,30 @@ impl MatchInfo {
         if home.id == away.id {
             return Err(InfoError::NoTeams);
         }
+        let team = |team: &crate::statsbomb::Named| TeamRef {
+            id: team.id,
+            name: team.name.clone(),
+        };
         Ok(MatchInfo {
+            last_period: 1,
+            ..MatchInfo::of_teams(match_id, team(home), team(away))
+        })
+    }
+
+    /// What is known of a match from its teams alone: no competition, season, date, kick-off or
+    /// stadium, and two halves.
+    pub fn of_teams(match_id: u64, home: TeamRef, away: TeamRef) -> MatchInfo {
+        MatchInfo {
             match_id,
-            home: TeamRef {
-                id: home.id,
-                name: home.name.clone(),
-            },
-            away: TeamRef {
-                id: away.id,
-                name: away.name.clone(),
-            },
+            home,
+            away,
             competition: None,
             season: None,
             date: None,
             kick_off: None,
             stadium: None,
-            last_period: 1,
-        })
+            last_period: 2,
+        }
     }
 
     /// Which side a StatsBomb team id plays on, if either.

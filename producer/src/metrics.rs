@@ -9,6 +9,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// `registry.register(name, help, metric.clone())` for each `name: metric, help;`.
+macro_rules! register {
+    ($registry:expr, $($name:literal: $metric:expr, $help:literal;)*) => {
+        $($registry.register($name, $help, $metric.clone());)*
+    };
+}
+
 #[derive(Debug)]
 pub struct ProducerMetrics {
     /// Records acknowledged by the log (durable).
@@ -40,24 +47,13 @@ impl Default for ProducerMetrics {
 }
 
 impl ProducerMetrics {
-    /// Registers every metric, named `livescore_producer_*`.
+    /// Registers every metric.
     pub fn register(&self, registry: &mut Registry) {
-        let registry = registry.sub_registry_with_prefix("livescore_producer");
-        registry.register(
-            "records_sent",
-            "Records the event log acknowledged.",
-            self.records_sent.clone(),
+        register!(registry,
+            "livescore_producer_records_sent": self.records_sent, "Records the event log acknowledged.";
+            "livescore_producer_send_seconds": self.send_seconds, "Seconds from sending a record to the log acknowledging it.";
+            "livescore_producer_clock_lateness_seconds": self.clock_lateness_seconds, "Seconds after its moment on the virtual clock that each event was sent.";
+            "livescore_producer_replays": self.replays, "Replays by status.";
         );
-        registry.register(
-            "send_seconds",
-            "Seconds from sending a record to the log acknowledging it.",
-            self.send_seconds.clone(),
-        );
-        registry.register(
-            "clock_lateness_seconds",
-            "Seconds after its moment on the virtual clock that each event was sent.",
-            self.clock_lateness_seconds.clone(),
-        );
-        registry.register("replays", "Replays by status.", self.replays.clone());
     }
 }

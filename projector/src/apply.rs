@@ -138,23 +138,11 @@ mod tests {
     use livescore_domain::{MatchInfo, Speed, TeamRef};
 
     fn info() -> MatchInfo {
-        MatchInfo {
-            match_id: 1,
-            home: TeamRef {
-                id: 1,
-                name: "H".into(),
-            },
-            away: TeamRef {
-                id: 2,
-                name: "A".into(),
-            },
-            competition: None,
-            season: None,
-            date: None,
-            kick_off: None,
-            stadium: None,
-            last_period: 2,
-        }
+        let team = |id, name: &str| TeamRef {
+            id,
+            name: name.into(),
+        };
+        MatchInfo::of_teams(1, team(1, "H"), team(2, "A"))
     }
 
     fn record(run: u64, seq: u64, body: Body) -> Envelope {

@@ -76,6 +76,13 @@ pub struct ProjectorStats {
     pub ready: Gauge,
 }
 
+/// `registry.register(name, help, metric.clone())` for each `name: metric, help;`.
+macro_rules! register {
+    ($registry:expr, $($name:literal: $metric:expr, $help:literal;)*) => {
+        $($registry.register($name, $help, $metric.clone());)*
+    };
+}
+
 /// A partition of the event log, as a metric label.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct PartitionLabel {
@@ -119,71 +126,23 @@ impl ProjectorStats {
     /// Registers every metric, named `livescore_projector_*`.
     pub fn register(&self, registry: &mut Registry) {
         let registry = registry.sub_registry_with_prefix("livescore_projector");
-        let counters = [
-            ("records", "Records read from the event log.", &self.records),
-            (
-                "records_applied",
-                "Records applied to the store.",
-                &self.applied,
-            ),
-            (
-                "records_already_applied",
-                "Records the store already reflected (redelivered).",
-                &self.already_applied,
-            ),
-            (
-                "records_without_run",
-                "Records of no run the projector knows (skipped).",
-                &self.without_run,
-            ),
-            (
-                "dead_letters",
-                "Records set aside in the dead-letter log.",
-                &self.dead_letters,
-            ),
-            (
-                "write_conflicts",
-                "Store writes refused because another writer got there first.",
-                &self.conflicts,
-            ),
-            (
-                "rebuilds",
-                "Rebuilds of the store from the start of the log.",
-                &self.rebuilds,
-            ),
-            (
-                "gaps",
-                "Batches with records missing, read again.",
-                &self.gaps,
-            ),
-            (
-                "retries",
-                "Failures of the log or the store, retried.",
-                &self.retries,
-            ),
-        ];
-        for (name, help, counter) in counters {
-            registry.register(name, help, counter.clone());
-        }
-        registry.register(
-            "store_write_seconds",
-            "Seconds each store write took.",
-            self.store_write_seconds.clone(),
-        );
-        registry.register(
-            "record_age_seconds",
-            "Seconds from the producer emitting a record to its write to the store.",
-            self.record_age_seconds.clone(),
-        );
-        registry.register(
-            "consumer_lag_records",
-            "Records in the event log not read yet, per partition.",
-            self.consumer_lag.clone(),
-        );
-        registry.register(
-            "ready",
-            "1 while the projector's last step succeeded.",
-            self.ready.clone(),
+        register!(registry,
+            // What was read, and what became of it.
+            "records": self.records, "Records read from the event log.";
+            "records_applied": self.applied, "Records applied to the store.";
+            "records_already_applied": self.already_applied, "Records the store already reflected (redelivered).";
+            "records_without_run": self.without_run, "Records of no run the projector knows (skipped).";
+            "dead_letters": self.dead_letters, "Records set aside in the dead-letter log.";
+            // What went wrong, and was ridden out.
+            "write_conflicts": self.conflicts, "Store writes refused because another writer got there first.";
+            "rebuilds": self.rebuilds, "Rebuilds of the store from the start of the log.";
+            "gaps": self.gaps, "Batches with records missing, read again.";
+            "retries": self.retries, "Failures of the log or the store, retried.";
+            // How fast, and how far behind.
+            "store_write_seconds": self.store_write_seconds, "Seconds each store write took.";
+            "record_age_seconds": self.record_age_seconds, "Seconds from the producer emitting a record to its write to the store.";
+            "consumer_lag_records": self.consumer_lag, "Records in the event log not read yet, per partition.";
+            "ready": self.ready, "1 while the projector's last step succeeded.";
         );
     }
 
@@ -195,8 +154,10 @@ impl ProjectorStats {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectorError {
+    /// The log failed at start-up (later failures are retried).
     #[error("event log: {0}")]
     Log(#[from] LogError),
+    /// The store failed at start-up (later failures are retried).
     #[error("match store: {0}")]
     Store(#[from] StoreError),
     #[error("match {0}: the store refused the write {WRITE_ATTEMPTS} times (another writer?)")]

@@ -13,23 +13,11 @@ use livescore_store::{
 };
 
 fn stored(match_id: u64, run: u64, seq: u64) -> StoredMatch {
-    let info = MatchInfo {
-        match_id,
-        home: TeamRef {
-            id: 1,
-            name: "Home".into(),
-        },
-        away: TeamRef {
-            id: 2,
-            name: "Away".into(),
-        },
-        competition: None,
-        season: None,
-        date: None,
-        kick_off: None,
-        stadium: None,
-        last_period: 2,
+    let team = |id, name: &str| TeamRef {
+        id,
+        name: name.into(),
     };
+    let info = MatchInfo::of_teams(match_id, team(1, "Home"), team(2, "Away"));
     StoredMatch {
         run,
         seq,
@@ -243,73 +231,53 @@ async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors(store: &dyn MatchSt
     );
 }
 
-mod memory {
-    use super::*;
+/// Runs each behaviour above as a test against both implementations: `memory::<name>` on a
+/// fresh in-process store, `redis::<name>` on the test Redis under a key prefix of its own
+/// (cleared afterwards).
+macro_rules! on_both_stores {
+    ($($behaviour:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $behaviour() {
+                    super::$behaviour(&MemoryStore::new()).await;
+                }
+            )*
+        }
 
-    #[tokio::test]
-    async fn writes_check_the_expected_position() {
-        super::writes_check_the_expected_position(&MemoryStore::new()).await;
-    }
-
-    #[tokio::test]
-    async fn entries_are_published_and_read_back_by_cursor() {
-        super::entries_are_published_and_read_back_by_cursor(&MemoryStore::new()).await;
-    }
-
-    #[tokio::test]
-    async fn an_entry_without_a_kind_is_refused_and_nothing_is_written() {
-        super::an_entry_without_a_kind_is_refused_and_nothing_is_written(&MemoryStore::new()).await;
-    }
-
-    #[tokio::test]
-    async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors() {
-        super::a_cleared_store_has_a_new_epoch_and_forgets_cursors(&MemoryStore::new()).await;
-    }
+        mod redis {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $behaviour() {
+                    let store = redis_store(stringify!($behaviour)).await;
+                    super::$behaviour(&store).await;
+                    store.clear().await.unwrap();
+                }
+            )*
+        }
+    };
 }
 
-mod redis {
-    use super::*;
+on_both_stores!(
+    writes_check_the_expected_position,
+    entries_are_published_and_read_back_by_cursor,
+    an_entry_without_a_kind_is_refused_and_nothing_is_written,
+    a_cleared_store_has_a_new_epoch_and_forgets_cursors,
+);
 
-    /// A store under a key prefix of its own, on the test Redis.
-    pub async fn store(name: &str) -> RedisStore {
-        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let unique = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        RedisStore::connect(RedisConfig {
-            url,
-            prefix: format!("test:{name}:{unique}"),
-        })
-        .await
-        .expect("Redis must be running for these tests: scripts/test starts it")
-    }
-
-    #[tokio::test]
-    async fn writes_check_the_expected_position() {
-        let store = store("position").await;
-        super::writes_check_the_expected_position(&store).await;
-        store.clear().await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn entries_are_published_and_read_back_by_cursor() {
-        let store = store("cursor").await;
-        super::entries_are_published_and_read_back_by_cursor(&store).await;
-        store.clear().await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn an_entry_without_a_kind_is_refused_and_nothing_is_written() {
-        let store = store("kindless").await;
-        super::an_entry_without_a_kind_is_refused_and_nothing_is_written(&store).await;
-        store.clear().await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors() {
-        let store = store("clear").await;
-        super::a_cleared_store_has_a_new_epoch_and_forgets_cursors(&store).await;
-        store.clear().await.unwrap();
-    }
+/// A store under a key prefix of its own, on the test Redis.
+async fn redis_store(name: &str) -> RedisStore {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    RedisStore::connect(RedisConfig {
+        url,
+        prefix: format!("test:{name}:{unique}"),
+    })
+    .await
+    .expect("Redis must be running for these tests: scripts/test starts it")
 }

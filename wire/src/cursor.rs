@@ -54,33 +54,12 @@ impl FromStr for Cursor {
     }
 }
 
-impl serde::Serialize for Cursor {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Cursor {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-#[cfg(feature = "openapi")]
-impl utoipa::PartialSchema for Cursor {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some("^[0-9]+-[0-9]+$"))
-            .description(Some("a position in a topic's log: resume after it"))
-            .examples([serde_json::json!("1700000000000-0")])
-            .into()
-    }
-}
-
-#[cfg(feature = "openapi")]
-impl utoipa::ToSchema for Cursor {}
+string_on_the_wire!(
+    Cursor,
+    pattern: "^[0-9]+-[0-9]+$",
+    description: "a position in a topic's log: resume after it",
+    example: "1700000000000-0"
+);
 
 #[cfg(test)]
 mod tests {

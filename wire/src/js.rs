@@ -9,7 +9,8 @@ use crate::{Kind, Topic, topic};
 pub fn module() -> String {
     let kinds: Vec<String> = Kind::ALL
         .iter()
-        .map(|kind| format!("    {}: '{}',", kind_name(*kind), kind.as_str()))
+        // Each kind's key is its name (all are one word).
+        .map(|kind| format!("    {0}: '{0}',", kind.as_str()))
         .collect();
     let sse_kinds: Vec<String> = [Kind::Snapshot, Kind::Update, Kind::Replay, Kind::Game]
         .iter()
@@ -36,18 +37,6 @@ pub fn module() -> String {
         len = topic::MATCH_PREFIX.len(),
         feed_path = Topic::Feed.sse_path(),
     )
-}
-
-/// A kind's key in `WIRE.kind`: its name in camel case.
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Snapshot => "snapshot",
-        Kind::Update => "update",
-        Kind::Replay => "replay",
-        Kind::Game => "game",
-        Kind::Unsubscribed => "unsubscribed",
-        Kind::Error => "error",
-    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,40 @@
 //! The store, the API, the load test and the tests all use these types, and the API's OpenAPI
 //! document describes them (feature `openapi`): a name changed here changes everywhere.
 
+/// Serde (and, with `openapi`, the schema) for a type whose wire form is the string its
+/// `Display` writes and its `FromStr` reads.
+macro_rules! string_on_the_wire {
+    ($type:ty, pattern: $pattern:literal, description: $description:literal, example: $example:literal) => {
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $type {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some($pattern))
+                    .description(Some($description))
+                    .examples([serde_json::json!($example)])
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $type {}
+    };
+}
+
 pub mod cursor;
 pub mod frame;
 pub mod js;

@@ -64,35 +64,12 @@ impl FromStr for Topic {
     }
 }
 
-impl serde::Serialize for Topic {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Topic {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-#[cfg(feature = "openapi")]
-impl utoipa::PartialSchema for Topic {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some("^(games|game:[0-9]{1,19})$"))
-            .description(Some(
-                "`games` (every game's summary) or `game:<id>` (one match's log)",
-            ))
-            .examples([serde_json::json!("game:7457")])
-            .into()
-    }
-}
-
-#[cfg(feature = "openapi")]
-impl utoipa::ToSchema for Topic {}
+string_on_the_wire!(
+    Topic,
+    pattern: "^(games|game:[0-9]{1,19})$",
+    description: "`games` (every game's summary) or `game:<id>` (one match's log)",
+    example: "game:7457"
+);
 
 #[cfg(test)]
 mod tests {

@@ -89,6 +89,15 @@ struct Sub {
 }
 
 /// A topic's followers on this shard, and the live messages not yet swept to all of them.
+/// The subscription at `position` of `topic`'s followers, if it is still there.
+fn sub_at(
+    topics: &mut HashMap<Topic, Followers>,
+    topic: Topic,
+    position: usize,
+) -> Option<&mut Sub> {
+    topics.get_mut(&topic)?.subs.get_mut(position)
+}
+
 #[derive(Default)]
 struct Followers {
     subs: Vec<Sub>,
@@ -115,6 +124,16 @@ enum Phase {
     /// Its socket's queue was full: messages are dropped until it drains, then it catches up
     /// from the store after `last`.
     Behind,
+}
+
+impl Phase {
+    /// Joining, with nothing held yet.
+    fn joining() -> Phase {
+        Phase::Joining {
+            held: Vec::new(),
+            overflowed: false,
+        }
+    }
 }
 
 /// Whether a message at `position` comes after `last` (a message without one never does).
@@ -347,10 +366,7 @@ impl Engine {
             conn: key,
             next,
             last: None,
-            phase: Phase::Joining {
-                held: Vec::new(),
-                overflowed: false,
-            },
+            phase: Phase::joining(),
         });
         let position = subs.len() - 1;
         if let Some(conn) = self.conns.get_mut(index) {
@@ -436,11 +452,7 @@ impl Engine {
         if joined.resync {
             ShardMetrics::add(&self.metrics.resync_snapshots, 1);
         }
-        let Some(sub) = self
-            .topics
-            .get_mut(&topic)
-            .and_then(|followers| followers.subs.get_mut(position))
-        else {
+        let Some(sub) = sub_at(&mut self.topics, topic, position) else {
             return;
         };
         let Phase::Joining { held, overflowed } = std::mem::replace(&mut sub.phase, Phase::Live)
@@ -469,10 +481,7 @@ impl Engine {
         }
         let again = overflowed.then_some(sub.last);
         if let Some(cursor) = again {
-            sub.phase = Phase::Joining {
-                held: Vec::new(),
-                overflowed: false,
-            };
+            sub.phase = Phase::joining();
             ShardMetrics::add(&self.metrics.catch_ups, 1);
             self.spawn_join(key, topic, cursor);
         }
@@ -618,10 +627,7 @@ impl Engine {
                     }
                     continue;
                 }
-                sub.phase = Phase::Joining {
-                    held: Vec::new(),
-                    overflowed: false,
-                };
+                sub.phase = Phase::joining();
                 joins.push((sub.conn, *topic, sub.last));
             }
         }
@@ -829,18 +835,11 @@ impl Engine {
         // Drained: the topics that dropped messages meanwhile catch up from the store.
         let topics = conn.topics.clone();
         for (topic, position) in topics {
-            let Some(sub) = self
-                .topics
-                .get_mut(&topic)
-                .and_then(|f| f.subs.get_mut(position))
-            else {
+            let Some(sub) = sub_at(&mut self.topics, topic, position) else {
                 continue;
             };
             if matches!(sub.phase, Phase::Behind) {
-                sub.phase = Phase::Joining {
-                    held: Vec::new(),
-                    overflowed: false,
-                };
+                sub.phase = Phase::joining();
                 let cursor = sub.last;
                 ShardMetrics::add(&self.metrics.catch_ups, 1);
                 self.spawn_join(key, topic, cursor);
