@@ -22,14 +22,19 @@ async fn main() -> anyhow::Result<()> {
                 use tokio_tungstenite::tungstenite::Message;
                 let url = format!("{}/ws", base.replace("http://", "ws://"));
                 let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+                let subscribe = livescore_wire::ClientRequest::Subscribe {
+                    topic: livescore_wire::Topic::Feed,
+                    cursor: None,
+                };
                 socket
-                    .send(Message::text(r#"{"op":"subscribe","topic":"games"}"#))
+                    .send(Message::text(serde_json::to_string(&subscribe)?))
                     .await?;
                 socket.next().await;
                 // Hold it, answering pings.
                 while socket.next().await.is_some() {}
             } else {
-                let response = reqwest::get(format!("{base}/sse/games")).await?;
+                let path = livescore_wire::Topic::Feed.sse_path();
+                let response = reqwest::get(format!("{base}{path}")).await?;
                 let mut body = response.bytes_stream();
                 body.next().await;
                 while body.next().await.is_some() {}

@@ -47,14 +47,13 @@ enum Command {
         #[command(flatten)]
         producer: ProducerSettings,
     },
-    /// The projector alone: Kafka into Redis; serves /metrics, /healthz and /readyz on LISTEN.
+    /// The projector alone: Kafka into Redis; serves /metrics, /healthz and /readyz on
+    /// PROJECTOR_LISTEN.
     Projector {
         #[command(flatten)]
         log: LogSettings,
         #[command(flatten)]
         store: StoreSettings,
-        #[command(flatten)]
-        http: HttpSettings,
         #[command(flatten)]
         projector: ProjectorSettings,
     },
@@ -120,14 +119,12 @@ fn main() -> ExitCode {
         Command::Projector {
             log,
             store,
-            http,
             projector,
         } => run(
             Role::Projector,
             Settings {
                 log,
                 store,
-                http,
                 projector,
                 ..Settings::default()
             },

@@ -5,7 +5,7 @@
 //!   Kafka and Redis are configured);
 //! - [`Role::Producer`]: replays into the event log, with the admin routes;
 //! - [`Role::Projector`]: the event log into the match store, with `/metrics`, `/healthz` and
-//!   `/readyz` on a listener of its own;
+//!   `/readyz` on a listener of its own (`PROJECTOR_LISTEN`);
 //! - [`Role::Api`]: one API replica over the match store.
 //!
 //! `Application::build` connects, binds (so the address is known: port 0 works) and returns;
@@ -234,8 +234,9 @@ async fn build_projector(
     let stats = projector.stats();
     // One shard: the listener only answers health checks and scrapes.
     let server = Server::bind(&livescore_server::ServerConfig {
+        listen: settings.projector.projector_listen,
         shards: 1,
-        ..settings.http.server()
+        ..livescore_server::ServerConfig::default()
     })?;
     let metrics = Arc::clone(&telemetry);
     let make_app: MakeApp = Arc::new(move |_shard| traced(projector_routes(&metrics, &stats)));

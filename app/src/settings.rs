@@ -113,6 +113,10 @@ pub struct ProjectorSettings {
     /// Clear the store and rebuild it from the start of the log first (projector role only).
     #[arg(long)]
     pub rebuild: bool,
+    /// Where the projector serves `/metrics`, `/healthz` and `/readyz` (projector role only;
+    /// `up` serves everything on `LISTEN`).
+    #[arg(long, env = "PROJECTOR_LISTEN", default_value = "0.0.0.0:9464")]
+    pub projector_listen: SocketAddr,
 }
 
 /// Everything a role may need; each role reads its parts.
@@ -181,6 +185,7 @@ impl Default for ProjectorSettings {
         ProjectorSettings {
             projector_group: "livescore-projector".into(),
             rebuild: false,
+            projector_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
         }
     }
 }

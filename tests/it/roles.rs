@@ -28,6 +28,7 @@ fn settings() -> Settings {
     };
     settings.producer.data_dir = repo().join("data");
     settings.producer.admin_token = Some("secret".into());
+    settings.projector.projector_listen = "127.0.0.1:0".parse().unwrap();
     settings
 }
 
