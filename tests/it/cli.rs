@@ -103,6 +103,7 @@ fn a_role_stuck_on_an_unreachable_broker_still_stops_after_sigterm() {
         .arg("projector")
         .env("KAFKA_BROKERS", "127.0.0.1:1")
         .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("PROJECTOR_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info,rdkafka=off,librdkafka=off")
         .stderr(std::process::Stdio::piped())
         .spawn()

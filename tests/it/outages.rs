@@ -64,6 +64,8 @@ async fn start_roles(brokers: &str, redis_url: &str, delivery_timeout: Duration)
             ("DATA_DIR", format!("{repo}/data")),
             ("WEB_DIR", format!("{repo}/web")),
             ("LISTEN", format!("127.0.0.1:{listen}")),
+            // The projector's own listener: a port of its own in every test.
+            ("PROJECTOR_LISTEN", "127.0.0.1:0".to_owned()),
         ]
     };
     let roles = Roles {
@@ -364,6 +366,7 @@ async fn a_projector_whose_broker_went_away_still_stops_after_sigterm() {
         .env("REDIS_URL", &redis)
         .env("REDIS_PREFIX", &name)
         .env("PROJECTOR_GROUP", &name)
+        .env("PROJECTOR_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info,rdkafka=off,librdkafka=off")
         .stderr(std::process::Stdio::piped())
         .spawn()
