@@ -143,10 +143,23 @@ fn main() -> ExitCode {
         // `livescore fold 7471 | head` is not a failure.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", explain(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each said once: most of our errors already quote their source.
+fn explain(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -242,10 +255,14 @@ fn games(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             let score = game
                 .official_score
                 .map_or_else(|| "-".to_owned(), |s| format!("{}-{}", s.home, s.away));
+            let unknown = || "unknown".to_owned();
             [
                 game.id.to_string(),
-                game.date.clone(),
-                format!("{} {}", game.competition, game.season),
+                game.date.clone().unwrap_or_else(unknown),
+                match (&game.competition, &game.season) {
+                    (Some(competition), Some(season)) => format!("{competition} {season}"),
+                    (competition, _) => competition.clone().unwrap_or_else(unknown),
+                },
                 format!("{} {score} {}", game.home.name, game.away.name),
                 if game.has_lineups { "yes" } else { "no" }.to_owned(),
                 // "20:45:00.000" reads better as 20:45.
@@ -280,6 +297,11 @@ fn games(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
         writeln!(out, "{}", cells.join("  ").trim_end())?;
+    }
+    for game in catalog.games() {
+        for missing in &game.missing {
+            writeln!(out, "{}: no {missing}", game.id)?;
+        }
     }
     Ok(())
 }

@@ -45,16 +45,25 @@ pub enum CatalogError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Game {
     pub id: u64,
-    pub competition: String,
-    pub season: String,
-    pub date: String,
+    /// `None` for an events file without match metadata (the public event dumps come so).
+    pub competition: Option<String>,
+    pub season: Option<String>,
+    /// `YYYY-MM-DD`; `None` without match metadata.
+    pub date: Option<String>,
     pub kick_off: Option<String>,
     pub home: TeamRef,
     pub away: TeamRef,
     /// The official final score from the match metadata.
     pub official_score: Option<Score>,
     pub has_lineups: bool,
+    /// What the data directory does not say about this game, for the people who list it:
+    /// empty when it has everything.
+    pub missing: Vec<String>,
 }
+
+/// What a game without a `matches/` entry lacks.
+pub const NO_METADATA: &str =
+    "match metadata (competition, season, date, kick-off; no official score to compare)";
 
 /// A game's events in replay order, with the match info they were checked against.
 #[derive(Debug, Clone)]
@@ -83,12 +92,27 @@ pub fn parse_game_id(text: &str) -> Result<u64, CatalogError> {
 
 impl Catalog {
     /// Reads the metadata files and the list of events files of `dir`. A metadata file that is not
-    /// valid JSON is an error naming it; an events file without metadata is left out and noted.
+    /// valid JSON is an error naming it. An events file without metadata is read at once: listed
+    /// with its teams from its Starting XI events (and what it misses), or left out and noted
+    /// when it cannot be replayed.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Catalog, CatalogError> {
         let dir = dir.into();
         let mut metadata = BTreeMap::new();
         let mut found_in: BTreeMap<u64, PathBuf> = BTreeMap::new();
-        for path in json_files(&dir.join("matches"), true)? {
+        if !dir.is_dir() {
+            return Err(CatalogError::Read {
+                path: dir,
+                source: io::Error::new(io::ErrorKind::NotFound, "no such directory"),
+            });
+        }
+        // The public event dumps come without match metadata: no `matches/` is fine.
+        let matches = dir.join("matches");
+        let metadata_files = if matches.exists() {
+            json_files(&matches, true)?
+        } else {
+            Vec::new()
+        };
+        for path in metadata_files {
             for entry in
                 statsbomb::parse_matches(&read(&path)?).map_err(|source| CatalogError::BadFile {
                     path: path.clone(),
@@ -116,16 +140,23 @@ impl Catalog {
                 ));
                 continue;
             };
-            let Some(meta) = metadata.get(&id) else {
-                notices.push(format!(
-                    "{}: left out, no entry for match {id} in {}",
-                    path.display(),
-                    dir.join("matches").display()
-                ));
-                continue;
-            };
             let has_lineups = dir.join("lineups").join(format!("{id}.json")).is_file();
-            games.insert(id, Game::from_metadata(meta, has_lineups));
+            let game = match metadata.get(&id) {
+                Some(meta) => Game::from_metadata(meta, has_lineups),
+                // The original demo's rule: any events file in the folder is a game.
+                None => match load_events(&path, id, None) {
+                    Ok(loaded) => Game::from_events(&loaded.info, has_lineups),
+                    Err(err) => {
+                        notices.push(format!(
+                            "{}: left out, no entry for match {id} in {} and {err}",
+                            path.display(),
+                            dir.join("matches").display()
+                        ));
+                        continue;
+                    }
+                },
+            };
+            games.insert(id, game);
         }
         Ok(Catalog {
             dir,
@@ -135,10 +166,10 @@ impl Catalog {
         })
     }
 
-    /// The replayable games, oldest first.
+    /// The replayable games, oldest first; those of unknown date last.
     pub fn games(&self) -> Vec<&Game> {
         let mut games: Vec<&Game> = self.games.values().collect();
-        games.sort_by(|a, b| (&a.date, a.id).cmp(&(&b.date, b.id)));
+        games.sort_by_key(|game| (game.date.is_none(), game.date.clone(), game.id));
         games
     }
 
@@ -192,9 +223,9 @@ impl Game {
     fn from_metadata(meta: &MatchMetadata, has_lineups: bool) -> Game {
         Game {
             id: meta.match_id,
-            competition: meta.competition.competition_name.clone(),
-            season: meta.season.season_name.clone(),
-            date: meta.match_date.clone(),
+            competition: Some(meta.competition.competition_name.clone()),
+            season: Some(meta.season.season_name.clone()),
+            date: Some(meta.match_date.clone()),
             kick_off: meta.kick_off.clone(),
             home: TeamRef {
                 id: meta.home_team.id,
@@ -209,6 +240,23 @@ impl Game {
                 .zip(meta.away_score)
                 .map(|(home, away)| Score { home, away }),
             has_lineups,
+            missing: Vec::new(),
+        }
+    }
+
+    /// A game known from its events alone (teams from the Starting XI events).
+    fn from_events(info: &MatchInfo, has_lineups: bool) -> Game {
+        Game {
+            id: info.match_id,
+            competition: None,
+            season: None,
+            date: None,
+            kick_off: None,
+            home: info.home.clone(),
+            away: info.away.clone(),
+            official_score: None,
+            has_lineups,
+            missing: vec![NO_METADATA.to_owned()],
         }
     }
 }

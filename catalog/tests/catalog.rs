@@ -59,25 +59,44 @@ fn game_ids_that_are_unknown_or_not_ids_are_rejected_before_any_file_is_read() {
 }
 
 #[test]
-fn an_events_file_without_metadata_is_left_out_with_a_notice() {
+fn an_events_file_without_metadata_is_listed_with_its_teams_and_what_it_misses() {
     let dir = scratch();
+    // A public event dump: the events of 7457 under another id, with no `matches/` entry.
     fs::copy(
         shipped().join("events/7457.json"),
         dir.path().join("events/123.json"),
     )
     .unwrap();
     write(dir.path(), "events/notes.json", "[]");
+    write(dir.path(), "events/456.json", "[]");
     let catalog = Catalog::open(dir.path()).unwrap();
-    assert_eq!(catalog.games().len(), 1);
-    assert!(matches!(
-        catalog.game("123"),
-        Err(CatalogError::UnknownGame(123))
-    ));
+    assert_eq!(catalog.games().len(), 2);
+    let game = catalog.game("123").unwrap();
+    // The first Starting XI is the home team's.
+    let shipped_game = Catalog::open(shipped())
+        .unwrap()
+        .game("7457")
+        .unwrap()
+        .clone();
+    assert_eq!(game.home, shipped_game.home);
+    assert_eq!(game.away, shipped_game.away);
+    assert_eq!((&game.competition, &game.date), (&None, &None));
+    assert_eq!(game.official_score, None);
+    assert_eq!(game.missing, [livescore_catalog::NO_METADATA]);
+    // Unknown dates list last; a game with metadata misses nothing.
+    assert_eq!(catalog.games().last().unwrap().id, 123);
+    assert!(catalog.games()[0].missing.is_empty());
+    // It replays: the events load, with the teams from the events.
+    let loaded = catalog.load("123").unwrap();
+    assert_eq!(loaded.info.match_id, 123);
+    assert_eq!(loaded.info.home, game.home);
+    // What cannot be replayed is left out, and said why.
     let notices = catalog.notices().join("\n");
     assert!(
-        notices.contains("123.json: left out, no entry for match 123"),
+        notices.contains("456.json: left out, no entry for match 456"),
         "{notices}"
     );
+    assert!(notices.contains("no events"), "{notices}");
     assert!(notices.contains("notes.json: left out"), "{notices}");
 }
 
@@ -174,7 +193,7 @@ fn a_missing_data_directory_says_which() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("cannot read /nonexistent/livescore-data/matches"),
+        err.contains("cannot read /nonexistent/livescore-data: no such directory"),
         "{err}"
     );
 }

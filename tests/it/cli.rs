@@ -41,6 +41,28 @@ fn games_lists_the_catalog() {
 }
 
 #[test]
+fn games_lists_an_events_file_without_metadata_and_says_what_it_misses() {
+    // An events file as the public dumps come: no `matches/` entry for it.
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("events")).unwrap();
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/events/7457.json");
+    std::fs::copy(shipped, data.path().join("events/99.json")).unwrap();
+    let dir = data.path().to_str().unwrap();
+    let output = livescore(&["games", "--data-dir", dir]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    let row = table.lines().find(|line| line.starts_with("99 ")).unwrap();
+    assert!(row.contains("unknown"), "{table}");
+    assert!(row.contains(" - "), "no official score: {table}");
+    assert!(table.contains("99: no match metadata"), "{table}");
+    let output = livescore(&["games", "--data-dir", dir, "--json"]);
+    let games: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(games[0]["date"].is_null() && games[0]["competition"].is_null());
+    assert!(games[0]["home"]["name"].is_string());
+    assert_eq!(games[0]["missing"].as_array().unwrap().len(), 1);
+}
+
+#[test]
 fn fold_prints_the_final_state() {
     let output = livescore(&["fold", "7471"]);
     assert!(output.status.success(), "{}", stderr(&output));
