@@ -219,7 +219,7 @@ function scoreboard() {
     const stopped = interrupted(g.replay, h.status);
     return `<a class="card${flash.has(g.match_id) ? ' flash' : ''}" href="#/game/${g.match_id}" data-game="${g.match_id}"
         aria-label="${esc(g.info.home.name)} ${h.score.home}, ${esc(g.info.away.name)} ${h.score.away}, ${esc(stopped || STATUS[h.status])}">
-      <div class="meta"><span>${esc(g.info.competition ?? '')}</span>
+      <div class="meta"><span>${esc(g.info.competition ?? 'Competition unknown')}</span>
         <span class="status${isLive(h.status) && !stopped ? ' is-live' : ''}">${esc(stopped ? `${stopped} · ${statusText(h)}` : statusText(h))}</span></div>
       <div class="row"><span>${esc(g.info.home.name)}</span><span class="score">${h.score.home}</span></div>
       <div class="row"><span>${esc(g.info.away.name)}</span><span class="score">${h.score.away}${pens}</span></div>
@@ -263,7 +263,7 @@ function matchCentre(id) {
         <div class="team">${esc(info.home.name)}</div>
         <div><div class="big" id="score">${score.home} - ${score.away}</div>
           <div class="sub status${isLive(state.status) && !interrupted(replay, state.status) ? ' is-live' : ''}">${esc(STATUS[state.status])} ${PLAYING.has(state.status) ? esc(clockText(state.clock)) : ''}</div>${pens}
-          <div class="sub">${esc([info.competition, info.season, info.date].filter(Boolean).join(' · '))}</div>
+          <div class="sub">${esc([info.competition ?? 'Competition unknown', info.season, info.date ?? 'date unknown'].filter(Boolean).join(' · '))}</div>
           ${replay && replay.status !== 'running' ? `<div class="sub replay-status">${esc(INTERRUPTED[replay.status] ?? `Replay ${replay.status}`)}</div>` : ''}
           ${lostText(replay) ? `<div class="sub">${esc(lostText(replay))}</div>` : ''}</div>
         <div class="team">${esc(info.away.name)}</div>
@@ -415,7 +415,7 @@ function adminPanel() {
         </tbody></table>` : '<p class="sub">No replay yet: start one below.</p>'}</section>
       <section class="panel" style="margin-top:1rem"><h2>Replayable games</h2><table><thead><tr><th class="hide-narrow">Competition</th><th class="hide-narrow">Date</th>
         <th>Game</th><th></th></tr></thead><tbody>${catalog.map((g) => `
-        <tr data-catalog="${g.id}"><td class="hide-narrow">${esc(g.competition)} ${esc(g.season)}</td><td class="hide-narrow">${esc(g.date)}</td>
+        <tr data-catalog="${g.id}"><td class="hide-narrow">${esc(g.competition ?? 'unknown')} ${esc(g.season)}</td><td class="hide-narrow">${esc(g.date ?? 'unknown')}</td>
           <td>${esc(g.home.name)} – ${esc(g.away.name)}</td>
           <td class="actions">${speedChoice('speed')}<button class="primary" data-start="${g.id}">${byGame.get(g.id)?.status === 'running' ? 'Restart' : 'Start'}</button></td></tr>`).join('')}
       </tbody></table></section>`;
