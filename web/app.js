@@ -181,6 +181,7 @@ function applyUpdate(state, update) {
       break;
     }
     case 'shootout_kick': (state.shootout ??= { score: { home: 0, away: 0 }, kicks: [] }).kicks.push(update.kick); break;
+    case 'shot': (state.shots ??= []).push(update.shot); break;
     default: break;
   }
 }

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::info::MatchInfo;
 use crate::state::{
     Card, Clock, GoalKind, Incident, IncidentDetail, Lineup, LineupPlayer, MatchState,
-    MomentumPoint, Player, Shootout, ShootoutKick, Side, Sides, Status, TeamStats, formation_label,
-    start_minute,
+    MomentumPoint, Player, Shootout, ShootoutKick, Shot, Side, Sides, Status, TeamStats,
+    formation_label, start_minute,
 };
 use crate::statsbomb::{Event, EventKind, Named};
 use crate::update::{Change, Headline, Update, upsert_momentum};
@@ -368,6 +368,21 @@ impl MatchFold {
             bump(&mut tally.shots_on_target);
         }
         self.add_momentum(side, MOMENTUM_SHOT + xg);
+        let on_map = Shot {
+            id: event.id.clone(),
+            period: event.period,
+            clock: Clock::at(event.period, event.minute),
+            side,
+            player: player(event.player.as_ref()),
+            location: event.location.map(|point| [point.x, point.y]),
+            end_location: shot.end_location.map(|point| [point.x, point.y]),
+            xg,
+            body_part: shot.body_part.as_ref().map(|part| part.name.clone()),
+            outcome: outcome.to_owned(),
+            kind: shot.shot_type.name.clone(),
+        };
+        self.state.shots.push(on_map.clone());
+        self.emit(out, event, Change::Shot { shot: on_map });
         if outcome == "Goal" {
             let kind = match shot.shot_type.name.as_str() {
                 "Penalty" => GoalKind::Penalty,

@@ -339,6 +339,40 @@ pub struct MatchState {
     pub stats: Sides<TeamStats>,
     /// One point per match minute played, in order.
     pub momentum: Vec<MomentumPoint>,
+    /// Every shot of periods 1 to 4 (not the shoot-out), in order: the shot map and the xG
+    /// timeline are drawn from these.
+    #[serde(default)]
+    pub shots: Vec<Shot>,
+}
+
+/// A shot as the shot map draws it. Locations are StatsBomb pitch coordinates: 120 x 80 yards,
+/// `[x, y]`, with every team attacking towards x = 120.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Shot {
+    /// The StatsBomb id of the shot's event.
+    pub id: String,
+    pub period: u8,
+    pub clock: Clock,
+    pub side: Side,
+    pub player: Option<Player>,
+    pub location: Option<[f64; 2]>,
+    /// Where the ball ended up (the goal line for a shot on target).
+    pub end_location: Option<[f64; 2]>,
+    /// StatsBomb's expected goals for the shot (0 when it gives none).
+    pub xg: f64,
+    /// Right Foot, Left Foot, Head or Other.
+    pub body_part: Option<String>,
+    /// StatsBomb's outcome: Goal, Saved, Saved to Post, Post, Off T, Wayward, Blocked...
+    pub outcome: String,
+    /// Open Play, Penalty, Free Kick, Corner or Kick Off.
+    pub kind: String,
+}
+
+impl Shot {
+    pub fn is_goal(&self) -> bool {
+        self.outcome == "Goal"
+    }
 }
 
 impl MatchState {
@@ -364,6 +398,7 @@ impl MatchState {
                 },
             },
             momentum: Vec::new(),
+            shots: Vec::new(),
         }
     }
 

@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::state::{
-    Clock, Incident, Lineup, MatchState, MomentumPoint, Score, ShootoutKick, Side, Sides, Status,
-    TeamStats,
+    Card, Clock, Incident, IncidentDetail, Lineup, MatchState, MomentumPoint, Score, ShootoutKick,
+    Shot, Side, Sides, Status, TeamStats,
 };
 
 /// One change a viewer can see, caused by the StatsBomb event `event_index` of match `match_id`.
@@ -34,6 +34,11 @@ pub struct Headline {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::state::ScoreSchema>))]
     pub shootout: Option<Score>,
+    /// Players sent off per side (straight reds and second yellows), once there is one: the
+    /// scoreboard marks a team that plays short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::state::ScoreSchema>))]
+    pub red_cards: Option<Score>,
 }
 
 impl Headline {
@@ -44,8 +49,25 @@ impl Headline {
             clock: state.clock,
             score: state.score,
             shootout: state.shootout.as_ref().map(|shootout| shootout.score),
+            red_cards: sent_off(state),
         }
     }
+}
+
+/// Players sent off per side, from the cards shown so far; `None` while nobody was.
+fn sent_off(state: &MatchState) -> Option<Score> {
+    let mut sent_off = Score::default();
+    for incident in &state.incidents {
+        if let IncidentDetail::Card {
+            card: Card::Red | Card::SecondYellow,
+            ..
+        } = incident.detail
+        {
+            let count = sent_off.get_mut(incident.side);
+            *count = count.saturating_add(1);
+        }
+    }
+    (sent_off != Score::default()).then_some(sent_off)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +111,10 @@ pub enum Change {
     ShootoutKick {
         kick: ShootoutKick,
     },
+    /// A shot of periods 1 to 4, for the shot map (a goal also comes as an `incident`).
+    Shot {
+        shot: Shot,
+    },
 }
 
 impl MatchState {
@@ -111,6 +137,7 @@ impl MatchState {
             }
             Change::PeriodStarted { .. } | Change::PeriodEnded { .. } | Change::Clock => {}
             Change::Incident { incident } => self.incidents.push(incident.clone()),
+            Change::Shot { shot } => self.shots.push(shot.clone()),
             Change::IncidentAmended { incident } => {
                 if let Some(known) = self.incidents.iter_mut().find(|i| i.id == incident.id) {
                     *known = incident.clone();

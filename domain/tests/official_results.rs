@@ -154,6 +154,12 @@ fn lenglets_red_card_against_girona() {
     );
     assert_eq!(state.stats.home.red_cards, 1);
     assert_eq!(state.stats.away.red_cards, 0);
+    // The scoreboard marks the side playing short, from the red card on.
+    let headline = livescore_domain::Headline::of(state);
+    assert_eq!(
+        headline.red_cards.map(|reds| (reds.home, reds.away)),
+        Some((1, 0))
+    );
     // Yellow cards: Semedo, Arthur and Piqué for Barcelona; five for Girona.
     assert_eq!(state.stats.home.yellow_cards, 3);
     assert_eq!(state.stats.away.yellow_cards, 5);
@@ -185,6 +191,60 @@ fn an_own_goal_written_for_before_against_is_counted_once_with_its_scorer() {
         amended, 1,
         "the scorer arrives with the second half of the pair"
     );
+}
+
+#[test]
+fn the_shot_map_of_every_match_holds_each_shot_once_with_its_goals() {
+    for game in catalog().games() {
+        let loaded = load(game.id);
+        let (fold, _) = livescore_domain::fold_match(loaded.info.clone(), &loaded.events);
+        let shots = &fold.state.shots;
+        for side in [Side::Home, Side::Away] {
+            let of_side: Vec<_> = shots.iter().filter(|shot| shot.side == side).collect();
+            let stats = fold.state.stats.get(side);
+            assert_eq!(of_side.len(), usize::from(stats.shots), "match {}", game.id);
+            let xg: f64 = of_side.iter().map(|shot| shot.xg).sum();
+            assert!((xg - stats.xg).abs() < 1e-9, "match {} {side:?}", game.id);
+            // Every goal but an own goal is a shot that went in.
+            let goals = of_side.iter().filter(|shot| shot.is_goal()).count();
+            let own_goals = fold
+                .state
+                .goals()
+                .filter(|goal| goal.side == side)
+                .filter(|goal| {
+                    matches!(
+                        goal.detail,
+                        IncidentDetail::Goal {
+                            kind: GoalKind::OwnGoal,
+                            ..
+                        }
+                    )
+                })
+                .count();
+            let score = usize::from(*fold.state.score.get(side));
+            assert_eq!(goals + own_goals, score, "match {} {side:?}", game.id);
+        }
+        for shot in shots {
+            let [x, y] = shot.location.expect("StatsBomb places every shot");
+            assert!(
+                (0.0..=120.0).contains(&x) && (0.0..=80.0).contains(&y),
+                "{shot:?}"
+            );
+            assert!(shot.body_part.is_some(), "{shot:?}");
+        }
+    }
+    // 7457, Orlando Pride 3-4 North Carolina Courage (the browser test draws this one): seven
+    // goals, one of them an own goal, so six goals on the shot map.
+    let (fold, _) = fold(7457);
+    let goals = fold
+        .state
+        .shots
+        .iter()
+        .filter(|shot| shot.is_goal())
+        .count();
+    assert_eq!(goals, 6);
+    let shots = fold.state.stats.home.shots + fold.state.stats.away.shots;
+    assert_eq!(fold.state.shots.len(), usize::from(shots));
 }
 
 #[test]

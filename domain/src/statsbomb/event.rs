@@ -144,6 +144,9 @@ pub struct Shot {
     pub shot_type: Named,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_location: Option<Point>,
+    /// Right Foot, Left Foot, Head or Other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_part: Option<Named>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
