@@ -68,6 +68,15 @@ for (const transport of ['sse', 'ws']) {
     await centre.locator('.stat').nth(7).waitFor({ timeout: 10_000 });
     await centre.locator('.momentum svg rect').nth(80).waitFor({ state: 'attached', timeout: 10_000 });
     assert.equal(await centre.locator('#badge').textContent(), 'Live');
+    // The scorers under the score, the shot map (35 shots, 6 of them goals: the seventh goal is
+    // an own goal), the xG timeline and both starting XIs on the pitch.
+    assert.equal(await centre.locator('.match-head .scorers li').count(), 7);
+    assert.equal(await centre.locator('.match-head .scorers li', { hasText: '(OG)' }).count(), 1);
+    await centre.locator('.shotmap circle.shot').nth(34).waitFor({ state: 'attached', timeout: 10_000 });
+    assert.equal(await centre.locator('.shotmap circle.shot').count(), 35);
+    assert.equal(await centre.locator('.shotmap circle.shot.goal').count(), 6);
+    assert.equal(await centre.locator('.xg circle.xg-goal').count(), 6);
+    assert.equal(await centre.locator('.formation g.player').count(), 22);
     assert.equal(await centre.locator('#transport').inputValue(), transport);
 
     // The scoreboard shows it finished.
@@ -78,6 +87,29 @@ for (const transport of ['sse', 'ws']) {
     const rows = await card.locator(".row").allInnerTexts();
     assert.deepEqual(rows.map((r) => r.replace(/\s+/g, ' ').trim()),
       ['Orlando Pride 3', 'North Carolina Courage 4']);
+    // Filtered by competition, and pinned as a favourite, which the browser remembers.
+    const competitions = await board.locator('select[data-competition] option').allInnerTexts();
+    assert.ok(competitions.includes('NWSL'), competitions.join(', '));
+    await board.locator('select[data-competition]').selectOption('NWSL');
+    await board.locator('.fav[data-fav="7457"]').click();
+    await board.reload();
+    assert.equal(await board.locator('.fav[data-fav="7457"]').getAttribute('aria-pressed'), 'true');
+    assert.equal(await board.locator('select[data-competition]').inputValue(), 'NWSL');
     await context.close();
   });
 }
+
+test('the match clock ticks between events at the replay\'s speed', { timeout: 60_000 }, async () => {
+  const base = await startServer();
+  const started = await fetch(`${base}/games/7471?speed=60`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(started.status, 202);
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await context.newPage();
+  await page.goto(`${base}/#/game/7471`);
+  // Seconds appear once a clock update has come, and move on without any new event.
+  const clock = page.locator('#clock');
+  await page.waitForFunction(() => /^\d+(\+\d+)?:\d\d$/.test(document.getElementById('clock')?.textContent ?? ''), null, { timeout: 30_000 });
+  const first = await clock.textContent();
+  await page.waitForFunction((before) => document.getElementById('clock')?.textContent !== before, first, { timeout: 10_000 });
+  await context.close();
+});

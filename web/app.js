@@ -42,6 +42,40 @@ function incidentText(incident, info) {
   }
 }
 
+// Favourite games, pinned first on the scoreboard: kept in this browser (localStorage).
+function favouriteGames() {
+  try {
+    const ids = JSON.parse(localStorage.getItem('favourites') ?? '[]');
+    return Array.isArray(ids) ? ids.filter(Number.isInteger) : [];
+  } catch {
+    return [];
+  }
+}
+
+function toggleFavourite(id) {
+  const ids = new Set(favouriteGames());
+  if (!ids.delete(id)) ids.add(id);
+  localStorage.setItem('favourites', JSON.stringify([...ids]));
+}
+
+// Goal alerts through the Notifications API, once the user allowed them.
+const goalAlertsOn = () => localStorage.getItem('goalAlerts') === 'on' && Notification.permission === 'granted';
+
+async function toggleGoalAlerts() {
+  if (goalAlertsOn()) {
+    localStorage.setItem('goalAlerts', 'off');
+    return;
+  }
+  const permission = await Notification.requestPermission();
+  localStorage.setItem('goalAlerts', permission === 'granted' ? 'on' : 'off');
+}
+
+function notifyGoal(text, id) {
+  if (!('Notification' in window) || !goalAlertsOn()) return;
+  const notification = new Notification('livescore', { body: text, tag: `goal-${id}` });
+  notification.onclick = () => { window.focus(); location.hash = `#/game/${id}`; };
+}
+
 function announce(text) {
   announcer.textContent = '';
   setTimeout(() => { announcer.textContent = text; }, 50);
@@ -191,41 +225,67 @@ function applyUpdate(state, update) {
 function scoreboard() {
   const games = new Map();
   let filter = sessionStorage.getItem('filter') || 'all';
+  let competition = sessionStorage.getItem('competition') || '';
   let flash = new Set();
+  const competitionOf = (g) => g.info.competition ?? 'Competition unknown';
 
   const render = () => {
+    const favourites = new Set(favouriteGames());
     const shown = [...games.values()]
       .filter((g) => filter === 'all' || (filter === 'live'
         ? isLive(g.headline.status) && !interrupted(g.replay, g.headline.status)
         : g.headline.status === 'finished'))
-      .sort((a, b) => b.updated_at_ms - a.updated_at_ms);
+      .filter((g) => !competition || competitionOf(g) === competition)
+      // Favourites first, then the most recently changed.
+      .sort((a, b) => (favourites.has(b.match_id) - favourites.has(a.match_id)) || b.updated_at_ms - a.updated_at_ms);
     const button = (name, label) => `<button data-filter="${name}" aria-pressed="${filter === name}">${label}</button>`;
+    const competitions = [...new Set([...games.values()].map(competitionOf))].sort();
+    const alerts = 'Notification' in window
+      ? `<button data-alerts aria-pressed="${goalAlertsOn()}">${goalAlertsOn() ? 'Goal alerts on' : 'Goal alerts'}</button>` : '';
     view.innerHTML = `
       <div class="toolbar"><h1>Scores</h1>
+        <select data-competition aria-label="Competition"><option value="">All competitions</option>${competitions
+          .map((c) => `<option${c === competition ? ' selected' : ''}>${esc(c)}</option>`).join('')}</select>
         <div class="filters" role="group" aria-label="Show">${button('live', 'Live')}${button('finished', 'Finished')}${button('all', 'All')}</div>
+        ${alerts}
       </div>
-      ${shown.length ? `<div class="cards">${shown.map(card).join('')}</div>`
+      ${shown.length ? `<div class="cards">${shown.map((g) => card(g, favourites.has(g.match_id))).join('')}</div>`
         : `<p class="empty">No ${filter === 'all' ? '' : filter + ' '}games yet. Start a replay in the <a href="#/admin">admin panel</a>.</p>`}`;
     view.querySelectorAll('[data-filter]').forEach((b) => b.addEventListener('click', () => {
       filter = b.dataset.filter;
       sessionStorage.setItem('filter', filter);
       render();
     }));
+    view.querySelector('[data-competition]').addEventListener('change', (event) => {
+      competition = event.target.value;
+      sessionStorage.setItem('competition', competition);
+      render();
+    });
+    view.querySelectorAll('[data-fav]').forEach((b) => b.addEventListener('click', () => {
+      toggleFavourite(Number(b.dataset.fav));
+      render();
+    }));
+    view.querySelector('[data-alerts]')?.addEventListener('click', async () => {
+      await toggleGoalAlerts();
+      render();
+    });
     flash = new Set();
   };
 
-  const card = (g) => {
+  const card = (g, favourite) => {
     const h = g.headline;
     const pens = h.shootout ? ` <span class="tag">pens ${h.shootout.home}-${h.shootout.away}</span>` : '';
     const stopped = interrupted(g.replay, h.status);
-    return `<a class="card${flash.has(g.match_id) ? ' flash' : ''}" href="#/game/${g.match_id}" data-game="${g.match_id}"
+    const reds = (side) => '<span class="red-card" role="img" aria-label="red card"></span>'.repeat(h.red_cards?.[side] ?? 0);
+    return `<div class="card-wrap"><a class="card${flash.has(g.match_id) ? ' flash' : ''}" href="#/game/${g.match_id}" data-game="${g.match_id}"
         aria-label="${esc(g.info.home.name)} ${h.score.home}, ${esc(g.info.away.name)} ${h.score.away}, ${esc(stopped || STATUS[h.status])}">
       <div class="meta"><span>${esc(g.info.competition ?? 'Competition unknown')}</span>
         <span class="status${isLive(h.status) && !stopped ? ' is-live' : ''}">${esc(stopped ? `${stopped} · ${statusText(h)}` : statusText(h))}</span></div>
-      <div class="row"><span>${esc(g.info.home.name)}</span><span class="score">${h.score.home}</span></div>
-      <div class="row"><span>${esc(g.info.away.name)}</span><span class="score">${h.score.away}${pens}</span></div>
+      <div class="row"><span>${esc(g.info.home.name)}${reds('home')}</span><span class="score">${h.score.home}</span></div>
+      <div class="row"><span>${esc(g.info.away.name)}${reds('away')}</span><span class="score">${h.score.away}${pens}</span></div>
       <div class="latest">${g.latest ? esc(`${clockText(g.latest.clock)} ${incidentText(g.latest, g.info)}`) : ''}</div>
-    </a>`;
+    </a><button class="fav" data-fav="${g.match_id}" aria-pressed="${favourite}"
+      aria-label="${favourite ? 'Unpin' : 'Pin'} ${esc(g.info.home.name)} v ${esc(g.info.away.name)}">${favourite ? '★' : '☆'}</button></div>`;
   };
 
   const live = new Live(WIRE.feedTopic, (kind, data) => {
@@ -236,7 +296,9 @@ function scoreboard() {
       const before = games.get(data.match_id);
       if (before && (before.headline.score.home !== data.headline.score.home || before.headline.score.away !== data.headline.score.away)) {
         flash.add(data.match_id);
-        announce(`Goal! ${data.info.home.name} ${data.headline.score.home}, ${data.info.away.name} ${data.headline.score.away}`);
+        const text = `Goal! ${data.info.home.name} ${data.headline.score.home}, ${data.info.away.name} ${data.headline.score.away}`;
+        announce(text);
+        notifyGoal(text, data.match_id);
       }
       games.set(data.match_id, data);
     }
@@ -261,21 +323,137 @@ function matchCentre(id) {
     const pens = state.shootout ? `<div class="sub">Penalties ${state.shootout.score.home}-${state.shootout.score.away}</div>` : '';
     view.innerHTML = `
       <section class="match-head" aria-label="Scoreboard">
-        <div class="team">${esc(info.home.name)}</div>
+        <div class="team">${esc(info.home.name)}${scorers('home')}</div>
         <div><div class="big" id="score">${score.home} - ${score.away}</div>
-          <div class="sub status${isLive(state.status) && !interrupted(replay, state.status) ? ' is-live' : ''}">${esc(STATUS[state.status])} ${PLAYING.has(state.status) ? esc(clockText(state.clock)) : ''}</div>${pens}
+          <div class="sub status${isLive(state.status) && !interrupted(replay, state.status) ? ' is-live' : ''}">${esc(STATUS[state.status])} <span id="clock">${PLAYING.has(state.status) ? esc(clockText(state.clock)) : ''}</span></div>${pens}
           <div class="sub">${esc([info.competition ?? 'Competition unknown', info.season, info.date ?? 'date unknown'].filter(Boolean).join(' · '))}</div>
           ${replay && replay.status !== 'running' ? `<div class="sub replay-status">${esc(INTERRUPTED[replay.status] ?? `Replay ${replay.status}`)}</div>` : ''}
           ${lostText(replay) ? `<div class="sub">${esc(lostText(replay))}</div>` : ''}</div>
-        <div class="team">${esc(info.away.name)}</div>
+        <div class="team">${esc(info.away.name)}${scorers('away')}</div>
       </section>
       <div class="grid2">
         <section class="panel"><h2>Timeline</h2>${timeline()}</section>
         <section class="panel"><h2>Statistics</h2>${stats()}</section>
       </div>
+      <div class="grid2">
+        <section class="panel shotmap"><h2>Shot map</h2>${shotMap()}</section>
+        <section class="panel xg"><h2>Expected goals</h2>${xgTimeline()}</section>
+      </div>
       <section class="panel momentum" style="margin-top:1rem"><h2>Momentum</h2>${momentum()}</section>
+      <section class="panel formation" style="margin-top:1rem"><h2>Formations</h2>${formations()}</section>
       <section class="panel" style="margin-top:1rem"><h2>Starting line-ups</h2>${lineups()}</section>`;
+    tick();
   };
+
+  // The scorers under each team's name: minute, and (pen) or (OG).
+  const scorers = (side) => {
+    const goals = state.incidents.filter((i) => i.type === 'goal' && i.side === side);
+    if (!goals.length) return '';
+    return `<ul class="scorers" aria-label="${esc(state.info[side].name)} scorers">${goals.map((g) => {
+      const mark = { penalty: ' (pen)', own_goal: ' (OG)' }[g.kind] ?? '';
+      return `<li>${esc(g.scorer?.name ?? 'unknown scorer')} ${esc(clockText(g.clock))}${mark}</li>`;
+    }).join('')}</ul>`;
+  };
+
+  // StatsBomb's pitch is 120 x 80 with every team attacking towards x = 120: the home team's
+  // shots are drawn attacking right, the away team's turned round to attack left.
+  const shotMap = () => {
+    const shots = state.shots ?? [];
+    const at = (shot, [x, y]) => shot.side === 'home' ? [x, y] : [120 - x, 80 - y];
+    const dots = shots.filter((s) => s.location).map((s) => {
+      const [x, y] = at(s, s.location);
+      const r = 0.8 + Math.sqrt(s.xg) * 3.2;
+      const goal = s.outcome === 'Goal';
+      const label = `${s.player?.name ?? 'unknown'} ${clockText(s.clock)}: ${s.outcome}, xG ${s.xg.toFixed(2)}${s.body_part ? `, ${s.body_part}` : ''}`;
+      return `<circle class="shot ${s.side}${goal ? ' goal' : ''}" cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${r.toFixed(2)}"><title>${esc(label)}</title></circle>`;
+    }).join('');
+    const line = 'fill="none" stroke="var(--line)" stroke-width="0.5"';
+    const pitch = `<rect x="0" y="0" width="120" height="80" ${line}/><line x1="60" y1="0" x2="60" y2="80" ${line}/>
+      <circle cx="60" cy="40" r="10" ${line}/><rect x="0" y="18" width="18" height="44" ${line}/><rect x="102" y="18" width="18" height="44" ${line}/>
+      <rect x="0" y="30" width="6" height="20" ${line}/><rect x="114" y="30" width="6" height="20" ${line}/>`;
+    const tally = (side) => {
+      const mine = shots.filter((s) => s.side === side);
+      const xg = mine.reduce((sum, s) => sum + s.xg, 0);
+      return `${esc(state.info[side].name)}: ${mine.length} shots, ${mine.filter((s) => s.outcome === 'Goal').length} goals, xG ${xg.toFixed(2)}`;
+    };
+    return `<svg viewBox="-1 -1 122 82" role="img" aria-label="Shot map: ${esc(tally('home'))}; ${esc(tally('away'))}">${pitch}${dots}</svg>
+      <div class="sub">${esc(state.info.home.name)} attack → · ← ${esc(state.info.away.name)} attack · size: xG · filled: goal</div>`;
+  };
+
+  // Cumulative xG per team over the match minutes, goals marked.
+  const xgTimeline = () => {
+    const shots = state.shots ?? [];
+    if (!shots.length) return '<p class="sub">No shots yet.</p>';
+    const width = 600, height = 160;
+    let t = 0;
+    const points = shots.map((s) => { t = Math.max(t, s.clock.minute + s.clock.added); return { s, t }; });
+    const end = Math.max(90, t, state.clock.minute + state.clock.added);
+    const total = { home: 0, away: 0 };
+    const max = Math.max(1, ...['home', 'away'].map((side) => shots.filter((s) => s.side === side).reduce((a, s) => a + s.xg, 0)));
+    const x = (minute) => (minute / end) * width;
+    const y = (xg) => height - (xg / max) * (height - 10);
+    const paths = { home: [`M0 ${height}`], away: [`M0 ${height}`] };
+    const goals = [];
+    for (const { s, t: at } of points) {
+      paths[s.side].push(`H${x(at).toFixed(1)}`);
+      total[s.side] += s.xg;
+      paths[s.side].push(`V${y(total[s.side]).toFixed(1)}`);
+      if (s.outcome === 'Goal') goals.push(`<circle class="xg-goal ${s.side}" cx="${x(at).toFixed(1)}" cy="${y(total[s.side]).toFixed(1)}" r="4"><title>${esc(`${s.player?.name ?? ''} ${clockText(s.clock)}`)}</title></circle>`);
+    }
+    const now = x(end).toFixed(1);
+    return `<svg viewBox="0 0 ${width} ${height}" preserveAspectRatio="none" role="img"
+      aria-label="Expected goals over time: ${esc(state.info.home.name)} ${total.home.toFixed(2)}, ${esc(state.info.away.name)} ${total.away.toFixed(2)}">
+      <path d="${paths.home.join(' ')} H${now}" fill="none" stroke="var(--home)" stroke-width="2"/>
+      <path d="${paths.away.join(' ')} H${now}" fill="none" stroke="var(--away)" stroke-width="2"/>${goals.join('')}</svg>
+      <div class="sub">${esc(state.info.home.name)} ${total.home.toFixed(2)} · ${esc(state.info.away.name)} ${total.away.toFixed(2)} · dots: goals</div>`;
+  };
+
+  // The starting XIs on a pitch, from each Starting XI's positions; substitutions and cards
+  // marked as they happen.
+  const formations = () => {
+    const marks = new Map();
+    const mark = (id, text) => marks.set(id, (marks.get(id) ?? '') + text);
+    for (const i of state.incidents) {
+      if (i.type === 'substitution') mark(i.off.id, '↓');
+      if (i.type === 'card') mark(i.player.id, { yellow: '▮', second_yellow: '▮▮', red: '■' }[i.card]);
+    }
+    const players = (lineup, home) => (lineup?.players ?? []).map((p) => {
+      const [across, depth] = POSITIONS[p.position] ?? [50, 25];
+      // Each team in its own half, a little short of halfway so the forwards do not meet.
+      const x = home ? depth * 0.9 : 100 - depth * 0.9;
+      const y = (home ? across : 100 - across) * 0.64;
+      const badge = marks.get(p.id) ?? '';
+      const classes = `player${/■|▮▮/.test(badge) ? ' sent-off' : ''}${badge.includes('↓') ? ' off' : ''}`;
+      return `<g class="${classes}" data-player="${p.id}" transform="translate(${x} ${y.toFixed(1)})">
+        <circle r="3" class="${home ? 'home' : 'away'}"/><text y="1" class="num">${p.jersey_number}</text>
+        <text y="6" class="name">${esc(p.name.split(' ').slice(-1)[0])}${badge ? ` ${badge}` : ''}</text><title>${esc(`${p.name}, ${p.position}`)}</title></g>`;
+    }).join('');
+    const { home, away } = state.lineups;
+    if (!home && !away) return '<p class="sub">Not announced yet.</p>';
+    const label = (side) => `${state.info[side].name}${state.lineups[side] ? ` ${state.lineups[side].formation}` : ''}`;
+    return `<svg viewBox="0 0 100 64" role="img" aria-label="Formations: ${esc(label('home'))} (left), ${esc(label('away'))} (right)">
+        <rect width="100" height="64" class="grass"/><line x1="50" y1="0" x2="50" y2="64" class="mark"/>
+        <circle cx="50" cy="32" r="8" class="mark"/>${players(home, true)}${players(away, false)}</svg>
+      <div class="sub">${esc(label('home'))} ← · → ${esc(label('away'))} · ↓ substituted · ▮ yellow · ■ sent off</div>`;
+  };
+
+  // Between two clock updates the clock ticks on its own, at the replay's speed: a clock update
+  // comes with the first event of each match minute, so it shows that minute's first second.
+  let clockFrom = null;
+  const tick = () => {
+    const element = document.getElementById('clock');
+    if (!element || !state) return;
+    const speed = typeof replay?.speed === 'number' ? replay.speed : null;
+    if (!PLAYING.has(state.status) || state.status === 'shootout' || replay?.status !== 'running' || !speed || !clockFrom) {
+      element.textContent = PLAYING.has(state.status) ? clockText(state.clock) : '';
+      return;
+    }
+    const seconds = Math.min(59, Math.floor(((Date.now() - clockFrom.at) / 1000) * speed));
+    const { minute, added } = state.clock;
+    const shown = added ? `${minute}+${added - 1}` : `${minute - 1}`;
+    element.textContent = `${shown}:${String(seconds).padStart(2, '0')}`;
+  };
+  const ticking = setInterval(tick, 250);
 
   const timeline = () => {
     if (!state.incidents.length) return '<p class="sub">Nothing yet.</p>';
@@ -342,9 +520,13 @@ function matchCentre(id) {
       replay = data.replay;
     } else if (kind === WIRE.kind.update && state) {
       const before = `${state.score.home}-${state.score.away}`;
+      const clockBefore = `${state.clock.minute}+${state.clock.added}`;
       applyUpdate(state, data.update);
+      if (`${state.clock.minute}+${state.clock.added}` !== clockBefore) clockFrom = { at: Date.now() };
       if (`${state.score.home}-${state.score.away}` !== before) {
-        announce(`Goal! ${state.info.home.name} ${state.score.home}, ${state.info.away.name} ${state.score.away}`);
+        const text = `Goal! ${state.info.home.name} ${state.score.home}, ${state.info.away.name} ${state.score.away}`;
+        announce(text);
+        notifyGoal(text, id);
       }
     } else if (kind === WIRE.kind.replay) {
       replay = data.replay;
@@ -353,8 +535,20 @@ function matchCentre(id) {
   });
   render();
   live.start();
-  return () => live.stop();
+  return () => { clearInterval(ticking); live.stop(); };
 }
+
+// Where each StatsBomb position stands on a team's half of the pitch: [across, depth], both in
+// percent (across from the team's left touchline; depth from its own goal line to halfway x 2).
+const POSITIONS = {
+  Goalkeeper: [50, 5],
+  'Right Back': [85, 22], 'Right Center Back': [65, 18], 'Center Back': [50, 18], 'Left Center Back': [35, 18], 'Left Back': [15, 22],
+  'Right Wing Back': [88, 32], 'Left Wing Back': [12, 32],
+  'Right Defensive Midfield': [65, 30], 'Center Defensive Midfield': [50, 30], 'Left Defensive Midfield': [35, 30],
+  'Right Midfield': [85, 38], 'Right Center Midfield': [65, 36], 'Center Midfield': [50, 36], 'Left Center Midfield': [35, 36], 'Left Midfield': [15, 38],
+  'Right Wing': [85, 44], 'Right Attacking Midfield': [65, 42], 'Center Attacking Midfield': [50, 42], 'Left Attacking Midfield': [35, 42], 'Left Wing': [15, 44],
+  'Right Center Forward': [62, 47], Striker: [50, 47], 'Left Center Forward': [38, 47], 'Secondary Striker': [50, 44],
+};
 
 // ---------------------------------------------------------------- the admin panel
 
