@@ -113,3 +113,28 @@ test('the match clock ticks between events at the replay\'s speed', { timeout: 6
   await page.waitForFunction((before) => document.getElementById('clock')?.textContent !== before, first, { timeout: 10_000 });
   await context.close();
 });
+
+test('goal alerts, once allowed, tell of each goal through the Notifications API', { timeout: 90_000 }, async () => {
+  const base = await startServer();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.grantPermissions(['notifications'], { origin: base });
+  // Record what the page notifies (headless Chromium shows nothing on screen).
+  await context.addInitScript(() => {
+    const Real = window.Notification;
+    window.alerts = [];
+    window.Notification = class extends Real {
+      constructor(title, options) { super(title, options); window.alerts.push(options?.body ?? ''); }
+    };
+  });
+  const board = await context.newPage();
+  await board.goto(`${base}/#/`);
+  await board.locator('button[data-alerts]').click();
+  await board.locator('button[data-alerts][aria-pressed="true"]').waitFor();
+  const started = await fetch(`${base}/games/7457?speed=max`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(started.status, 202);
+  await board.locator('.card[data-game="7457"] .status', { hasText: 'FT' }).waitFor({ timeout: 60_000 });
+  const alerts = await board.evaluate(() => window.alerts);
+  assert.ok(alerts.length >= 1, 'at least one goal alert');
+  assert.ok(alerts.every((text) => text.startsWith('Goal! Orlando Pride')), alerts.join(' | '));
+  await context.close();
+});
