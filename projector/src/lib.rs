@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use livescore_eventlog::{Envelope, EventLog, LogConsumer, LogError, LogRecord};
-use livescore_store::{MatchStore, MatchWrite, StoreError, StoredMatch, WriteOutcome, now_ms};
+use livescore_store::{
+    Entry, MatchStore, MatchWrite, StoreError, StoredMatch, WriteOutcome, now_ms,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -416,7 +418,7 @@ impl Projector {
                         entries: new,
                     } => {
                         current = Some(*stored);
-                        entries.extend(new.iter().map(|entry| entry.to_json()));
+                        entries.extend(new.iter().map(Entry::encode));
                         applied += 1;
                         last_emitted_at_ms = envelope.emitted_at_ms;
                     }

@@ -17,8 +17,8 @@ pub mod redis;
 
 pub use livescore_wire::{Cursor, Kind, Topic};
 pub use model::{
-    Entry, Live, LogRead, MatchSummary, MatchWrite, Published, ReplayInfo, Snapshot, StoredMatch,
-    WriteOutcome, games_snapshot_json,
+    EncodedEntry, Entry, Live, LogRead, MatchSummary, MatchWrite, Published, ReplayInfo, Snapshot,
+    StoredMatch, WriteOutcome, games_snapshot_json,
 };
 use tokio::sync::broadcast;
 

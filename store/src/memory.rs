@@ -92,7 +92,6 @@ impl MatchStore for MemoryStore {
 
     async fn write(&self, epoch: &str, write: &MatchWrite) -> Result<WriteOutcome, StoreError> {
         let match_id = write.match_id();
-        let kinds = write.entry_kinds()?;
         let mut published = Vec::new();
         {
             let mut state = self.lock();
@@ -104,8 +103,8 @@ impl MatchStore for MemoryStore {
                 return Ok(WriteOutcome::Conflict);
             }
             state.matches.insert(match_id, write.stored.clone());
-            for (entry, kind) in write.entries.iter().zip(kinds) {
-                published.push(state.append(Topic::Match(match_id), kind, entry));
+            for entry in &write.entries {
+                published.push(state.append(Topic::Match(match_id), entry.kind, &entry.json));
             }
             if let (Some(summary), Some(json)) = (&write.summary, write.summary_json()) {
                 state.summaries.insert(match_id, summary.clone());

@@ -87,7 +87,30 @@ pub enum Entry {
     Replay { replay: ReplayInfo },
 }
 
+/// A log entry as the store takes it: its JSON, encoded once, and the kind its writer knows, so
+/// that nobody reads the JSON again to learn it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedEntry {
+    pub kind: Kind,
+    pub json: String,
+}
+
 impl Entry {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Entry::Snapshot { .. } => Kind::Snapshot,
+            Entry::Update { .. } => Kind::Update,
+            Entry::Replay { .. } => Kind::Replay,
+        }
+    }
+
+    pub fn encode(&self) -> EncodedEntry {
+        EncodedEntry {
+            kind: self.kind(),
+            json: self.to_json(),
+        }
+    }
+
     pub fn to_json(&self) -> String {
         // Entries hold only strings, numbers and derived types: serializing cannot fail.
         serde_json::to_string(self).unwrap_or_default()
@@ -102,7 +125,7 @@ pub struct MatchWrite {
     pub expected: Option<(u64, u64)>,
     pub stored: StoredMatch,
     /// New log entries, in order, each serialized once.
-    pub entries: Vec<String>,
+    pub entries: Vec<EncodedEntry>,
     /// The new summary when the headline or the replay changed (it also goes to the feed).
     pub summary: Option<MatchSummary>,
 }
@@ -110,17 +133,6 @@ pub struct MatchWrite {
 impl MatchWrite {
     pub fn match_id(&self) -> u64 {
         self.stored.fold.state.info.match_id
-    }
-
-    /// The kind of each new log entry; an entry with none is refused before anything is
-    /// written (nobody could show it).
-    pub(crate) fn entry_kinds(&self) -> Result<Vec<Kind>, crate::StoreError> {
-        let topic = Topic::Match(self.match_id());
-        self.entries
-            .iter()
-            .map(|entry| Kind::of_entry(topic, entry))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| crate::StoreError::Protocol(format!("{topic}: {err}")))
     }
 
     /// The summary as it goes into the feed and the games list, serialized once.
@@ -154,17 +166,24 @@ pub struct Published {
 }
 
 impl Published {
-    /// An entry of `topic` as the store holds it; its kind is read from it (see
-    /// [`Kind::of_entry`]). An entry with no kind is corrupt: nobody could show it.
-    pub fn new(
+    /// An entry of `topic` as the store holds it, with the kind it was written with. A feed
+    /// entry is a game line; a match entry stored without its kind (by a store from before
+    /// writers named it) has it read from its `kind` tag, and one with neither is corrupt.
+    pub fn stored(
         topic: Topic,
         cursor: Cursor,
+        kind: Option<Kind>,
         json: std::sync::Arc<str>,
     ) -> Result<Published, livescore_wire::WireError> {
+        let kind = match (topic, kind) {
+            (_, Some(kind)) => kind,
+            (Topic::Feed, None) => Kind::Game,
+            (Topic::Match(_), None) => Kind::of_entry(topic, &json)?,
+        };
         Ok(Published {
-            kind: Kind::of_entry(topic, &json)?,
             topic,
             cursor,
+            kind,
             json,
         })
     }

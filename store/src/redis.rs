@@ -3,10 +3,11 @@
 //!
 //! - `{prefix}:epoch`: the store's lifetime; gone after a flush, which tells the projector to rebuild
 //! - `{prefix}:match:{id}`: a hash of `run`, `seq` and `doc` (the [`StoredMatch`] JSON)
-//! - `{prefix}:match:{id}:log`: a stream of the match's [`crate::Entry`]s, field `e`
+//! - `{prefix}:match:{id}:log`: a stream of the match's [`crate::Entry`]s, fields `k` (its kind)
+//!   and `e` (its JSON)
 //! - `{prefix}:feed`: a stream of every match's summaries, field `e`
 //! - `{prefix}:games`: a hash of match id to its latest summary, for the games list
-//! - channel `{prefix}:live`: every new stream entry, with its topic and cursor
+//! - channel `{prefix}:live`: every new stream entry, with its topic, kind and cursor
 //!
 //! A write is one Lua script (one round trip, atomic): check the epoch and the expected
 //! `(run, seq)`, write the state, XADD the entries and the summary, PUBLISH each.
@@ -22,8 +23,8 @@ use serde_json::value::RawValue;
 use tokio::sync::{OnceCell, broadcast};
 
 use crate::{
-    Cursor, LOG_RETAINED, Live, LogRead, MatchStore, MatchSummary, MatchWrite, Published, Snapshot,
-    StoreError, StoredMatch, Topic, WriteOutcome, games_snapshot_json,
+    Cursor, Kind, LOG_RETAINED, Live, LogRead, MatchStore, MatchSummary, MatchWrite, Published,
+    Snapshot, StoreError, StoredMatch, Topic, WriteOutcome, games_snapshot_json,
 };
 
 impl From<redis::RedisError> for StoreError {
@@ -151,10 +152,12 @@ impl RedisStore {
     }
 }
 
-/// What the write script publishes for each entry (see `write.lua`).
+/// What the write script publishes for each entry (see `write.lua`); a feed entry has no kind.
 #[derive(Deserialize)]
 struct LiveMessage<'a> {
     topic: Topic,
+    #[serde(default)]
+    kind: Option<Kind>,
     cursor: Cursor,
     #[serde(borrow)]
     data: &'a RawValue,
@@ -162,7 +165,8 @@ struct LiveMessage<'a> {
 
 fn decode_live(payload: &[u8]) -> Result<Published, String> {
     let message: LiveMessage = serde_json::from_slice(payload).map_err(|err| err.to_string())?;
-    Published::new(message.topic, message.cursor, Arc::from(message.data.get()))
+    let json = Arc::from(message.data.get());
+    Published::stored(message.topic, message.cursor, message.kind, json)
         .map_err(|err| err.to_string())
 }
 
@@ -180,8 +184,9 @@ fn protocol(what: impl Into<String>) -> StoreError {
     StoreError::Protocol(what.into())
 }
 
-/// A stream's entries; one that is not ours (no `e` field, an id or a kind we do not know) is
-/// corrupt data, said as such rather than skipped: a viewer would miss it.
+/// A stream's entries: field `e` the JSON, `k` its kind (absent in the feed, and in entries
+/// written before writers named kinds). One that is not ours (no `e`, an id or a kind we do
+/// not know) is corrupt data, said as such rather than skipped: a viewer would miss it.
 fn entries_of(topic: Topic, reply: StreamRangeReply) -> Result<Vec<Published>, StoreError> {
     reply
         .ids
@@ -194,7 +199,12 @@ fn entries_of(topic: Topic, reply: StreamRangeReply) -> Result<Vec<Published>, S
                 .id
                 .parse()
                 .map_err(|err| protocol(format!("{topic}: {err}")))?;
-            Published::new(topic, cursor, Arc::from(json))
+            let kind = entry
+                .get::<String>("k")
+                .map(|kind| kind.parse::<Kind>())
+                .transpose()
+                .map_err(|err| protocol(format!("{topic} entry {}: {err}", entry.id)))?;
+            Published::stored(topic, cursor, kind, Arc::from(json))
                 .map_err(|err| protocol(format!("{topic} entry {}: {err}", entry.id)))
         })
         .collect()
@@ -241,7 +251,6 @@ impl MatchStore for RedisStore {
 
     async fn write(&self, epoch: &str, write: &MatchWrite) -> Result<WriteOutcome, StoreError> {
         let match_id = write.match_id();
-        write.entry_kinds()?;
         let doc = serde_json::to_string(&write.stored)
             .map_err(|source| StoreError::Corrupt { match_id, source })?;
         let (expected_run, expected_seq) = write
@@ -267,7 +276,7 @@ impl MatchStore for RedisStore {
             .arg(LOG_RETAINED)
             .arg(self.channel());
         for entry in &write.entries {
-            invocation.arg(entry);
+            invocation.arg(entry.kind.as_str()).arg(&entry.json);
         }
         let mut conn = self.conn.clone();
         let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;

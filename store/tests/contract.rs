@@ -9,7 +9,8 @@ use livescore_domain::{MatchFold, MatchInfo, ReplayStatus, Speed, TeamRef};
 use livescore_store::memory::MemoryStore;
 use livescore_store::redis::{RedisConfig, RedisStore};
 use livescore_store::{
-    Cursor, LogRead, MatchStore, MatchWrite, ReplayInfo, StoredMatch, Topic, WriteOutcome,
+    Cursor, EncodedEntry, Kind, LogRead, MatchStore, MatchWrite, Published, ReplayInfo,
+    StoredMatch, Topic, WriteOutcome,
 };
 
 fn stored(match_id: u64, run: u64, seq: u64) -> StoredMatch {
@@ -37,7 +38,14 @@ fn write(match_id: u64, expected: Option<(u64, u64)>, seq: u64, entries: &[&str]
     MatchWrite {
         expected,
         stored,
-        entries: entries.iter().map(|e| e.to_string()).collect(),
+        // The writer names each entry's kind; these test entries carry theirs in their tag.
+        entries: entries
+            .iter()
+            .map(|json| EncodedEntry {
+                kind: Kind::of_entry(Topic::Match(match_id), json).unwrap(),
+                json: json.to_string(),
+            })
+            .collect(),
         summary: Some(summary),
     }
 }
@@ -185,23 +193,31 @@ async fn entries_are_published_and_read_back_by_cursor(store: &dyn MatchStore) {
     assert_eq!(store.snapshot(Topic::Match(404)).await.unwrap(), None);
 }
 
-async fn an_entry_without_a_kind_is_refused_and_nothing_is_written(store: &dyn MatchStore) {
+async fn each_entry_keeps_the_kind_it_was_written_with(store: &dyn MatchStore) {
     let epoch = store.epoch().await.unwrap();
-    let refused = store
-        .write(
-            &epoch,
-            &write(4, None, 0, &[r#"{"kind":"update"}"#, r#"{"n":1}"#]),
-        )
-        .await;
-    assert!(
-        matches!(&refused, Err(livescore_store::StoreError::Protocol(m)) if m.contains("game:4")),
-        "{refused:?}"
-    );
-    assert_eq!(store.load(4).await.unwrap(), None);
-    assert_eq!(
-        store.read_after(Topic::Match(4), None).await.unwrap(),
-        LogRead::After(Vec::new())
-    );
+    let mut live = store.subscribe().await.unwrap();
+    let entries = [r#"{"kind":"replay","n":1}"#, r#"{"kind":"update","n":2}"#];
+    store
+        .write(&epoch, &write(4, None, 0, &entries))
+        .await
+        .unwrap();
+    let kinds = |published: &[Published]| published.iter().map(|p| p.kind).collect::<Vec<_>>();
+    let LogRead::After(read) = store.read_after(Topic::Match(4), None).await.unwrap() else {
+        panic!("the log of match 4 is there");
+    };
+    assert_eq!(kinds(&read), [Kind::Replay, Kind::Update]);
+    let LogRead::After(feed) = store.read_after(Topic::Feed, None).await.unwrap() else {
+        panic!("the feed is there");
+    };
+    assert_eq!(kinds(&feed), [Kind::Game]);
+    let mut received = Vec::new();
+    while received.len() < 3 {
+        let next = tokio::time::timeout(Duration::from_secs(10), live.recv()).await;
+        if let livescore_store::Live::Entry(published) = next.expect("published in time").unwrap() {
+            received.push(published);
+        }
+    }
+    assert_eq!(kinds(&received), [Kind::Replay, Kind::Update, Kind::Game]);
 }
 
 async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors(store: &dyn MatchStore) {
@@ -263,7 +279,7 @@ macro_rules! on_both_stores {
 on_both_stores!(
     writes_check_the_expected_position,
     entries_are_published_and_read_back_by_cursor,
-    an_entry_without_a_kind_is_refused_and_nothing_is_written,
+    each_entry_keeps_the_kind_it_was_written_with,
     a_cleared_store_has_a_new_epoch_and_forgets_cursors,
 );
 
@@ -280,4 +296,45 @@ async fn redis_store(name: &str) -> RedisStore {
     })
     .await
     .expect("Redis must be running for these tests: scripts/test starts it")
+}
+
+/// A stream entry from a store written before writers named kinds (no `k` field) still reads,
+/// its kind taken from its tag.
+#[tokio::test]
+async fn an_entry_stored_without_its_kind_reads_by_its_tag() {
+    let store = redis_store("legacy").await;
+    let epoch = store.epoch().await.unwrap();
+    store
+        .write(&epoch, &write(6, None, 0, &[r#"{"kind":"update","n":1}"#]))
+        .await
+        .unwrap();
+    let LogRead::After(read) = store.read_after(Topic::Match(6), None).await.unwrap() else {
+        panic!("the log of match 6 is there");
+    };
+    assert_eq!(read.len(), 1);
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut conn = ::redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("test:legacy:*:match:6:log")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: String = ::redis::cmd("XADD")
+        .arg(&keys[0])
+        .arg("*")
+        .arg("e")
+        .arg(r#"{"kind":"replay","n":2}"#)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let LogRead::After(read) = store.read_after(Topic::Match(6), None).await.unwrap() else {
+        panic!("the log of match 6 is there");
+    };
+    assert_eq!(read.len(), 2, "{read:?}");
+    assert_eq!(read[1].kind, Kind::Replay);
+    store.clear().await.unwrap();
 }

@@ -64,6 +64,17 @@ impl Kind {
     }
 }
 
+impl std::str::FromStr for Kind {
+    type Err = WireError;
+
+    fn from_str(text: &str) -> Result<Kind, WireError> {
+        Kind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| WireError::EntryKind(format!("kind {:?}", crate::excerpt(text))))
+    }
+}
+
 impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -92,10 +103,12 @@ mod tests {
     }
 
     #[test]
-    fn kinds_are_written_as_serde_writes_them() {
+    fn kinds_are_written_as_serde_writes_them_and_read_back() {
         for kind in Kind::ALL {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(kind.as_str().parse(), Ok(kind));
         }
+        assert!("goal".parse::<Kind>().is_err());
     }
 }
