@@ -112,9 +112,23 @@ impl Hub {
         }
     }
 
-    /// Redis stream ids start with the write's Unix milliseconds: now minus that is the lag.
-    /// (In-process stores count instead: no lag to measure there.)
+    /// How late the entry is: since the producer emitted its record (`emitted_at_ms`, in
+    /// updates and game lines), and since the store wrote it. Redis stream ids start with the
+    /// write's Unix milliseconds (in-process stores count instead: no lag to measure there).
     fn record_lag(&self, entry: &Published) {
+        #[derive(serde::Deserialize)]
+        struct Emitted {
+            #[serde(default)]
+            emitted_at_ms: u64,
+        }
+        if let Ok(Emitted { emitted_at_ms }) = serde_json::from_str(&entry.json)
+            && emitted_at_ms > 0
+        {
+            let delivered_ms = now_ms().saturating_sub(emitted_at_ms);
+            self.metrics
+                .delivery_seconds
+                .observe(delivered_ms as f64 / 1000.0);
+        }
         if let Some(written_ms) = entry.cursor.written_at_ms() {
             let lag = now_ms().saturating_sub(written_ms);
             use std::sync::atomic::Ordering::Relaxed;

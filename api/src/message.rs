@@ -27,8 +27,6 @@ pub struct Message {
     pub json: Arc<str>,
     /// When the replica got it (the fan-out's metrics measure from here).
     pub arrived: std::time::Instant,
-    /// When the producer emitted the record behind it (Unix ms), for an update or a game line.
-    pub emitted_at_ms: Option<u64>,
     sse: OnceLock<Bytes>,
     ws: OnceLock<Bytes>,
 }
@@ -41,7 +39,6 @@ impl Message {
             kind,
             json,
             arrived: std::time::Instant::now(),
-            emitted_at_ms: None,
             sse: OnceLock::new(),
             ws: OnceLock::new(),
         })
@@ -49,20 +46,7 @@ impl Message {
 
     /// A log entry of the store, as it was published.
     pub fn of_entry(entry: Published) -> Arc<Self> {
-        #[derive(serde::Deserialize)]
-        struct Emitted {
-            #[serde(default)]
-            emitted_at_ms: u64,
-        }
-        let emitted_at_ms = serde_json::from_str::<Emitted>(&entry.json)
-            .ok()
-            .map(|emitted| emitted.emitted_at_ms)
-            .filter(|ms| *ms > 0);
-        let mut message = Message::new(entry.topic, Some(entry.cursor), entry.kind, entry.json);
-        if let Some(unique) = Arc::get_mut(&mut message) {
-            unique.emitted_at_ms = emitted_at_ms;
-        }
-        message
+        Message::new(entry.topic, Some(entry.cursor), entry.kind, entry.json)
     }
 
     /// The SSE event: `id:`, `event:`, `data:` lines and the blank line that ends it.

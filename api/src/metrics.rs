@@ -13,8 +13,8 @@ use prometheus_client::registry::Registry;
 #[derive(Debug)]
 pub struct Metrics {
     shards: Mutex<Vec<Arc<ShardMetrics>>>,
-    /// Seconds from the producer emitting a record to its entry being handed to a shard's
-    /// viewers (registered in the replica's `Telemetry`; every shard observes into it).
+    /// Seconds from the producer emitting a record to its entry reaching this replica, once per
+    /// entry (the hub's); what the fan-out adds is in the sweep counters.
     pub delivery_seconds: Histogram,
     /// Times the replica's store subscription was interrupted or fell behind.
     pub live_interruptions: AtomicU64,
@@ -59,8 +59,6 @@ pub struct ShardMetrics {
     pub sweeps: AtomicU64,
     pub sweep_us: AtomicU64,
     pub sweep_wait_us: AtomicU64,
-    /// The replica's delivery histogram (see [`Metrics::delivery_seconds`]).
-    pub delivery_seconds: Option<Histogram>,
 }
 
 impl ShardMetrics {
@@ -89,7 +87,7 @@ impl Metrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "livescore_delivery_seconds",
-            "Seconds from the producer emitting a record to its entry being handed to viewers.",
+            "Seconds from the producer emitting a record to its entry reaching this replica.",
             self.delivery_seconds.clone(),
         );
     }
@@ -100,10 +98,7 @@ impl Metrics {
 
     /// Counters for a new shard, included in every scrape from now on.
     pub fn shard(&self) -> Arc<ShardMetrics> {
-        let shard = Arc::new(ShardMetrics {
-            delivery_seconds: Some(self.delivery_seconds.clone()),
-            ..ShardMetrics::default()
-        });
+        let shard = Arc::new(ShardMetrics::default());
         self.shards
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -505,12 +505,6 @@ impl Engine {
                     let waited = message.arrived.elapsed().as_micros() as u64;
                     ShardMetrics::add(&self.metrics.sweep_wait_us, waited);
                 }
-                if let (Some(emitted_at_ms), Some(histogram)) =
-                    (message.emitted_at_ms, &self.metrics.delivery_seconds)
-                {
-                    let delivered_ms = livescore_store::now_ms().saturating_sub(emitted_at_ms);
-                    histogram.observe(delivered_ms as f64 / 1000.0);
-                }
                 followers.log.push(message);
                 if !followers.dirty {
                     followers.dirty = true;
