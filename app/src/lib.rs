@@ -95,7 +95,6 @@ type Running = Pin<Box<dyn Future<Output = Result<(), RunError>> + Send>>;
 pub struct Application {
     local_addr: SocketAddr,
     admin_token: Option<Arc<str>>,
-    telemetry: Arc<Telemetry>,
     running: Running,
 }
 
@@ -122,11 +121,6 @@ impl Application {
     /// The admin routes' bearer token (producer and `up`).
     pub fn admin_token(&self) -> Option<&str> {
         self.admin_token.as_deref()
-    }
-
-    /// The process's metrics registry.
-    pub fn telemetry(&self) -> &Arc<Telemetry> {
-        &self.telemetry
     }
 
     /// Serves until the shutdown token is cancelled, then drains; or until something fails.
@@ -161,6 +155,8 @@ async fn build_up(
         .await
         .map_err(StartError::Subscribe)?;
     settings.http.configure(&mut api);
+    // The server stops on the same signal the API tells its WebSocket clients about.
+    let stopping = api.shutdown.clone();
     // One registry for the process: the API's /metrics shows every role's metrics.
     let telemetry = Arc::clone(&api.telemetry);
     let control = control(Arc::clone(&log), &settings.producer, &telemetry)?;
@@ -176,7 +172,7 @@ async fn build_up(
     });
     let local_addr = server.local_addr();
     let running: Running = Box::pin(async move {
-        let serving = server.serve(make_app, watch_of(&shutdown));
+        let serving = server.serve(make_app, stopping);
         let projecting = tokio::spawn(projector.run(shutdown.clone().cancelled_owned()));
         tokio::select! {
             served = serving => Ok(served?),
@@ -190,7 +186,6 @@ async fn build_up(
     Ok(Application {
         local_addr,
         admin_token: Some(Arc::clone(&control.admin_token)),
-        telemetry,
         running,
     })
 }
@@ -218,7 +213,6 @@ async fn build_producer(
     Ok(Application {
         local_addr: server.local_addr(),
         admin_token: Some(admin_token),
-        telemetry,
         running: Box::pin(async move { Ok(server.serve(make_app, watch_of(&shutdown)).await?) }),
     })
 }
@@ -259,7 +253,6 @@ async fn build_projector(
     Ok(Application {
         local_addr,
         admin_token: None,
-        telemetry,
         running,
     })
 }
@@ -298,7 +291,7 @@ async fn build_api(
         .await
         .map_err(StartError::Subscribe)?;
     settings.http.configure(&mut api);
-    let telemetry = Arc::clone(&api.telemetry);
+    let stopping = api.shutdown.clone();
     let server = Server::bind(&settings.http.server())?;
     let make_app: MakeApp =
         Arc::new(move |shard| traced(livescore_api::router(api.on_shard(shard))));
@@ -307,8 +300,7 @@ async fn build_api(
     Ok(Application {
         local_addr,
         admin_token: None,
-        telemetry,
-        running: Box::pin(async move { Ok(server.serve(make_app, watch_of(&shutdown)).await?) }),
+        running: Box::pin(async move { Ok(server.serve(make_app, stopping).await?) }),
     })
 }
 

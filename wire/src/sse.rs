@@ -28,7 +28,7 @@ pub fn retry(millis: u64) -> String {
 }
 
 /// A comment line: keeps idle connections (and the proxies between) open.
-pub const HEARTBEAT: &str = ": heartbeat\n\n";
+pub const HEARTBEAT: &str = ":heartbeat\n\n";
 
 /// An event as a client reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

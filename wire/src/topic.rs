@@ -27,14 +27,6 @@ impl Topic {
             Topic::Match(id) => format!("/sse/games/{id}"),
         }
     }
-
-    /// The match this topic is about, if it is one.
-    pub fn match_id(self) -> Option<u64> {
-        match self {
-            Topic::Feed => None,
-            Topic::Match(id) => Some(id),
-        }
-    }
 }
 
 impl fmt::Display for Topic {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use livescore_server::{Detached, Permit};
 use livescore_store::{Cursor, Kind, LogRead, MatchStore, Topic};
-use livescore_wire::{ClientRequest, ServerFrame};
+use livescore_wire::{ClientRequest, ServerFrame, sse};
 use slab::Slab;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -28,8 +28,8 @@ use crate::message::Message;
 use crate::metrics::ShardMetrics;
 use crate::ws::MAX_SUBSCRIPTIONS;
 
-/// How long a browser waits before reconnecting an SSE stream.
-const RETRY: &[u8] = b"retry: 2000\n\n";
+/// How long a browser waits before reconnecting an SSE stream, in milliseconds.
+const RETRY_MS: u64 = 2000;
 /// A heartbeat goes to every socket nothing was written to for this long.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Live messages taken from the hub between two chunks of a sweep, at most.
@@ -349,7 +349,10 @@ impl Engine {
         self.metrics.connected(websocket, 1);
         match carried {
             Stream::Sse { topic, cursor } => {
-                self.send_to(key.index, vec![wire::chunk(RETRY)]);
+                self.send_to(
+                    key.index,
+                    vec![wire::chunk(sse::retry(RETRY_MS).as_bytes())],
+                );
                 self.subscribe(key.index, topic, cursor);
             }
             Stream::WebSocket => self.idle.push_back((now, key)),
@@ -1006,7 +1009,7 @@ impl Engine {
             return;
         }
         self.heartbeat_at = now + HEARTBEAT;
-        let sse = wire::chunk(b":heartbeat\n\n");
+        let sse = wire::chunk(sse::HEARTBEAT.as_bytes());
         let ping = wire::frame(wire::PING, b"");
         for (index, conn) in &mut self.conns {
             if !conn.wrote && !conn.blocked && !conn.closing {
