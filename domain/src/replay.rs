@@ -120,7 +120,7 @@ impl utoipa::PartialSchema for Speed {
 impl utoipa::ToSchema for Speed {}
 
 /// Where a replay stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ReplayStatus {

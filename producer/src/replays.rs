@@ -161,16 +161,18 @@ impl ReplayManager {
 
     /// Sets the replays-by-status gauges from the replays as they are now (before a scrape).
     pub fn refresh_metrics(&self) {
-        let mut counts: HashMap<String, i64> = HashMap::new();
-        for replay in self.list() {
-            let status = serde_json::to_value(replay.status)
-                .ok()
-                .and_then(|status| status.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            *counts.entry(status).or_default() += 1;
+        // Each replay's status alone: `list` would also clone its state and sort its lateness.
+        let mut counts: HashMap<ReplayStatus, i64> = HashMap::new();
+        for replay in lock(&self.replays).values() {
+            *counts.entry(lock(&replay.state).status).or_default() += 1;
         }
         self.metrics.replays.clear();
         for (status, count) in counts {
+            // Its name on the wire (snake_case), as the admin routes write it.
+            let status = serde_json::to_value(status)
+                .ok()
+                .and_then(|status| status.as_str().map(str::to_owned))
+                .unwrap_or_default();
             self.metrics
                 .replays
                 .get_or_create(&StatusLabel { status })

@@ -92,6 +92,33 @@ async fn at_speed_n_each_event_leaves_at_its_match_time_over_n() {
         replays.status(7471).unwrap().events_sent,
         expected.len() as u32
     );
+    // Its metrics: every record acknowledged, every event's lateness measured, one replay
+    // finished. (The last delivery may settle just after the status says finished: wait.)
+    let metrics = || {
+        replays.refresh_metrics();
+        let mut registry = prometheus_client::registry::Registry::default();
+        replays.metrics().register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text
+    };
+    let sent = format!("livescore_producer_records_sent_total {}", seqs.len());
+    let settled = tokio::time::timeout(Duration::from_secs(10), async {
+        while !metrics().contains(&sent) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    assert!(settled.await.is_ok(), "{}", metrics());
+    let text = metrics();
+    let lateness = format!(
+        "livescore_producer_clock_lateness_seconds_count {}",
+        expected.len()
+    );
+    assert!(text.contains(&lateness), "{text}");
+    assert!(
+        text.contains("livescore_producer_replays{status=\"finished\"} 1"),
+        "{text}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
