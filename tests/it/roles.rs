@@ -54,19 +54,6 @@ async fn get(url: &str) -> (u16, String) {
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-/// The value of the first sample of `name` (with any labels) in a Prometheus text exposition.
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .find(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-}
-
 async fn start_replay(admin: &str, game: u64) {
     let response = reqwest::Client::new()
         .post(format!("{admin}/games/{game}?speed=max"))
@@ -75,22 +62,6 @@ async fn start_replay(admin: &str, game: u64) {
         .await
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
-}
-
-/// Polls `check` until it holds (a deadline, not a sleep: the condition is what is awaited).
-async fn until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,7 +84,8 @@ async fn up_serves_a_whole_match_and_its_metrics_show_every_role() {
         ("livescore_delivery_seconds_count", 100.0),
         ("livescore_messages_sent_total", 100.0),
     ] {
-        let value = sample(&metrics, name).unwrap_or_else(|| panic!("{name} missing:\n{metrics}"));
+        let value =
+            support::metric(&metrics, name).unwrap_or_else(|| panic!("{name} missing:\n{metrics}"));
         assert!(
             value >= at_least,
             "{name} = {value}, expected at least {at_least}"
@@ -147,9 +119,11 @@ async fn producer_projector_and_api_each_serve_their_metrics_over_kafka_and_redi
         get(&format!("{projector}/healthz")).await,
         (200, "ok".into())
     );
-    until("the projector is ready", || async {
-        get(&format!("{projector}/readyz")).await.0 == 200
-    })
+    support::until(
+        "the projector is ready",
+        Duration::from_secs(60),
+        || async { get(&format!("{projector}/readyz")).await.0 == 200 },
+    )
     .await;
     let (producer, stop_producer, producing) = start(Role::Producer, settings.clone()).await;
     let (api, stop_api, serving) = start(Role::Api, settings).await;
@@ -160,24 +134,29 @@ async fn producer_projector_and_api_each_serve_their_metrics_over_kafka_and_redi
     let followed =
         follow_to_the_end(&api, GAME, Transport::WebSocket, Duration::from_secs(60)).await;
     assert!(followed.seen.len() > 100, "{} events", followed.seen.len());
-    until("the projector counts what it applied", || async {
-        let (_, metrics) = get(&format!("{projector}/metrics")).await;
-        sample(&metrics, "livescore_projector_records_applied_total").unwrap_or(0.0) >= 3000.0
-            && sample(&metrics, "livescore_projector_consumer_lag_records").is_some()
-    })
+    support::until(
+        "the projector counts what it applied",
+        Duration::from_secs(60),
+        || async {
+            let (_, metrics) = get(&format!("{projector}/metrics")).await;
+            support::metric(&metrics, "livescore_projector_records_applied_total").unwrap_or(0.0)
+                >= 3000.0
+                && support::metric(&metrics, "livescore_projector_consumer_lag_records").is_some()
+        },
+    )
     .await;
     let (_, metrics) = get(&format!("{producer}/metrics")).await;
     assert!(
-        sample(&metrics, "livescore_producer_records_sent_total").unwrap_or(0.0) >= 3000.0,
+        support::metric(&metrics, "livescore_producer_records_sent_total").unwrap_or(0.0) >= 3000.0,
         "{metrics}"
     );
     assert!(
-        sample(&metrics, "livescore_producer_clock_lateness_seconds_count").is_some(),
+        support::metric(&metrics, "livescore_producer_clock_lateness_seconds_count").is_some(),
         "{metrics}"
     );
     let (_, metrics) = get(&format!("{api}/metrics")).await;
     assert!(
-        sample(&metrics, "livescore_delivery_seconds_count").unwrap_or(0.0) >= 100.0,
+        support::metric(&metrics, "livescore_delivery_seconds_count").unwrap_or(0.0) >= 100.0,
         "{metrics}"
     );
 

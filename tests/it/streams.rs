@@ -71,19 +71,12 @@ impl Setup {
             .text()
             .await
             .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(&format!("{name} ")))
-            .and_then(|value| value.parse().ok())
-            .unwrap()
+        support::metric(&text, name).unwrap() as i64
     }
 
     /// Waits (30 s at most) for `condition`.
     async fn until<F: Future<Output = bool>>(&self, condition: impl Fn() -> F) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !condition().await {
-            assert!(tokio::time::Instant::now() < deadline, "timed out");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        support::until("the condition", Duration::from_secs(30), condition).await;
     }
 }
 

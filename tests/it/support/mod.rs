@@ -107,3 +107,33 @@ pub async fn redis_store(prefix: &str) -> Arc<dyn MatchStore> {
             .expect("Redis must be running for these tests: scripts/test starts it"),
     )
 }
+
+/// Polls `check` until it holds, for `within` at most (a deadline, not a sleep: the condition is
+/// what is awaited); `what` names it in the failure.
+pub async fn until<F, Fut>(what: &str, within: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The value of the first sample of `name` (with any labels, or the labels given in `name`) in
+/// a Prometheus text exposition.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
