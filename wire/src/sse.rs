@@ -47,7 +47,7 @@ impl Event {
     }
 
     pub fn kind(&self) -> Option<Kind> {
-        serde_json::from_value(serde_json::Value::String(self.event.clone())).ok()
+        self.event.parse().ok()
     }
 }
 
@@ -70,39 +70,45 @@ impl Reader {
     pub fn next_event(&mut self) -> Option<Event> {
         loop {
             let end = self.buffer.windows(2).position(|pair| pair == b"\n\n")?;
-            let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
-            let block = String::from_utf8_lossy(&block[..end]);
-            let mut event = Event::default();
-            let mut has_data = false;
-            for line in block.split('\n') {
-                let line = line.strip_suffix('\r').unwrap_or(line);
-                if line.starts_with(':') {
-                    continue;
-                }
-                let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                let value = value.strip_prefix(' ').unwrap_or(value);
-                match field {
-                    "id" => event.id = Some(value.to_owned()),
-                    "event" => event.event = value.to_owned(),
-                    "data" => {
-                        if has_data {
-                            event.data.push('\n');
-                        }
-                        event.data.push_str(value);
-                        has_data = true;
-                    }
-                    "retry" => self.retry = value.parse().ok().or(self.retry),
-                    _ => {}
-                }
-            }
-            if has_data {
-                if event.event.is_empty() {
-                    event.event = "message".to_owned();
-                }
+            let parsed = parse_block(&self.buffer[..end], &mut self.retry);
+            self.buffer.drain(..end + 2);
+            if let Some(event) = parsed {
                 return Some(event);
             }
         }
     }
+}
+
+/// One block of lines: the event, if it has data (a comment or a `retry:` alone has none).
+fn parse_block(block: &[u8], retry: &mut Option<u64>) -> Option<Event> {
+    let block = String::from_utf8_lossy(block);
+    let mut event = Event::default();
+    let mut has_data = false;
+    for line in block.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.starts_with(':') {
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "id" => event.id = Some(value.to_owned()),
+            "event" => event.event = value.to_owned(),
+            "data" => {
+                if has_data {
+                    event.data.push('\n');
+                }
+                event.data.push_str(value);
+                has_data = true;
+            }
+            "retry" => *retry = value.parse().ok().or(*retry),
+            _ => {}
+        }
+    }
+    if event.event.is_empty() {
+        event.event = "message".to_owned();
+    }
+    has_data.then_some(event)
 }
 
 #[cfg(test)]
