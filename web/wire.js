@@ -15,6 +15,5 @@ const WIRE = Object.freeze({
   sseKinds: Object.freeze(['snapshot', 'update', 'replay', 'game']),
   feedTopic: 'games',
   matchTopic: (id) => `game:${id}`,
-  matchOfTopic: (topic) => topic.startsWith('game:') ? topic.slice(5) : null,
   ssePath: (topic) => topic === 'games' ? '/sse/games' : `/sse/games/${topic.slice(5)}`,
 });

@@ -27,7 +27,6 @@ pub fn module() -> String {
          \x20 sseKinds: Object.freeze([{sse_kinds}]),\n\
          \x20 feedTopic: '{feed}',\n\
          \x20 matchTopic: (id) => `{prefix}${{id}}`,\n\
-         \x20 matchOfTopic: (topic) => topic.startsWith('{prefix}') ? topic.slice({len}) : null,\n\
          \x20 ssePath: (topic) => topic === '{feed}' ? '{feed_path}' : `/sse/games/${{topic.slice({len})}}`,\n\
          }});\n",
         kinds = kinds.join("\n"),
