@@ -169,7 +169,10 @@ impl Catalog {
     /// The replayable games, oldest first; those of unknown date last.
     pub fn games(&self) -> Vec<&Game> {
         let mut games: Vec<&Game> = self.games.values().collect();
-        games.sort_by_key(|game| (game.date.is_none(), game.date.clone(), game.id));
+        fn key(game: &Game) -> (bool, Option<&str>, u64) {
+            (game.date.is_none(), game.date.as_deref(), game.id)
+        }
+        games.sort_by(|a, b| key(a).cmp(&key(b)));
         games
     }
 
