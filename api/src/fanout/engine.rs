@@ -30,8 +30,10 @@ use crate::ws::MAX_SUBSCRIPTIONS;
 
 /// How long a browser waits before reconnecting an SSE stream, in milliseconds.
 const RETRY_MS: u64 = 2000;
-/// A heartbeat goes to every socket nothing was written to for this long.
+/// No socket stays silent longer than this: a heartbeat goes to those nothing was written to.
 const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Heartbeat rounds come this often, a third of `HEARTBEAT` (see `Quiet`).
+const HEARTBEAT_ROUND: Duration = Duration::from_secs(HEARTBEAT.as_secs() / 3);
 /// Live messages taken from the hub between two chunks of a sweep, at most.
 const SWEEP: usize = 256;
 /// Sockets written per chunk of a sweep: one io_uring submission.
@@ -63,12 +65,40 @@ struct Conn {
     closing: bool,
     /// Something was written since the last heartbeat round.
     wrote: bool,
+    /// Heartbeat rounds since the socket was last written to.
+    quiet: Quiet,
     reader: AbortHandle,
     waiter: Option<AbortHandle>,
     /// A WebSocket following no topic: since when.
     idle_since: Option<Instant>,
     /// Gone, to be removed when the sweep in progress is over: nothing more is written to it.
     doomed: bool,
+}
+
+/// How long a socket has been silent, counted in heartbeat rounds (`HEARTBEAT_ROUND`, a third
+/// of `HEARTBEAT`). A heartbeat goes out at the second round in a row that finds nothing
+/// written since the one before: the socket has then been silent for more than two rounds and
+/// less than three, never longer than `HEARTBEAT`. (Rounds of a whole `HEARTBEAT` with a
+/// "wrote" flag leave a socket written to just after a round silent for almost two: a client
+/// that allows 20 s between frames gave up on a match stalled by a broker restart.)
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Quiet(u8);
+
+impl Quiet {
+    /// A heartbeat round: whether the socket was written to since the last one; true when it
+    /// is due a heartbeat now.
+    fn round(&mut self, wrote: bool) -> bool {
+        if wrote {
+            self.0 = 0;
+            return false;
+        }
+        self.0 += 1;
+        if self.0 == 2 {
+            self.0 = 0;
+            return true;
+        }
+        false
+    }
 }
 
 /// A store read in flight for viewers joining `topic` from `cursor`.
@@ -209,7 +239,7 @@ impl Engine {
             doomed: Vec::new(),
             generations: 0,
             idle: VecDeque::new(),
-            heartbeat_at: Instant::now() + HEARTBEAT,
+            heartbeat_at: Instant::now() + HEARTBEAT_ROUND,
             writer: Writer::new(state.io_uring),
             outgoing: Vec::new(),
             writes: Vec::new(),
@@ -341,6 +371,7 @@ impl Engine {
             progress_at: now,
             closing: false,
             wrote: false,
+            quiet: Quiet::default(),
             reader,
             waiter: None,
             idle_since: websocket.then_some(now),
@@ -1008,11 +1039,12 @@ impl Engine {
         if now < self.heartbeat_at {
             return;
         }
-        self.heartbeat_at = now + HEARTBEAT;
+        self.heartbeat_at = now + HEARTBEAT_ROUND;
         let sse = wire::chunk(sse::HEARTBEAT.as_bytes());
         let ping = wire::frame(wire::PING, b"");
         for (index, conn) in &mut self.conns {
-            if !conn.wrote && !conn.blocked && !conn.closing {
+            let beat = conn.quiet.round(conn.wrote);
+            if beat && !conn.blocked && !conn.closing {
                 let beat = if conn.websocket { &ping } else { &sse };
                 self.outgoing.push((index, beat.clone()));
             }
@@ -1118,4 +1150,52 @@ async fn join(
         after: None,
         resync,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Quiet;
+
+    /// The longest silence, in rounds, that `Quiet` allows when the socket is written to in
+    /// the rounds marked true: counted from just after the round before a write.
+    fn longest_silence(writes: &[bool]) -> usize {
+        let mut quiet = Quiet::default();
+        let mut silent = 0;
+        let mut longest = 0;
+        for &wrote in writes {
+            // A write just after the previous round: silent for this whole round at least.
+            silent = if wrote { 1 } else { silent + 1 };
+            if quiet.round(wrote) {
+                longest = longest.max(silent);
+                silent = 0;
+            }
+            longest = longest.max(silent);
+        }
+        longest
+    }
+
+    #[test]
+    fn a_silent_socket_gets_a_heartbeat_every_second_round() {
+        let mut quiet = Quiet::default();
+        let beats: Vec<bool> = (0..6).map(|_| quiet.round(false)).collect();
+        assert_eq!(beats, [false, true, false, true, false, true]);
+    }
+
+    #[test]
+    fn a_write_puts_the_next_heartbeat_off() {
+        let mut quiet = Quiet::default();
+        assert!(!quiet.round(false));
+        assert!(!quiet.round(true), "written to: no heartbeat");
+        assert!(!quiet.round(false));
+        assert!(quiet.round(false));
+    }
+
+    #[test]
+    fn no_pattern_of_writes_leaves_a_socket_silent_for_three_rounds() {
+        // Every pattern of writes over 12 rounds.
+        for pattern in 0u32..1 << 12 {
+            let writes: Vec<bool> = (0..12).map(|bit| pattern & 1 << bit != 0).collect();
+            assert!(longest_silence(&writes) <= 3, "{writes:?}");
+        }
+    }
 }

@@ -24,8 +24,8 @@
 //! - **Reading.** Each socket has a small task that waits for it to be readable: for SSE, to see
 //!   the viewer leave; for WebSocket, to read its frames (`wire.rs`): subscribe, unsubscribe,
 //!   ping, close.
-//! - **Housekeeping**, once a second: a heartbeat (an SSE comment, a WebSocket ping) every 15 s
-//!   to the sockets nothing was written to meanwhile, and WebSockets that follow no topic for
+//! - **Housekeeping**, once a second: a heartbeat (an SSE comment, a WebSocket ping) to the
+//!   sockets nothing was written to for two rounds of 5 s, so none is silent longer than 15 s, and WebSockets that follow no topic for
 //!   `ApiState::idle_socket` closed (1008). On shutdown every viewer gets the end of its stream
 //!   (SSE) or a close 1012 (WebSocket) and reconnects elsewhere.
 

@@ -116,7 +116,8 @@ where
         .map(|text| serde_json::from_str(&text).unwrap())
 }
 
-/// The next text frame, or `None` when the connection ends.
+/// The next text frame, or `None` when the connection ends. Panics after 20 s without any
+/// frame: the server pings a socket it has sent nothing else to for 15 s.
 pub async fn next_text<S>(socket: &mut tokio_tungstenite::WebSocketStream<S>) -> Option<String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
