@@ -65,6 +65,20 @@ pub struct HttpSettings {
     /// system call per viewer and message batch).
     #[arg(long, env = "FANOUT_IO_URING", default_value_t = true, action = clap::ArgAction::Set)]
     pub fanout_io_uring: bool,
+    /// A viewer that leaves its queue full for this many milliseconds is let go (API and `up`).
+    #[arg(long, env = "SLOW_CLIENT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub slow_client_ms: u64,
+    /// Messages that may wait for one viewer; past it, its topics stop queueing and catch up
+    /// from the store once it has drained (API and `up`).
+    #[arg(long, env = "CLIENT_QUEUE", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub client_queue: u64,
+    /// The kernel's send buffer of each viewer's socket (SO_SNDBUF), in bytes: how much a viewer
+    /// may leave unread before its messages queue in the replica. Unset: the kernel's default.
+    #[arg(long, env = "SEND_BUFFER_BYTES",
+          value_parser = clap::value_parser!(u64).range(1024..=64 << 20))]
+    pub send_buffer_bytes: Option<u64>,
 }
 
 impl HttpSettings {
@@ -83,6 +97,11 @@ impl HttpSettings {
         api.web_dir.clone_from(&self.web_dir);
         api.idle_socket = Duration::from_millis(self.ws_idle_timeout_ms);
         api.io_uring = self.fanout_io_uring;
+        api.slow_client = Duration::from_millis(self.slow_client_ms);
+        api.client_queue = usize::try_from(self.client_queue).unwrap_or(usize::MAX);
+        api.send_buffer = self
+            .send_buffer_bytes
+            .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX));
     }
 }
 
@@ -165,6 +184,9 @@ impl Default for HttpSettings {
             ws_idle_timeout_ms: 30_000,
             http_shards: 0,
             fanout_io_uring: true,
+            slow_client_ms: 30_000,
+            client_queue: 256,
+            send_buffer_bytes: None,
         }
     }
 }
