@@ -11,6 +11,8 @@
 //! `Application::build` connects, binds (so the address is known: port 0 works) and returns;
 //! `run_until_stopped` serves until the [`CancellationToken`] it was given is cancelled. Every
 //! role exports its metrics in the process's `Telemetry` (see `livescore_server::telemetry`).
+//! `Application::build_on` takes engines [`Given`] instead of connecting them: a test that
+//! fills an in-process store and watches it serves an API replica over that very store.
 
 pub mod connect;
 pub mod settings;
@@ -39,6 +41,47 @@ use tower_http::trace::TraceLayer;
 
 pub use crate::connect::Engines;
 pub use crate::settings::Settings;
+
+/// Engines handed to the builder instead of connected from the settings: an event log or a
+/// match store the caller shares with the role (in-process ones, in tests). What is not given
+/// is connected as the settings say.
+#[derive(Clone, Default)]
+pub struct Given {
+    pub log: Option<Arc<dyn EventLog>>,
+    pub store: Option<Arc<dyn MatchStore>>,
+}
+
+impl Given {
+    /// Only this store.
+    pub fn store(store: Arc<dyn MatchStore>) -> Given {
+        Given {
+            log: None,
+            store: Some(store),
+        }
+    }
+
+    async fn log(
+        &self,
+        settings: &Settings,
+        engines: Engines,
+    ) -> Result<Arc<dyn EventLog>, StartError> {
+        match &self.log {
+            Some(log) => Ok(Arc::clone(log)),
+            None => connect::log(&settings.log, engines).await,
+        }
+    }
+
+    async fn match_store(
+        &self,
+        settings: &Settings,
+        engines: Engines,
+    ) -> Result<Arc<dyn MatchStore>, StartError> {
+        match &self.store {
+            Some(store) => Ok(Arc::clone(store)),
+            None => connect::store(&settings.store, engines).await,
+        }
+    }
+}
 
 /// Which role to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,11 +148,21 @@ impl Application {
         settings: Settings,
         shutdown: CancellationToken,
     ) -> Result<Application, StartError> {
+        Application::build_on(role, settings, Given::default(), shutdown).await
+    }
+
+    /// As [`Application::build`], on the engines `given` where they are given.
+    pub async fn build_on(
+        role: Role,
+        settings: Settings,
+        given: Given,
+        shutdown: CancellationToken,
+    ) -> Result<Application, StartError> {
         match role {
-            Role::Up => build_up(settings, shutdown).await,
-            Role::Producer => build_producer(settings, shutdown).await,
-            Role::Projector => build_projector(settings, shutdown).await,
-            Role::Api => build_api(settings, shutdown).await,
+            Role::Up => build_up(settings, given, shutdown).await,
+            Role::Producer => build_producer(settings, given, shutdown).await,
+            Role::Projector => build_projector(settings, given, shutdown).await,
+            Role::Api => build_api(settings, given, shutdown).await,
         }
     }
 
@@ -147,10 +200,13 @@ fn traced(router: Router) -> Router {
 
 async fn build_up(
     settings: Settings,
+    given: Given,
     shutdown: CancellationToken,
 ) -> Result<Application, StartError> {
-    let log = connect::log(&settings.log, Engines::InProcessIfUnset).await?;
-    let store = connect::store(&settings.store, Engines::InProcessIfUnset).await?;
+    let log = given.log(&settings, Engines::InProcessIfUnset).await?;
+    let store = given
+        .match_store(&settings, Engines::InProcessIfUnset)
+        .await?;
     let mut api = livescore_api::ApiState::new(Arc::clone(&store), watch_of(&shutdown))
         .await
         .map_err(StartError::Subscribe)?;
@@ -192,9 +248,10 @@ async fn build_up(
 
 async fn build_producer(
     settings: Settings,
+    given: Given,
     shutdown: CancellationToken,
 ) -> Result<Application, StartError> {
-    let log = connect::log(&settings.log, Engines::Required).await?;
+    let log = given.log(&settings, Engines::Required).await?;
     let telemetry = Telemetry::new();
     let control = control(log, &settings.producer, &telemetry)?;
     resume_replays(&control).await?;
@@ -219,11 +276,12 @@ async fn build_producer(
 
 async fn build_projector(
     settings: Settings,
+    given: Given,
     shutdown: CancellationToken,
 ) -> Result<Application, StartError> {
     let telemetry = Telemetry::new();
-    let log = connect::log(&settings.log, Engines::Required).await?;
-    let store = connect::store(&settings.store, Engines::Required).await?;
+    let log = given.log(&settings, Engines::Required).await?;
+    let store = given.match_store(&settings, Engines::Required).await?;
     let projector = projector(log, store, &settings, &telemetry);
     let stats = projector.stats();
     // One shard: the listener only answers health checks and scrapes.
@@ -284,9 +342,10 @@ fn projector_routes(telemetry: &Arc<Telemetry>, stats: &Arc<ProjectorStats>) -> 
 
 async fn build_api(
     settings: Settings,
+    given: Given,
     shutdown: CancellationToken,
 ) -> Result<Application, StartError> {
-    let store = connect::store(&settings.store, Engines::Required).await?;
+    let store = given.match_store(&settings, Engines::Required).await?;
     let mut api = livescore_api::ApiState::new(store, watch_of(&shutdown))
         .await
         .map_err(StartError::Subscribe)?;

@@ -69,9 +69,7 @@ async fn api() -> (
 /// it): its base URL, and what keeps it serving.
 async fn served_api() -> (String, (support::Served, livescore_producer::ReplayManager)) {
     let (store, replays) = fixture().await;
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let state = ApiState::new(store, shutdown).await.unwrap();
-    let served = support::serve_api(state, stop, 2);
+    let served = support::serve_api(store, |_| {}).await;
     (served.base.clone(), (served, replays))
 }
 

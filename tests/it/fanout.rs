@@ -7,7 +7,6 @@ use crate::support;
 
 use std::time::Duration;
 
-use livescore_api::ApiState;
 use livescore_domain::{ReplayStatus, Speed};
 use support::clients::{Seen, Transport, assert_exact, listen_once};
 
@@ -41,10 +40,7 @@ async fn every_client_gets_every_entry_in_order(io_uring: bool) {
     let store = support::redis_store(&prefix).await;
     // The replica has a store connection, and so a subscription, of its own.
     let replica_store = support::redis_store(&prefix).await;
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let mut state = ApiState::new(replica_store, shutdown).await.unwrap();
-    state.io_uring = io_uring;
-    let served = support::serve_api(state, stop, 2);
+    let served = support::serve_api(replica_store, |http| http.fanout_io_uring = io_uring).await;
     let base = served.base.clone();
 
     let replays = support::replays_into(&store);

@@ -5,32 +5,11 @@ use crate::support;
 
 use std::time::Duration;
 
-use livescore_app::settings::HttpSettings;
 use livescore_app::{Application, CancellationToken, Role, Settings};
 use support::clients::{Transport, follow_to_the_end};
+use support::settings;
 
 const GAME: u64 = 7457;
-
-fn repo() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Settings for a role on a port of its own, reading the repository's data and web UI.
-fn settings() -> Settings {
-    let mut settings = Settings {
-        http: HttpSettings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            web_dir: repo().join("web"),
-            http_shards: 2,
-            ..HttpSettings::default()
-        },
-        ..Settings::default()
-    };
-    settings.producer.data_dir = repo().join("data");
-    settings.producer.admin_token = Some("secret".into());
-    settings.projector.projector_listen = "127.0.0.1:0".parse().unwrap();
-    settings
-}
 
 /// Builds `role` and runs it until the returned token is cancelled.
 async fn start(

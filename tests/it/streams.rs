@@ -1,4 +1,4 @@
-//! The fan-out engine's guarantees, on one API replica served by its own server over the
+//! The fan-out engine's guarantees, on one API replica (built as `main` builds it) over the
 //! in-process store: a live stream after other requests on the same connection (kept alive or
 //! pipelined) is handed over like a first one; a viewer that stops reading is let go while the
 //! others carry on; a viewer too slow for its queue catches up from the store and still sees
@@ -9,7 +9,7 @@ use crate::support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use livescore_api::ApiState;
+use livescore_app::settings::HttpSettings;
 use livescore_domain::{ReplayStatus, Speed};
 use livescore_store::MatchStore;
 use livescore_store::memory::MemoryStore;
@@ -26,13 +26,10 @@ struct Setup {
     served: support::Served,
 }
 
-async fn setup(configure: impl FnOnce(&mut ApiState)) -> Setup {
+async fn setup(http: impl FnOnce(&mut HttpSettings)) -> Setup {
     let store: Arc<dyn MatchStore> = Arc::new(MemoryStore::new());
     let replays = support::replays_into(&store);
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let mut state = ApiState::new(Arc::clone(&store), shutdown).await.unwrap();
-    configure(&mut state);
-    let served = support::serve_api(state, stop, 2);
+    let served = support::serve_api(Arc::clone(&store), http).await;
     Setup {
         store,
         replays,
@@ -172,10 +169,10 @@ async fn a_stream_after_other_requests_on_the_same_connection_is_handed_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_that_stops_reading_is_let_go_and_the_others_carry_on() {
-    let setup = setup(|state| {
-        state.slow_client = Duration::from_millis(500);
-        state.client_queue = 4;
-        state.send_buffer = Some(4096);
+    let setup = setup(|http| {
+        http.slow_client_ms = 500;
+        http.client_queue = 4;
+        http.send_buffer_bytes = Some(4096);
     })
     .await;
     setup.paused_game().await;
@@ -223,9 +220,9 @@ async fn a_viewer_that_stops_reading_is_let_go_and_the_others_carry_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_too_slow_for_its_queue_catches_up_and_misses_nothing() {
-    let setup = setup(|state| {
-        state.client_queue = 2;
-        state.send_buffer = Some(4096);
+    let setup = setup(|http| {
+        http.client_queue = 2;
+        http.send_buffer_bytes = Some(4096);
     })
     .await;
     setup.paused_game().await;

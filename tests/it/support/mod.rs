@@ -1,5 +1,6 @@
-//! What the binary's integration tests share: the shipped catalog, and the producer and a
-//! projector running in the test's own process on the in-process log, writing to a given store.
+//! What the binary's integration tests share: the shipped catalog, the roles' settings for a
+//! test, an API replica built as `main` builds it over a given store, and the producer and a
+//! projector running in the test's own process on the in-process log, writing to that store.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -9,6 +10,8 @@ pub mod services;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use livescore_app::settings::HttpSettings;
+use livescore_app::{Application, CancellationToken, Given, Role, Settings};
 use livescore_catalog::Catalog;
 use livescore_domain::Breaks;
 use livescore_eventlog::memory::MemoryLog;
@@ -16,39 +19,56 @@ use livescore_producer::ReplayManager;
 use livescore_projector::{Projector, ProjectorConfig};
 use livescore_store::MatchStore;
 
-/// An API replica served in the test's process by the replica's own server (sharded, with its
-/// fan-out engines), until the returned guard is dropped.
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Settings for a role on a port of its own (two shards), reading the repository's data and
+/// web UI, with the admin token `secret`.
+pub fn settings() -> Settings {
+    let mut settings = Settings {
+        http: HttpSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            web_dir: repo().join("web"),
+            http_shards: 2,
+            ..HttpSettings::default()
+        },
+        ..Settings::default()
+    };
+    settings.producer.data_dir = repo().join("data");
+    settings.producer.admin_token = Some("secret".into());
+    settings.projector.projector_listen = "127.0.0.1:0".parse().unwrap();
+    settings
+}
+
+/// An API replica served in the test's process until the guard is dropped.
 pub struct Served {
     pub base: String,
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: CancellationToken,
 }
 
 impl Drop for Served {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
     }
 }
 
-/// Serves `state` (made with the receiver of `stop`) on a port of its own, with `shards` shards.
-pub fn serve_api(
-    state: livescore_api::ApiState,
-    stop: tokio::sync::watch::Sender<bool>,
-    shards: usize,
-) -> Served {
-    let config = livescore_server::ServerConfig {
-        shards,
-        ..livescore_server::ServerConfig::default()
-    };
-    let server = livescore_server::Server::bind(&config).unwrap();
-    let base = format!("http://{}", server.local_addr());
-    let make_app: livescore_server::MakeApp =
-        Arc::new(move |shard| livescore_api::router(state.on_shard(shard)));
-    tokio::spawn(server.serve(make_app, stop.subscribe()));
+/// An API replica over `store`, built as `main` builds one (`Application`, role `api`) from
+/// the test's [`settings`] as `http` changes them.
+pub async fn serve_api(store: Arc<dyn MatchStore>, http: impl FnOnce(&mut HttpSettings)) -> Served {
+    let mut settings = settings();
+    http(&mut settings.http);
+    let stop = CancellationToken::new();
+    let app = Application::build_on(Role::Api, settings, Given::store(store), stop.clone())
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped());
     Served { base, stop }
 }
 
 pub fn catalog() -> Arc<Catalog> {
-    Arc::new(Catalog::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap())
+    Arc::new(Catalog::open(repo().join("data")).unwrap())
 }
 
 /// A producer whose replays a projector (running until the test ends) folds into `store`.
