@@ -192,18 +192,40 @@ impl Catalog {
         self.metadata.get(&id)
     }
 
-    /// Reads and checks the events of a catalogued game.
+    /// Reads and checks the events of a catalogued game, with the players' nicknames from its
+    /// lineups file if it has one.
     pub fn load(&self, id: &str) -> Result<LoadedGame, CatalogError> {
         let game = self.game(id)?;
         let path = self.dir.join("events").join(format!("{}.json", game.id));
-        load_events(&path, game.id, self.metadata(game.id))
+        let mut loaded = load_events(&path, game.id, self.metadata(game.id))?;
+        loaded.info.nicknames = self.nicknames(game.id)?;
+        Ok(loaded)
+    }
+
+    /// The names players are known by, from `lineups/<id>.json`; none without that file.
+    fn nicknames(&self, id: u64) -> Result<BTreeMap<u64, String>, CatalogError> {
+        let path = self.dir.join("lineups").join(format!("{id}.json"));
+        if !path.is_file() {
+            return Ok(BTreeMap::new());
+        }
+        let lineups =
+            statsbomb::parse_lineups(&read(&path)?).map_err(|source| CatalogError::BadFile {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(statsbomb::nicknames(&lineups))
     }
 }
 
-/// Reads and checks an events file named `<match_id>.json`, with metadata from `catalog` if given.
+/// Reads and checks an events file named `<match_id>.json`, with metadata (and nicknames from the
+/// lineups) from `catalog` if given.
 pub fn load_file(path: &Path, catalog: Option<&Catalog>) -> Result<LoadedGame, CatalogError> {
     let id = match_id_of(path).ok_or_else(|| CatalogError::NoMatchId(path.to_owned()))?;
-    load_events(path, id, catalog.and_then(|catalog| catalog.metadata(id)))
+    let mut loaded = load_events(path, id, catalog.and_then(|catalog| catalog.metadata(id)))?;
+    if let Some(catalog) = catalog {
+        loaded.info.nicknames = catalog.nicknames(id)?;
+    }
+    Ok(loaded)
 }
 
 fn load_events(

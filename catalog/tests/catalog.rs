@@ -143,6 +143,34 @@ fn a_broken_events_file_names_the_file_and_position() {
 }
 
 #[test]
+fn a_loaded_game_names_its_players_as_its_lineups_file_does() {
+    let catalog = Catalog::open(shipped()).unwrap();
+    let barcelona = catalog.load("15986").unwrap();
+    // The events call him "Lionel Andrés Messi Cuccittini".
+    assert_eq!(barcelona.info.nicknames[&5503], "Lionel Messi");
+    // 29 of the 36 players have a nickname; one of those is the player's full name.
+    assert_eq!(barcelona.info.nicknames.len(), 28);
+    // 7298 has no lineups file: the events' names stand.
+    assert!(catalog.load("7298").unwrap().info.nicknames.is_empty());
+}
+
+#[test]
+fn a_broken_lineups_file_names_the_file_and_position() {
+    let dir = scratch();
+    write(
+        dir.path(),
+        "lineups/7471.json",
+        "[{\"team_id\": 1,\n \"lineup\": 7}]",
+    );
+    let err = Catalog::open(dir.path())
+        .unwrap()
+        .load("7471")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("lineups/7471.json: line 2"), "{err}");
+}
+
+#[test]
 fn an_events_file_of_other_teams_is_rejected_by_name() {
     let dir = scratch();
     // 15986's events (Barcelona v Girona) under 7471's name (Orlando Pride v NC Courage).

@@ -1,6 +1,8 @@
 //! [`MatchInfo`]: what is known of a match before its first event is folded (who plays whom, where,
 //! and how many periods the recording has), and the checks that an events file fits it.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::state::Side;
@@ -29,6 +31,39 @@ pub struct MatchInfo {
     /// The last period of the recording (2, or 4 after extra time, or 5 with a shoot-out): its
     /// "Half End" is the final whistle. A live feed knows this from the referee; a replay from the file.
     pub last_period: u8,
+    /// The names players are known by, by player id, where it is not the full name the events
+    /// give ("Lionel Messi" for "Lionel Andrés Messi Cuccittini"): from the lineups file, if
+    /// there is one. Screens show these; the fold keeps the events' names.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "player_ids::deserialize"
+    )]
+    pub nicknames: BTreeMap<u64, String>,
+}
+
+/// A map keyed by player id, read back from JSON's string keys by hand: inside an internally
+/// tagged enum (the log's records) serde buffers the map, and its buffer gives integer keys
+/// only as the strings JSON has.
+mod player_ids {
+    use std::collections::BTreeMap;
+
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<u64, String>, D::Error> {
+        BTreeMap::<String, String>::deserialize(deserializer)?
+            .into_iter()
+            .map(|(id, name)| match id.parse() {
+                Ok(id) => Ok((id, name)),
+                Err(_) => Err(D::Error::custom(format!(
+                    "{id:?} is not a player id: nicknames are keyed by StatsBomb player ids"
+                ))),
+            })
+            .collect()
+    }
 }
 
 /// Why an events file cannot be folded as the match it claims to be.
@@ -121,6 +156,7 @@ impl MatchInfo {
                 .as_ref()
                 .map(|stadium| stadium.name.clone()),
             last_period: 1,
+            nicknames: BTreeMap::new(),
         }
     }
 
@@ -158,6 +194,7 @@ impl MatchInfo {
             kick_off: None,
             stadium: None,
             last_period: 2,
+            nicknames: BTreeMap::new(),
         }
     }
 

@@ -70,3 +70,65 @@ impl Envelope {
         serde_json::from_slice(bytes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use livescore_domain::TeamRef;
+
+    use super::*;
+
+    fn started(info: MatchInfo) -> Envelope {
+        Envelope {
+            match_id: info.match_id,
+            run: 1,
+            seq: 0,
+            emitted_at_ms: 0,
+            body: Body::Control(Control::Started {
+                info: Box::new(info),
+                speed: Speed::Max,
+                events: 3,
+            }),
+        }
+    }
+
+    fn info() -> MatchInfo {
+        let team = |id, name: &str| TeamRef {
+            id,
+            name: name.into(),
+        };
+        MatchInfo::of_teams(15986, team(217, "Barcelona"), team(206, "Girona"))
+    }
+
+    #[test]
+    fn a_started_record_keeps_the_players_nicknames() {
+        // The body is flattened and the control internally tagged: serde buffers both, which
+        // loses integer map keys unless they are read back from strings.
+        let mut info = info();
+        info.nicknames = BTreeMap::from([(5503, "Lionel Messi".to_owned())]);
+        let envelope = started(info);
+        let json = envelope.to_json();
+        assert!(
+            String::from_utf8_lossy(&json).contains(r#""nicknames":{"5503":"Lionel Messi"}"#),
+            "{}",
+            String::from_utf8_lossy(&json)
+        );
+        assert_eq!(Envelope::from_json(&json).ok(), Some(envelope));
+    }
+
+    #[test]
+    fn a_nickname_under_a_key_that_is_no_player_id_is_refused() {
+        let json = String::from_utf8_lossy(&started(info()).to_json()).replace(
+            r#""last_period":2"#,
+            r#""last_period":2,"nicknames":{"Messi":"Lionel Messi"}"#,
+        );
+        let err = Envelope::from_json(json.as_bytes())
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("\"Messi\" is not a player id"),
+            "{err}"
+        );
+    }
+}

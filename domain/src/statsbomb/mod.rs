@@ -1,17 +1,20 @@
-//! StatsBomb's open-data formats, read with serde: the event list of one match ([`Event`]) and the
-//! match metadata of a competition season ([`MatchMetadata`]).
+//! StatsBomb's open-data formats, read with serde: the event list of one match ([`Event`]), the
+//! match metadata of a competition season ([`MatchMetadata`]) and the lineups of one match
+//! ([`TeamLineup`]).
 //!
 //! Only the fields the fold uses are typed. Unknown fields and unknown event types are ignored, so a
 //! newer StatsBomb file still parses; a file that is not StatsBomb JSON at all is a [`ParseError`]
 //! that says where (line and column) it went wrong. Callers that know the file name add it.
 
 mod event;
+mod lineups;
 mod metadata;
 
 pub use event::{
     BadBehaviour, Carry, Event, EventKind, FoulCommitted, LineupEntry, Named, Pass, Point, Shot,
     Substitution, Tactics,
 };
+pub use lineups::{LineupPlayer, TeamLineup, nicknames};
 pub use metadata::{Competition, MatchMetadata, MetadataTeam, Season};
 
 /// Why some bytes are not a StatsBomb file, and where: serde_json's message with its line and column.
@@ -48,6 +51,11 @@ pub fn parse_events(bytes: &[u8]) -> Result<Vec<Event>, ParseError> {
     // the replay order a property of the data rather than of how the file was written.
     events.sort_by_key(|event| event.index);
     Ok(events)
+}
+
+/// Parses a StatsBomb lineups file (`lineups/<match_id>.json`: a JSON array of the two teams).
+pub fn parse_lineups(bytes: &[u8]) -> Result<Vec<TeamLineup>, ParseError> {
+    Ok(serde_json::from_slice(bytes)?)
 }
 
 /// Parses a StatsBomb matches file (`matches/<competition>/<season>.json`: a JSON array of matches).
