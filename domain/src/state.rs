@@ -255,6 +255,18 @@ pub enum IncidentDetail {
     },
 }
 
+impl IncidentDetail {
+    /// The players it names: the scorer, the player booked, or the two substituted.
+    pub fn players(&self) -> impl Iterator<Item = &Player> {
+        let (first, second) = match self {
+            IncidentDetail::Goal { scorer, .. } => (scorer.as_ref(), None),
+            IncidentDetail::Card { player, .. } => (Some(player), None),
+            IncidentDetail::Substitution { off, on, .. } => (Some(off), Some(on)),
+        };
+        first.into_iter().chain(second)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -36,11 +36,21 @@ impl StoredMatch {
 
     /// The games-list line; `emitted_at_ms` is when the producer sent the latest record behind it.
     pub fn summary(&self, updated_at_ms: u64, emitted_at_ms: u64) -> MatchSummary {
+        let latest = self.fold.state.incidents.last().cloned();
+        let mut info = self.fold.state.info.clone();
+        // The list shows only its latest incident's players: the nicknames of both squads
+        // would go out with every change of every game.
+        info.nicknames.retain(|id, _| {
+            latest
+                .iter()
+                .flat_map(|incident| incident.detail.players())
+                .any(|player| player.id == *id)
+        });
         MatchSummary {
             match_id: self.fold.state.info.match_id,
-            info: self.fold.state.info.clone(),
+            info,
             headline: Headline::of(&self.fold.state),
-            latest: self.fold.state.incidents.last().cloned(),
+            latest,
             replay: self.replay,
             updated_at_ms,
             emitted_at_ms,
@@ -53,6 +63,7 @@ impl StoredMatch {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MatchSummary {
     pub match_id: u64,
+    /// The match's info; of its nicknames, only those of the players `latest` names.
     pub info: MatchInfo,
     pub headline: Headline,
     /// The latest goal, card or substitution, for the scoreboard's line under the score.
@@ -223,4 +234,65 @@ pub struct Snapshot {
 /// The feed's snapshot: every game's summary, most recently changed first.
 pub fn games_snapshot_json(games: &[MatchSummary]) -> String {
     serde_json::json!({ "kind": "snapshot", "games": games }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use livescore_domain::TeamRef;
+    use livescore_domain::state::{Card, Clock, IncidentDetail, Player, Side};
+
+    use super::*;
+
+    #[test]
+    fn the_games_list_carries_only_the_nicknames_its_latest_incident_shows() {
+        let team = |id, name: &str| TeamRef {
+            id,
+            name: name.into(),
+        };
+        let mut info = MatchInfo::of_teams(1, team(1, "Home"), team(2, "Away"));
+        info.nicknames = BTreeMap::from([(10, "Ten".to_owned()), (11, "Eleven".to_owned())]);
+        let mut stored = StoredMatch {
+            run: 1,
+            seq: 0,
+            replay: ReplayInfo {
+                run: 1,
+                status: ReplayStatus::Running,
+                speed: Speed::Max,
+                lost_records: 0,
+            },
+            fold: MatchFold::new(info.clone()),
+        };
+        assert!(
+            stored.summary(0, 0).info.nicknames.is_empty(),
+            "no incident yet"
+        );
+
+        stored.fold.state.incidents.push(Incident {
+            id: "card".into(),
+            period: 1,
+            clock: Clock {
+                minute: 9,
+                added: 0,
+            },
+            side: Side::Home,
+            detail: IncidentDetail::Card {
+                player: Player {
+                    id: 11,
+                    name: "Eleven In Full".into(),
+                },
+                card: Card::Yellow,
+            },
+        });
+        let summary = stored.summary(0, 0);
+        assert_eq!(
+            summary.info.nicknames,
+            BTreeMap::from([(11, "Eleven".to_owned())])
+        );
+        assert_eq!(
+            stored.fold.state.info.nicknames, info.nicknames,
+            "the match keeps them all"
+        );
+    }
 }
