@@ -77,6 +77,11 @@ for (const transport of ['sse', 'ws']) {
     assert.equal(await centre.locator('.shotmap circle.shot.goal').count(), 6);
     assert.equal(await centre.locator('.xg circle.xg-goal').count(), 6);
     assert.equal(await centre.locator('.formation g.player').count(), 22);
+    // Players go by the names fans know (the lineups' nicknames), not the events' full names.
+    assert.equal(await centre.locator('.match-head .scorers li', { hasText: 'Debinha' }).count(), 1);
+    assert.equal(await centre.locator('.match-head .scorers li', { hasText: 'Débora' }).count(), 0);
+    assert.equal(await centre.locator('.formation g.player text.name', { hasText: 'Marta' }).count(), 1);
+    assert.equal(await centre.locator('.formation g.player text.name', { hasText: 'Silva' }).count(), 0);
     assert.equal(await centre.locator('#transport').inputValue(), transport);
 
     // The scoreboard shows it finished.

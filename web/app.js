@@ -26,17 +26,23 @@ const lostText = (replay) => replay?.lost_records ? `${replay.lost_records} even
 const clockText = (clock) => clock && clock.minute ? `${clock.minute}${clock.added ? '+' + clock.added : ''}'` : '';
 const statusText = (h) => PLAYING.has(h.status) && h.status !== 'shootout' ? clockText(h.clock) : STATUS[h.status] ?? h.status;
 
+// The name a player is known by: the lineups' nickname ("Lionel Messi") where the match info
+// has one, else the events' full name ("Lionel Andrés Messi Cuccittini").
+const known = (info, player) => info.nicknames?.[player.id] ?? player.name;
+// On the formation's pitch: the last word of that ("Messi").
+const shortName = (info, player) => known(info, player).split(' ').slice(-1)[0];
+
 function incidentText(incident, info) {
   const team = incident.side === 'home' ? info.home.name : info.away.name;
   switch (incident.type) {
     case 'goal': {
       const kind = { penalty: ' (pen)', own_goal: ' (OG)', free_kick: ' (FK)' }[incident.kind] ?? '';
-      return `Goal ${team}: ${incident.scorer?.name ?? 'unknown scorer'}${kind}`;
+      return `Goal ${team}: ${incident.scorer ? known(info, incident.scorer) : 'unknown scorer'}${kind}`;
     }
     case 'card':
-      return `${{ yellow: 'Yellow card', second_yellow: 'Second yellow', red: 'Red card' }[incident.card]}: ${incident.player.name}`;
+      return `${{ yellow: 'Yellow card', second_yellow: 'Second yellow', red: 'Red card' }[incident.card]}: ${known(info, incident.player)}`;
     case 'substitution':
-      return `Substitution ${team}: ${incident.on.name} on, ${incident.off.name} off`;
+      return `Substitution ${team}: ${known(info, incident.on)} on, ${known(info, incident.off)} off`;
     default:
       return '';
   }
@@ -351,7 +357,7 @@ function matchCentre(id) {
     if (!goals.length) return '';
     return `<ul class="scorers" aria-label="${esc(state.info[side].name)} scorers">${goals.map((g) => {
       const mark = { penalty: ' (pen)', own_goal: ' (OG)' }[g.kind] ?? '';
-      return `<li>${esc(g.scorer?.name ?? 'unknown scorer')} ${esc(clockText(g.clock))}${mark}</li>`;
+      return `<li>${esc(g.scorer ? known(state.info, g.scorer) : 'unknown scorer')} ${esc(clockText(g.clock))}${mark}</li>`;
     }).join('')}</ul>`;
   };
 
@@ -364,7 +370,7 @@ function matchCentre(id) {
       const [x, y] = at(s, s.location);
       const r = 0.8 + Math.sqrt(s.xg) * 3.2;
       const goal = s.outcome === 'Goal';
-      const label = `${s.player?.name ?? 'unknown'} ${clockText(s.clock)}: ${s.outcome}, xG ${s.xg.toFixed(2)}${s.body_part ? `, ${s.body_part}` : ''}`;
+      const label = `${s.player ? known(state.info, s.player) : 'unknown'} ${clockText(s.clock)}: ${s.outcome}, xG ${s.xg.toFixed(2)}${s.body_part ? `, ${s.body_part}` : ''}`;
       return `<circle class="shot ${s.side}${goal ? ' goal' : ''}" cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${r.toFixed(2)}"><title>${esc(label)}</title></circle>`;
     }).join('');
     const line = 'fill="none" stroke="var(--line)" stroke-width="0.5"';
@@ -398,7 +404,7 @@ function matchCentre(id) {
       paths[s.side].push(`H${x(at).toFixed(1)}`);
       total[s.side] += s.xg;
       paths[s.side].push(`V${y(total[s.side]).toFixed(1)}`);
-      if (s.outcome === 'Goal') goals.push(`<circle class="xg-goal ${s.side}" cx="${x(at).toFixed(1)}" cy="${y(total[s.side]).toFixed(1)}" r="4"><title>${esc(`${s.player?.name ?? ''} ${clockText(s.clock)}`)}</title></circle>`);
+      if (s.outcome === 'Goal') goals.push(`<circle class="xg-goal ${s.side}" cx="${x(at).toFixed(1)}" cy="${y(total[s.side]).toFixed(1)}" r="4"><title>${esc(`${s.player ? known(state.info, s.player) : ''} ${clockText(s.clock)}`)}</title></circle>`);
     }
     const now = x(end).toFixed(1);
     return `<svg viewBox="0 0 ${width} ${height}" preserveAspectRatio="none" role="img"
@@ -426,7 +432,7 @@ function matchCentre(id) {
       const classes = `player${/■|▮▮/.test(badge) ? ' sent-off' : ''}${badge.includes('↓') ? ' off' : ''}`;
       return `<g class="${classes}" data-player="${p.id}" transform="translate(${x} ${y.toFixed(1)})">
         <circle r="3" class="${home ? 'home' : 'away'}"/><text y="1" class="num">${p.jersey_number}</text>
-        <text y="6" class="name">${esc(p.name.split(' ').slice(-1)[0])}${badge ? ` ${badge}` : ''}</text><title>${esc(`${p.name}, ${p.position}`)}</title></g>`;
+        <text y="6" class="name">${esc(shortName(state.info, p))}${badge ? ` ${badge}` : ''}</text><title>${esc(`${known(state.info, p)}, ${p.position}`)}</title></g>`;
     }).join('');
     const { home, away } = state.lineups;
     if (!home && !away) return '<p class="sub">Not announced yet.</p>';
@@ -464,11 +470,11 @@ function matchCentre(id) {
       let what;
       if (i.type === 'goal') {
         const tag = { penalty: 'penalty', own_goal: 'own goal', free_kick: 'free kick' }[i.kind];
-        what = `${esc(i.scorer?.name ?? 'unknown scorer')}${tag ? `<span class="tag">${tag}</span>` : ''}`;
+        what = `${esc(i.scorer ? known(state.info, i.scorer) : 'unknown scorer')}${tag ? `<span class="tag">${tag}</span>` : ''}`;
       } else if (i.type === 'card') {
-        what = `${esc(i.player.name)}<span class="tag">${{ yellow: 'yellow', second_yellow: 'second yellow', red: 'red' }[i.card]}</span>`;
+        what = `${esc(known(state.info, i.player))}<span class="tag">${{ yellow: 'yellow', second_yellow: 'second yellow', red: 'red' }[i.card]}</span>`;
       } else {
-        what = `↑ ${esc(i.on.name)} <span class="sub">↓ ${esc(i.off.name)}</span>`;
+        what = `↑ ${esc(known(state.info, i.on))} <span class="sub">↓ ${esc(known(state.info, i.off))}</span>`;
       }
       return `<li class="${i.side} is-${i.type}" data-incident="${esc(i.id)}"><span class="minute">${clockText(i.clock)}</span>
         <span class="icon ${cls}" aria-label="${esc(i.type === 'card' ? i.card.replace('_', ' ') + ' card' : i.type)}">${letter}</span><span class="what">${what}</span></li>`;
@@ -507,7 +513,7 @@ function matchCentre(id) {
 
   const lineups = () => {
     const side = (name, lineup) => lineup ? `<div><h3>${esc(name)} <span class="tag">${esc(lineup.formation)}</span></h3><ol>${
-      lineup.players.map((p) => `<li><span class="num">${p.jersey_number}</span>${esc(p.name)} <span class="sub hide-narrow">${esc(p.position)}</span></li>`).join('')}</ol></div>`
+      lineup.players.map((p) => `<li><span class="num">${p.jersey_number}</span>${esc(known(state.info, p))} <span class="sub hide-narrow">${esc(p.position)}</span></li>`).join('')}</ol></div>`
       : `<div><h3>${esc(name)}</h3><p class="sub">Not announced yet.</p></div>`;
     return `<div class="lineups">${side(state.info.home.name, state.lineups.home)}${side(state.info.away.name, state.lineups.away)}</div>`;
   };
