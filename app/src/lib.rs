@@ -59,26 +59,31 @@ impl Given {
             store: Some(store),
         }
     }
+}
 
-    async fn log(
-        &self,
-        settings: &Settings,
-        engines: Engines,
-    ) -> Result<Arc<dyn EventLog>, StartError> {
-        match &self.log {
-            Some(log) => Ok(Arc::clone(log)),
-            None => connect::log(&settings.log, engines).await,
+/// What a role is built from.
+struct Parts {
+    settings: Settings,
+    given: Given,
+    /// Whether the in-process engines may stand in for Kafka and Redis.
+    engines: Engines,
+    shutdown: CancellationToken,
+}
+
+impl Parts {
+    /// The event log given, else the one the settings name.
+    async fn log(&mut self) -> Result<Arc<dyn EventLog>, StartError> {
+        match self.given.log.take() {
+            Some(log) => Ok(log),
+            None => connect::log(&self.settings.log, self.engines).await,
         }
     }
 
-    async fn match_store(
-        &self,
-        settings: &Settings,
-        engines: Engines,
-    ) -> Result<Arc<dyn MatchStore>, StartError> {
-        match &self.store {
-            Some(store) => Ok(Arc::clone(store)),
-            None => connect::store(&settings.store, engines).await,
+    /// The match store given, else the one the settings name.
+    async fn store(&mut self) -> Result<Arc<dyn MatchStore>, StartError> {
+        match self.given.store.take() {
+            Some(store) => Ok(store),
+            None => connect::store(&self.settings.store, self.engines).await,
         }
     }
 }
@@ -158,11 +163,22 @@ impl Application {
         given: Given,
         shutdown: CancellationToken,
     ) -> Result<Application, StartError> {
+        // Only `up` runs every role in one process, where in-process engines can stand in.
+        let engines = match role {
+            Role::Up => Engines::InProcessIfUnset,
+            _ => Engines::Required,
+        };
+        let parts = Parts {
+            settings,
+            given,
+            engines,
+            shutdown,
+        };
         match role {
-            Role::Up => build_up(settings, given, shutdown).await,
-            Role::Producer => build_producer(settings, given, shutdown).await,
-            Role::Projector => build_projector(settings, given, shutdown).await,
-            Role::Api => build_api(settings, given, shutdown).await,
+            Role::Up => build_up(parts).await,
+            Role::Producer => build_producer(parts).await,
+            Role::Projector => build_projector(parts).await,
+            Role::Api => build_api(parts).await,
         }
     }
 
@@ -198,19 +214,25 @@ fn traced(router: Router) -> Router {
     router.layer(TraceLayer::new_for_http())
 }
 
-async fn build_up(
-    settings: Settings,
-    given: Given,
-    shutdown: CancellationToken,
-) -> Result<Application, StartError> {
-    let log = given.log(&settings, Engines::InProcessIfUnset).await?;
-    let store = given
-        .match_store(&settings, Engines::InProcessIfUnset)
-        .await?;
-    let mut api = livescore_api::ApiState::new(Arc::clone(&store), watch_of(&shutdown))
+/// The API replica's state over `store`, subscribed to it, as the settings configure it.
+async fn api_state(
+    store: Arc<dyn MatchStore>,
+    settings: &Settings,
+    shutdown: &CancellationToken,
+) -> Result<livescore_api::ApiState, StartError> {
+    let mut api = livescore_api::ApiState::new(store, watch_of(shutdown))
         .await
         .map_err(StartError::Subscribe)?;
     settings.http.configure(&mut api);
+    Ok(api)
+}
+
+async fn build_up(mut parts: Parts) -> Result<Application, StartError> {
+    let (log, store) = (parts.log().await?, parts.store().await?);
+    let Parts {
+        settings, shutdown, ..
+    } = parts;
+    let api = api_state(Arc::clone(&store), &settings, &shutdown).await?;
     // The server stops on the same signal the API tells its WebSocket clients about.
     let stopping = api.shutdown.clone();
     // One registry for the process: the API's /metrics shows every role's metrics.
@@ -246,12 +268,11 @@ async fn build_up(
     })
 }
 
-async fn build_producer(
-    settings: Settings,
-    given: Given,
-    shutdown: CancellationToken,
-) -> Result<Application, StartError> {
-    let log = given.log(&settings, Engines::Required).await?;
+async fn build_producer(mut parts: Parts) -> Result<Application, StartError> {
+    let log = parts.log().await?;
+    let Parts {
+        settings, shutdown, ..
+    } = parts;
     let telemetry = Telemetry::new();
     let control = control(log, &settings.producer, &telemetry)?;
     resume_replays(&control).await?;
@@ -274,14 +295,12 @@ async fn build_producer(
     })
 }
 
-async fn build_projector(
-    settings: Settings,
-    given: Given,
-    shutdown: CancellationToken,
-) -> Result<Application, StartError> {
+async fn build_projector(mut parts: Parts) -> Result<Application, StartError> {
+    let (log, store) = (parts.log().await?, parts.store().await?);
+    let Parts {
+        settings, shutdown, ..
+    } = parts;
     let telemetry = Telemetry::new();
-    let log = given.log(&settings, Engines::Required).await?;
-    let store = given.match_store(&settings, Engines::Required).await?;
     let projector = projector(log, store, &settings, &telemetry);
     let stats = projector.stats();
     // One shard: the listener only answers health checks and scrapes.
@@ -340,16 +359,12 @@ fn projector_routes(telemetry: &Arc<Telemetry>, stats: &Arc<ProjectorStats>) -> 
         )
 }
 
-async fn build_api(
-    settings: Settings,
-    given: Given,
-    shutdown: CancellationToken,
-) -> Result<Application, StartError> {
-    let store = given.match_store(&settings, Engines::Required).await?;
-    let mut api = livescore_api::ApiState::new(store, watch_of(&shutdown))
-        .await
-        .map_err(StartError::Subscribe)?;
-    settings.http.configure(&mut api);
+async fn build_api(mut parts: Parts) -> Result<Application, StartError> {
+    let store = parts.store().await?;
+    let Parts {
+        settings, shutdown, ..
+    } = parts;
+    let api = api_state(store, &settings, &shutdown).await?;
     let stopping = api.shutdown.clone();
     let server = Server::bind(&settings.http.server())?;
     let make_app: MakeApp =

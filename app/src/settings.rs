@@ -10,6 +10,11 @@ use std::time::Duration;
 
 use clap::Args;
 
+/// The range of the timeouts in milliseconds: a tenth of a second to an hour.
+fn millis() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(100..=3_600_000)
+}
+
 /// The event log: Kafka when `KAFKA_BROKERS` is set, else (for `up` only) in-process.
 #[derive(Args, Debug, Clone)]
 pub struct LogSettings {
@@ -49,12 +54,10 @@ pub struct HttpSettings {
     pub http_max_connections: u64,
     /// A client must send a whole request head within this many milliseconds (also the most a
     /// keep-alive connection may stay idle between requests).
-    #[arg(long, env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = millis())]
     pub http_header_timeout_ms: u64,
     /// A WebSocket that follows no topic for this many milliseconds is closed (API and `up`).
-    #[arg(long, env = "WS_IDLE_TIMEOUT_MS", default_value_t = 30_000,
-          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    #[arg(long, env = "WS_IDLE_TIMEOUT_MS", default_value_t = 30_000, value_parser = millis())]
     pub ws_idle_timeout_ms: u64,
     /// Server threads, each with its own listener, runtime, fan-out engine and descriptor
     /// table (so each holds as many connections as the open-file limit). 0: one per core.
@@ -66,8 +69,7 @@ pub struct HttpSettings {
     #[arg(long, env = "FANOUT_IO_URING", default_value_t = true, action = clap::ArgAction::Set)]
     pub fanout_io_uring: bool,
     /// A viewer that leaves its queue full for this many milliseconds is let go (API and `up`).
-    #[arg(long, env = "SLOW_CLIENT_MS", default_value_t = 30_000,
-          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    #[arg(long, env = "SLOW_CLIENT_MS", default_value_t = 30_000, value_parser = millis())]
     pub slow_client_ms: u64,
     /// Messages that may wait for one viewer; past it, its topics stop queueing and catch up
     /// from the store once it has drained (API and `up`).
