@@ -118,7 +118,7 @@ async fn start_cluster() -> Cluster {
         prometheus: format!("http://127.0.0.1:{}", port + 20),
         run_dir: dir.join("run"),
         store: support::redis_store(&name).await,
-        http: reqwest::Client::new(),
+        http: support::http_client(),
     };
     tokio::time::timeout(Duration::from_secs(90), up_rx)
         .await

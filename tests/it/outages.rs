@@ -83,7 +83,7 @@ async fn start_roles(brokers: &str, redis_url: &str, delivery_timeout: Duration)
             .await
             .unwrap(),
         ),
-        http: reqwest::Client::new(),
+        http: support::http_client(),
     };
     for url in [
         format!("{}/healthz", roles.producer),

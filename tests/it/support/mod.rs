@@ -94,6 +94,17 @@ pub fn logs() {
     }
 }
 
+/// An HTTP client for a test that keeps it across idle spells (an outage, say): it drops a
+/// pooled connection idle for 5 s, before a replica closes it (10 s: HTTP_HEADER_TIMEOUT_MS), as
+/// nginx does in front of the replicas. A client that kept it longer sent its next request into
+/// a connection being closed, and got a reset (seen after the outage test's 10 s wait).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
 /// A name no other test run uses: for topics, key prefixes and consumer groups.
 pub fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
