@@ -275,6 +275,33 @@ async fn the_web_ui_names_the_wire_as_the_server_does() {
     assert!(served.contains("feedTopic: 'games'") && served.contains("`game:${id}`"));
 }
 
+#[tokio::test]
+async fn the_formation_view_places_every_position_the_shipped_matches_name() {
+    let (app, _stop) = api().await;
+    let (_, script) = get(&app, "/app.js").await;
+    let catalog = support::catalog();
+    for game in catalog.games() {
+        let loaded = catalog.load(&game.id.to_string()).unwrap();
+        let lineups = loaded.events.iter().flat_map(|e| &e.tactics);
+        for name in lineups
+            .flat_map(|t| &t.lineup)
+            .map(|entry| &entry.position.name)
+        {
+            // A key of web/app.js's POSITIONS table, quoted when it has a space.
+            let key = if name.contains(' ') {
+                format!("'{name}':")
+            } else {
+                format!("{name}:")
+            };
+            assert!(
+                script.contains(&key),
+                "{}: {name:?} has no place on the formation's pitch (POSITIONS in web/app.js)",
+                game.id
+            );
+        }
+    }
+}
+
 /// The first SSE event of `uri` (with an optional Last-Event-ID header): (id, event name).
 /// Checks on the way that the response is an uncached event stream that opens with `retry:`.
 async fn first_sse_event(
