@@ -18,10 +18,7 @@ pub struct LineupPlayer {
     pub player_id: u64,
     pub player_name: String,
     /// The name the player is known by, when it is not `player_name` (often null).
-    #[serde(default)]
     pub player_nickname: Option<String>,
-    #[serde(default)]
-    pub jersey_number: Option<u32>,
 }
 
 /// The names players are known by, by player id: their nickname where the lineups give one that
