@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use clap::builder::NonEmptyStringValueParser;
 
 /// The range of the timeouts in milliseconds: a tenth of a second to an hour.
 fn millis() -> clap::builder::RangedU64ValueParser<u64> {
@@ -18,8 +19,9 @@ fn millis() -> clap::builder::RangedU64ValueParser<u64> {
 /// The event log: Kafka when `KAFKA_BROKERS` is set, else (for `up` only) in-process.
 #[derive(Args, Debug, Clone)]
 pub struct LogSettings {
-    /// Kafka bootstrap servers, host:port[,host:port...].
-    #[arg(long, env = "KAFKA_BROKERS")]
+    /// Kafka bootstrap servers, host:port[,host:port...]. Set but empty is an error: unset it
+    /// for the in-process log.
+    #[arg(long, env = "KAFKA_BROKERS", value_parser = NonEmptyStringValueParser::new())]
     pub kafka_brokers: Option<String>,
     /// The topic of match records (created at start-up if missing; `<topic>-dlq` too).
     #[arg(long, env = "KAFKA_TOPIC", default_value = "match-events")]
@@ -32,8 +34,8 @@ pub struct LogSettings {
 /// The match store: Redis when `REDIS_URL` is set, else (for `up` only) in-process.
 #[derive(Args, Debug, Clone)]
 pub struct StoreSettings {
-    /// redis://host:port[/db]
-    #[arg(long, env = "REDIS_URL")]
+    /// redis://host:port[/db]. Set but empty is an error: unset it for the in-process store.
+    #[arg(long, env = "REDIS_URL", value_parser = NonEmptyStringValueParser::new())]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key and channel.
     #[arg(long, env = "REDIS_PREFIX", default_value = "livescore")]

@@ -119,6 +119,24 @@ fn fold_fails_clearly_on_an_unknown_game_or_a_bad_file() {
 }
 
 #[test]
+fn an_engine_set_but_empty_is_refused_at_once() {
+    // `up` would otherwise wait for a Kafka without bootstrap servers, forever.
+    for (variable, role) in [("KAFKA_BROKERS", "up"), ("REDIS_URL", "api")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_livescore"))
+            .arg(role)
+            .env(variable, "")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{variable}");
+        let message = stderr(&output);
+        assert!(
+            message.contains(&format!("<{variable}>")) && message.contains("none was supplied"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
 fn a_role_stuck_on_an_unreachable_broker_still_stops_after_sigterm() {
     // Nothing listens on port 1: the projector waits for Kafka at start-up, forever.
     let mut child = Command::new(env!("CARGO_BIN_EXE_livescore"))
