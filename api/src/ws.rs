@@ -10,10 +10,10 @@
 //! - `{"topic": "...", "kind": "unsubscribed"}`
 //! - `{"kind": "error", "message": "..."}`: the request was not understood; the connection stays
 //!
-//! The server pings when it has sent nothing else for 10 to 15 s. When it shuts down it closes with
-//! 1012 (service restart), so clients reconnect elsewhere and resubscribe with their cursors. A
-//! connection that follows no topic for `ApiState::idle_socket` (30 s) is closed with 1008; a
-//! frame over 4 KiB closes it with 1009, a frame that breaks the protocol with 1002.
+//! The server pings when it has sent nothing else for 10 to 15 s. When it shuts down it closes
+//! with 1012 (service restart), so clients reconnect elsewhere and resubscribe with their
+//! cursors. A connection that follows no topic for `ApiState::idle_socket` (30 s) is closed with
+//! 1008; a frame over 4 KiB closes it with 1009, a frame that breaks the protocol with 1002.
 //!
 //! This handler answers the handshake (RFC 6455 4.2.2); the shard's fan-out engine takes the
 //! socket once the `101` is written, reads the client's frames and writes the topics' entries.

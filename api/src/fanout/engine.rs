@@ -63,9 +63,7 @@ struct Conn {
     progress_at: Instant,
     /// Close once `pending` is written.
     closing: bool,
-    /// Something was written since the last heartbeat round.
-    wrote: bool,
-    /// Heartbeat rounds since the socket was last written to.
+    /// How long since something was written to it, in heartbeat rounds.
     quiet: Quiet,
     reader: AbortHandle,
     waiter: Option<AbortHandle>,
@@ -76,24 +74,24 @@ struct Conn {
 }
 
 /// How long a socket has been silent, counted in heartbeat rounds (`HEARTBEAT_ROUND`, a third
-/// of `HEARTBEAT`). A heartbeat goes out at the second round in a row that finds nothing
-/// written since the one before: the socket has then been silent for more than two rounds and
-/// less than three, never longer than `HEARTBEAT`. (Rounds of a whole `HEARTBEAT` with a
-/// "wrote" flag leave a socket written to just after a round silent for almost two: a client
-/// that allows 20 s between frames gave up on a match stalled by a broker restart.)
+/// of `HEARTBEAT`): a write sets it back to nothing. A heartbeat goes out at the third round
+/// after the last write, so the socket has been silent for more than two rounds and less than
+/// three, never longer than `HEARTBEAT`. (Rounds of a whole `HEARTBEAT` with a "wrote" flag
+/// leave a socket written to just after a round silent for almost two: a client that allows
+/// 20 s between frames gave up on a match stalled by a broker restart.)
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Quiet(u8);
 
 impl Quiet {
-    /// A heartbeat round: whether the socket was written to since the last one; true when it
-    /// is due a heartbeat now.
-    fn round(&mut self, wrote: bool) -> bool {
-        if wrote {
-            self.0 = 0;
-            return false;
-        }
+    /// Something was written to the socket.
+    fn written(&mut self) {
+        self.0 = 0;
+    }
+
+    /// A heartbeat round has come: true when the socket is due a heartbeat now.
+    fn round(&mut self) -> bool {
         self.0 += 1;
-        if self.0 == 2 {
+        if self.0 == 3 {
             self.0 = 0;
             return true;
         }
@@ -370,7 +368,6 @@ impl Engine {
             blocked: false,
             progress_at: now,
             closing: false,
-            wrote: false,
             quiet: Quiet::default(),
             reader,
             waiter: None,
@@ -740,7 +737,7 @@ impl Engine {
             written += batch.len();
         }
         if let Some(conn) = self.conns.get_mut(index) {
-            conn.wrote = true;
+            conn.quiet.written();
         }
     }
 
@@ -756,7 +753,7 @@ impl Engine {
         }
         let mut skip = result.max(0) as usize;
         if skip > 0 {
-            conn.wrote = true;
+            conn.quiet.written();
         }
         let was_blocked = conn.blocked;
         for part in parts {
@@ -843,7 +840,7 @@ impl Engine {
         }
         if progress {
             conn.progress_at = Instant::now();
-            conn.wrote = true;
+            conn.quiet.written();
         }
         if !conn.pending.is_empty() {
             if timed_out && !progress || conn.progress_at + self.patience <= Instant::now() {
@@ -1043,12 +1040,10 @@ impl Engine {
         let sse = wire::chunk(sse::HEARTBEAT.as_bytes());
         let ping = wire::frame(wire::PING, b"");
         for (index, conn) in &mut self.conns {
-            let beat = conn.quiet.round(conn.wrote);
-            if beat && !conn.blocked && !conn.closing {
+            if conn.quiet.round() && !conn.blocked && !conn.closing {
                 let beat = if conn.websocket { &ping } else { &sse };
                 self.outgoing.push((index, beat.clone()));
             }
-            conn.wrote = false;
         }
         self.flush_outgoing();
     }
@@ -1165,7 +1160,10 @@ mod tests {
         for &wrote in writes {
             // A write just after the previous round: silent for this whole round at least.
             silent = if wrote { 1 } else { silent + 1 };
-            if quiet.round(wrote) {
+            if wrote {
+                quiet.written();
+            }
+            if quiet.round() {
                 longest = longest.max(silent);
                 silent = 0;
             }
@@ -1175,19 +1173,21 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_socket_gets_a_heartbeat_every_second_round() {
+    fn a_silent_socket_gets_a_heartbeat_every_third_round() {
+        // The heartbeat starts the count again, as any write does.
         let mut quiet = Quiet::default();
-        let beats: Vec<bool> = (0..6).map(|_| quiet.round(false)).collect();
-        assert_eq!(beats, [false, true, false, true, false, true]);
+        let beats: Vec<bool> = (0..6).map(|_| quiet.round()).collect();
+        assert_eq!(beats, [false, false, true, false, false, true]);
     }
 
     #[test]
     fn a_write_puts_the_next_heartbeat_off() {
         let mut quiet = Quiet::default();
-        assert!(!quiet.round(false));
-        assert!(!quiet.round(true), "written to: no heartbeat");
-        assert!(!quiet.round(false));
-        assert!(quiet.round(false));
+        assert!(!quiet.round());
+        quiet.written();
+        assert!(!quiet.round(), "written to: no heartbeat");
+        assert!(!quiet.round());
+        assert!(quiet.round());
     }
 
     #[test]

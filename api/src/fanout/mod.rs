@@ -25,9 +25,10 @@
 //!   the viewer leave; for WebSocket, to read its frames (`wire.rs`): subscribe, unsubscribe,
 //!   ping, close.
 //! - **Housekeeping**, once a second: a heartbeat (an SSE comment, a WebSocket ping) to the
-//!   sockets nothing was written to for two rounds of 5 s, so none is silent longer than 15 s, and WebSockets that follow no topic for
-//!   `ApiState::idle_socket` closed (1008). On shutdown every viewer gets the end of its stream
-//!   (SSE) or a close 1012 (WebSocket) and reconnects elsewhere.
+//!   sockets nothing was written to for more than two rounds of 5 s, so none is silent longer
+//!   than 15 s; and WebSockets that follow no topic for `ApiState::idle_socket` closed (1008).
+//!   On shutdown every viewer gets the end of its stream (SSE) or a close 1012 (WebSocket) and
+//!   reconnects elsewhere.
 
 mod engine;
 mod reader;
