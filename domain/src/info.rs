@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::Side;
+use crate::state::{Player, Side};
 use crate::statsbomb::{Event, EventKind, MatchMetadata};
 
 /// A team as the scoreboard names it.
@@ -179,6 +179,28 @@ impl MatchInfo {
             last_period: 1,
             ..MatchInfo::of_teams(match_id, team(home), team(away))
         })
+    }
+
+    /// This info with only the nicknames of `players`: what a line that names just them needs
+    /// (the games list names a match's latest incident), without copying both squads'.
+    pub fn naming<'a>(&self, players: impl IntoIterator<Item = &'a Player>) -> MatchInfo {
+        let nicknames = players
+            .into_iter()
+            .filter_map(|player| Some((player.id, self.nicknames.get(&player.id)?.clone())))
+            .collect();
+        // Every field named, so that a new one is not forgotten here.
+        MatchInfo {
+            match_id: self.match_id,
+            home: self.home.clone(),
+            away: self.away.clone(),
+            competition: self.competition.clone(),
+            season: self.season.clone(),
+            date: self.date.clone(),
+            kick_off: self.kick_off.clone(),
+            stadium: self.stadium.clone(),
+            last_period: self.last_period,
+            nicknames,
+        }
     }
 
     /// What is known of a match from its teams alone: no competition, season, date, kick-off or

@@ -37,18 +37,12 @@ impl StoredMatch {
     /// The games-list line; `emitted_at_ms` is when the producer sent the latest record behind it.
     pub fn summary(&self, updated_at_ms: u64, emitted_at_ms: u64) -> MatchSummary {
         let latest = self.fold.state.incidents.last().cloned();
-        let mut info = self.fold.state.info.clone();
         // The list shows only its latest incident's players: the nicknames of both squads
         // would go out with every change of every game.
-        info.nicknames.retain(|id, _| {
-            latest
-                .iter()
-                .flat_map(|incident| incident.detail.players())
-                .any(|player| player.id == *id)
-        });
+        let named = latest.iter().flat_map(|incident| incident.detail.players());
         MatchSummary {
             match_id: self.fold.state.info.match_id,
-            info,
+            info: self.fold.state.info.naming(named),
             headline: Headline::of(&self.fold.state),
             latest,
             replay: self.replay,
