@@ -27,8 +27,9 @@ const clockText = (clock) => clock && clock.minute ? `${clock.minute}${clock.add
 const statusText = (h) => PLAYING.has(h.status) && h.status !== 'shootout' ? clockText(h.clock) : STATUS[h.status] ?? h.status;
 
 // The name a player is known by: the lineups' nickname ("Lionel Messi") where the match info
-// has one, else the events' full name ("Lionel Andrés Messi Cuccittini").
-const known = (info, player) => info.nicknames?.[player.id] ?? player.name;
+// has one, else the events' full name ("Lionel Andrés Messi Cuccittini"); `missing` when the
+// player is not known yet (an own goal's scorer, before its "Against" half arrives).
+const known = (info, player, missing = '') => player ? info.nicknames?.[player.id] ?? player.name : missing;
 // On the formation's pitch: the last word of that ("Messi").
 const shortName = (info, player) => known(info, player).split(' ').slice(-1)[0];
 
@@ -37,7 +38,7 @@ function incidentText(incident, info) {
   switch (incident.type) {
     case 'goal': {
       const kind = { penalty: ' (pen)', own_goal: ' (OG)', free_kick: ' (FK)' }[incident.kind] ?? '';
-      return `Goal ${team}: ${incident.scorer ? known(info, incident.scorer) : 'unknown scorer'}${kind}`;
+      return `Goal ${team}: ${known(info, incident.scorer, 'unknown scorer')}${kind}`;
     }
     case 'card':
       return `${{ yellow: 'Yellow card', second_yellow: 'Second yellow', red: 'Red card' }[incident.card]}: ${known(info, incident.player)}`;
@@ -357,7 +358,7 @@ function matchCentre(id) {
     if (!goals.length) return '';
     return `<ul class="scorers" aria-label="${esc(state.info[side].name)} scorers">${goals.map((g) => {
       const mark = { penalty: ' (pen)', own_goal: ' (OG)' }[g.kind] ?? '';
-      return `<li>${esc(g.scorer ? known(state.info, g.scorer) : 'unknown scorer')} ${esc(clockText(g.clock))}${mark}</li>`;
+      return `<li>${esc(known(state.info, g.scorer, 'unknown scorer'))} ${esc(clockText(g.clock))}${mark}</li>`;
     }).join('')}</ul>`;
   };
 
@@ -370,7 +371,7 @@ function matchCentre(id) {
       const [x, y] = at(s, s.location);
       const r = 0.8 + Math.sqrt(s.xg) * 3.2;
       const goal = s.outcome === 'Goal';
-      const label = `${s.player ? known(state.info, s.player) : 'unknown'} ${clockText(s.clock)}: ${s.outcome}, xG ${s.xg.toFixed(2)}${s.body_part ? `, ${s.body_part}` : ''}`;
+      const label = `${known(state.info, s.player, 'unknown')} ${clockText(s.clock)}: ${s.outcome}, xG ${s.xg.toFixed(2)}${s.body_part ? `, ${s.body_part}` : ''}`;
       return `<circle class="shot ${s.side}${goal ? ' goal' : ''}" cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${r.toFixed(2)}"><title>${esc(label)}</title></circle>`;
     }).join('');
     const line = 'fill="none" stroke="var(--line)" stroke-width="0.5"';
@@ -404,7 +405,7 @@ function matchCentre(id) {
       paths[s.side].push(`H${x(at).toFixed(1)}`);
       total[s.side] += s.xg;
       paths[s.side].push(`V${y(total[s.side]).toFixed(1)}`);
-      if (s.outcome === 'Goal') goals.push(`<circle class="xg-goal ${s.side}" cx="${x(at).toFixed(1)}" cy="${y(total[s.side]).toFixed(1)}" r="4"><title>${esc(`${s.player ? known(state.info, s.player) : ''} ${clockText(s.clock)}`)}</title></circle>`);
+      if (s.outcome === 'Goal') goals.push(`<circle class="xg-goal ${s.side}" cx="${x(at).toFixed(1)}" cy="${y(total[s.side]).toFixed(1)}" r="4"><title>${esc(`${known(state.info, s.player)} ${clockText(s.clock)}`)}</title></circle>`);
     }
     const now = x(end).toFixed(1);
     return `<svg viewBox="0 0 ${width} ${height}" preserveAspectRatio="none" role="img"
@@ -470,7 +471,7 @@ function matchCentre(id) {
       let what;
       if (i.type === 'goal') {
         const tag = { penalty: 'penalty', own_goal: 'own goal', free_kick: 'free kick' }[i.kind];
-        what = `${esc(i.scorer ? known(state.info, i.scorer) : 'unknown scorer')}${tag ? `<span class="tag">${tag}</span>` : ''}`;
+        what = `${esc(known(state.info, i.scorer, 'unknown scorer'))}${tag ? `<span class="tag">${tag}</span>` : ''}`;
       } else if (i.type === 'card') {
         what = `${esc(known(state.info, i.player))}<span class="tag">${{ yellow: 'yellow', second_yellow: 'second yellow', red: 'red' }[i.card]}</span>`;
       } else {
