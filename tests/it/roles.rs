@@ -5,27 +5,15 @@ use crate::support;
 
 use std::time::Duration;
 
-use livescore_app::{Application, CancellationToken, Role, Settings};
+use livescore_app::{Given, Role, Settings};
 use support::clients::{Transport, follow_to_the_end};
 use support::settings;
 
 const GAME: u64 = 7457;
 
-/// Builds `role` and runs it until the returned token is cancelled.
-async fn start(
-    role: Role,
-    settings: Settings,
-) -> (
-    String,
-    CancellationToken,
-    tokio::task::JoinHandle<Result<(), livescore_app::RunError>>,
-) {
-    let stop = CancellationToken::new();
-    let app = Application::build(role, settings, stop.clone())
-        .await
-        .unwrap();
-    let base = format!("http://{}", app.local_addr());
-    (base, stop, tokio::spawn(app.run_until_stopped()))
+/// Builds `role` on the engines its settings name, and runs it until its token is cancelled.
+async fn start(role: Role, settings: Settings) -> support::Running {
+    support::start(role, settings, Given::default()).await
 }
 
 async fn get(url: &str) -> (u16, String) {

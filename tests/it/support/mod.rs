@@ -53,17 +53,30 @@ impl Drop for Served {
     }
 }
 
-/// An API replica over `store`, built as `main` builds one (`Application`, role `api`) from
-/// the test's [`settings`] as `http` changes them.
-pub async fn serve_api(store: Arc<dyn MatchStore>, http: impl FnOnce(&mut HttpSettings)) -> Served {
-    let mut settings = settings();
-    http(&mut settings.http);
+/// A role running in the test's process: its base URL, the token that stops it, and its task.
+pub type Running = (
+    String,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), livescore_app::RunError>>,
+);
+
+/// Builds `role` as `main` does (`Application`), on the engines `given`, and runs it until its
+/// token is cancelled.
+pub async fn start(role: Role, settings: Settings, given: Given) -> Running {
     let stop = CancellationToken::new();
-    let app = Application::build_on(Role::Api, settings, Given::store(store), stop.clone())
+    let app = Application::build_on(role, settings, given, stop.clone())
         .await
         .unwrap();
     let base = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until_stopped());
+    (base, stop, tokio::spawn(app.run_until_stopped()))
+}
+
+/// An API replica over `store`, built as `main` builds one from the test's [`settings`] as
+/// `http` changes them.
+pub async fn serve_api(store: Arc<dyn MatchStore>, http: impl FnOnce(&mut HttpSettings)) -> Served {
+    let mut settings = settings();
+    http(&mut settings.http);
+    let (base, stop, _running) = start(Role::Api, settings, Given::store(store)).await;
     Served { base, stop }
 }
 
