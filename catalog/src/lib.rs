@@ -196,10 +196,10 @@ impl Catalog {
     /// lineups file if it has one.
     pub fn load(&self, id: &str) -> Result<LoadedGame, CatalogError> {
         let game = self.game(id)?;
-        let path = self.dir.join("events").join(format!("{}.json", game.id));
-        let mut loaded = load_events(&path, game.id, self.metadata(game.id))?;
-        loaded.info.nicknames = self.nicknames(game.id)?;
-        Ok(loaded)
+        load_file(
+            &self.dir.join("events").join(format!("{}.json", game.id)),
+            Some(self),
+        )
     }
 
     /// The names players are known by, from `lineups/<id>.json`; none without that file.
