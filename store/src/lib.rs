@@ -61,9 +61,14 @@ pub trait MatchStore: Send + Sync + 'static {
     /// Every match's summary, most recently changed first.
     async fn list(&self) -> Result<Vec<MatchSummary>, StoreError>;
 
-    /// The entries of `topic` after `cursor` (all retained entries when `cursor` is `None`).
-    async fn read_after(&self, topic: Topic, cursor: Option<Cursor>)
-    -> Result<LogRead, StoreError>;
+    /// The entries of `topic` after `cursor` (all retained entries when `cursor` is `None`), if
+    /// there are at most `limit`: a reader that far behind is better served by a snapshot.
+    async fn read_after(
+        &self,
+        topic: Topic,
+        cursor: Option<Cursor>,
+        limit: usize,
+    ) -> Result<LogRead, StoreError>;
 
     /// The topic as it stands and the cursor it reflects, read atomically; `None` for a match
     /// the store does not hold.

@@ -134,6 +134,7 @@ impl MatchStore for MemoryStore {
         &self,
         topic: Topic,
         cursor: Option<Cursor>,
+        limit: usize,
     ) -> Result<LogRead, StoreError> {
         let state = self.lock();
         let Some(log) = state.logs.get(&topic) else {
@@ -143,7 +144,7 @@ impl MatchStore for MemoryStore {
             });
         };
         let Some(after) = cursor else {
-            return Ok(LogRead::After(log.iter().cloned().collect()));
+            return Ok(at_most(log.iter().cloned().collect(), limit));
         };
         let retained = |p: &Published| p.cursor;
         let (Some(first), Some(last)) = (log.front(), log.back()) else {
@@ -154,11 +155,10 @@ impl MatchStore for MemoryStore {
         if after < retained(first) || after > retained(last) {
             return Ok(LogRead::Unknown);
         }
-        Ok(LogRead::After(
-            log.iter()
-                .filter(|p| retained(p) > after)
-                .cloned()
-                .collect(),
+        let rest = log.iter().filter(|p| retained(p) > after);
+        Ok(at_most(
+            rest.take(limit.saturating_add(1)).cloned().collect(),
+            limit,
         ))
     }
 
@@ -201,5 +201,14 @@ impl MatchStore for MemoryStore {
             ..StoreState::default()
         };
         Ok(())
+    }
+}
+
+/// `entries`, if there are at most `limit` of them.
+fn at_most(entries: Vec<Published>, limit: usize) -> LogRead {
+    if entries.len() > limit {
+        LogRead::TooMany
+    } else {
+        LogRead::After(entries)
     }
 }

@@ -212,6 +212,8 @@ pub enum LogRead {
     /// The cursor is not in the retained log (too old, from a store that lost its data, or not
     /// a cursor at all): the client needs a fresh snapshot.
     Unknown,
+    /// More entries than the reader's limit follow the cursor: a snapshot serves it better.
+    TooMany,
 }
 
 /// A topic as it stands, with the cursor of the last entry it reflects: a client shows it, then

@@ -67,8 +67,9 @@ impl MatchStore for OnRuntime {
         &self,
         topic: Topic,
         cursor: Option<Cursor>,
+        limit: usize,
     ) -> Result<LogRead, StoreError> {
-        self.run(|store| async move { store.read_after(topic, cursor).await })
+        self.run(|store| async move { store.read_after(topic, cursor, limit).await })
             .await
     }
 

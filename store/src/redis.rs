@@ -305,12 +305,21 @@ impl MatchStore for RedisStore {
         &self,
         topic: Topic,
         cursor: Option<Cursor>,
+        limit: usize,
     ) -> Result<LogRead, StoreError> {
         let key = self.stream_key(topic);
         let mut conn = self.conn.clone();
+        // One more than the limit: whether there are more than that is all it needs to know.
+        let count = limit.saturating_add(1).min(i64::MAX as usize);
+        let at_most = |reply: StreamRangeReply| -> Result<LogRead, StoreError> {
+            if reply.ids.len() > limit {
+                return Ok(LogRead::TooMany);
+            }
+            Ok(LogRead::After(entries_of(topic, reply)?))
+        };
         let Some(after) = cursor else {
-            let all: StreamRangeReply = conn.xrange_all(&key).await?;
-            return Ok(LogRead::After(entries_of(topic, all)?));
+            let all: StreamRangeReply = conn.xrange_count(&key, "-", "+", count).await?;
+            return at_most(all);
         };
         let (first, last, rest): (StreamRangeReply, StreamRangeReply, StreamRangeReply) =
             redis::pipe()
@@ -330,14 +339,14 @@ impl MatchStore for RedisStore {
                 .arg(&key)
                 .arg(format!("({after}"))
                 .arg("+")
+                .arg("COUNT")
+                .arg(count)
                 .query_async(&mut conn)
                 .await?;
         match (cursor_of(&first)?, cursor_of(&last)?) {
             // Outside the retained range: entries after it may be trimmed, or it was never
             // handed out by this store (it lost its data since).
-            (Some(first), Some(last)) if after >= first && after <= last => {
-                Ok(LogRead::After(entries_of(topic, rest)?))
-            }
+            (Some(first), Some(last)) if after >= first && after <= last => at_most(rest),
             _ => Ok(LogRead::Unknown),
         }
     }

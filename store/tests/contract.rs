@@ -60,7 +60,7 @@ fn written(outcome: WriteOutcome) -> Vec<Cursor> {
 fn jsons(read: LogRead) -> Vec<String> {
     match read {
         LogRead::After(entries) => entries.iter().map(|e| e.json.to_string()).collect(),
-        LogRead::Unknown => panic!("expected entries, got Unknown"),
+        other => panic!("expected entries, got {other:?}"),
     }
 }
 
@@ -99,7 +99,12 @@ async fn writes_check_the_expected_position(store: &dyn MatchStore) {
     assert_eq!(store.load(5).await.unwrap().unwrap().seq, 1);
     // Nothing of a refused write was kept.
     assert_eq!(
-        jsons(store.read_after(Topic::Match(5), None).await.unwrap()),
+        jsons(
+            store
+                .read_after(Topic::Match(5), None, usize::MAX)
+                .await
+                .unwrap()
+        ),
         vec![r#"{"kind":"update","n":0}"#, r#"{"kind":"update","n":1}"#]
     );
     let outcome = store
@@ -155,23 +160,37 @@ async fn entries_are_published_and_read_back_by_cursor(store: &dyn MatchStore) {
     // Read back: after the first cursor come the other two.
     let after_first = jsons(
         store
-            .read_after(Topic::Match(9), Some(cursors[0]))
+            .read_after(Topic::Match(9), Some(cursors[0]), usize::MAX)
             .await
             .unwrap(),
     );
     assert_eq!(after_first, vec![entries[1], entries[2]]);
     let after_last = jsons(
         store
-            .read_after(Topic::Match(9), Some(cursors[2]))
+            .read_after(Topic::Match(9), Some(cursors[2]), usize::MAX)
             .await
             .unwrap(),
     );
     assert!(after_last.is_empty());
+    // A reader that sets a limit gets the entries if there are at most that many, and is told
+    // when there are more.
+    let limited = |cursor, limit| store.read_after(Topic::Match(9), cursor, limit);
+    assert_eq!(
+        jsons(limited(Some(cursors[0]), 2).await.unwrap()),
+        vec![entries[1], entries[2]]
+    );
+    assert_eq!(
+        limited(Some(cursors[0]), 1).await.unwrap(),
+        LogRead::TooMany
+    );
+    assert_eq!(limited(None, 2).await.unwrap(), LogRead::TooMany);
+    assert_eq!(jsons(limited(None, 3).await.unwrap()).len(), 3);
+    assert_eq!(jsons(limited(Some(cursors[2]), 0).await.unwrap()).len(), 0);
     // Before the first entry, after the last: not cursors this store handed out.
     for unknown in [Cursor::new(0, 1), Cursor::new(99_999_999_999_999, 0)] {
         assert_eq!(
             store
-                .read_after(Topic::Match(9), Some(unknown))
+                .read_after(Topic::Match(9), Some(unknown), usize::MAX)
                 .await
                 .unwrap(),
             LogRead::Unknown,
@@ -202,11 +221,19 @@ async fn each_entry_keeps_the_kind_it_was_written_with(store: &dyn MatchStore) {
         .await
         .unwrap();
     let kinds = |published: &[Published]| published.iter().map(|p| p.kind).collect::<Vec<_>>();
-    let LogRead::After(read) = store.read_after(Topic::Match(4), None).await.unwrap() else {
+    let LogRead::After(read) = store
+        .read_after(Topic::Match(4), None, usize::MAX)
+        .await
+        .unwrap()
+    else {
         panic!("the log of match 4 is there");
     };
     assert_eq!(kinds(&read), [Kind::Replay, Kind::Update]);
-    let LogRead::After(feed) = store.read_after(Topic::Feed, None).await.unwrap() else {
+    let LogRead::After(feed) = store
+        .read_after(Topic::Feed, None, usize::MAX)
+        .await
+        .unwrap()
+    else {
         panic!("the feed is there");
     };
     assert_eq!(kinds(&feed), [Kind::Game]);
@@ -240,7 +267,7 @@ async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors(store: &dyn MatchSt
     assert!(store.list().await.unwrap().is_empty());
     assert_eq!(
         store
-            .read_after(Topic::Match(3), Some(cursors[0]))
+            .read_after(Topic::Match(3), Some(cursors[0]), usize::MAX)
             .await
             .unwrap(),
         LogRead::Unknown
@@ -308,7 +335,11 @@ async fn an_entry_stored_without_its_kind_reads_by_its_tag() {
         .write(&epoch, &write(6, None, 0, &[r#"{"kind":"update","n":1}"#]))
         .await
         .unwrap();
-    let LogRead::After(read) = store.read_after(Topic::Match(6), None).await.unwrap() else {
+    let LogRead::After(read) = store
+        .read_after(Topic::Match(6), None, usize::MAX)
+        .await
+        .unwrap()
+    else {
         panic!("the log of match 6 is there");
     };
     assert_eq!(read.len(), 1);
@@ -331,7 +362,11 @@ async fn an_entry_stored_without_its_kind_reads_by_its_tag() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let LogRead::After(read) = store.read_after(Topic::Match(6), None).await.unwrap() else {
+    let LogRead::After(read) = store
+        .read_after(Topic::Match(6), None, usize::MAX)
+        .await
+        .unwrap()
+    else {
         panic!("the log of match 6 is there");
     };
     assert_eq!(read.len(), 2, "{read:?}");

@@ -139,7 +139,7 @@ impl Pipeline {
     async fn log_entries(&self) -> Vec<Entry> {
         match self
             .store
-            .read_after(Topic::Match(GAME), None)
+            .read_after(Topic::Match(GAME), None, usize::MAX)
             .await
             .unwrap()
         {
@@ -147,7 +147,7 @@ impl Pipeline {
                 .iter()
                 .map(|e| serde_json::from_str(&e.json).unwrap())
                 .collect(),
-            LogRead::Unknown => panic!("the log is readable from the start"),
+            LogRead::Unknown | LogRead::TooMany => panic!("the log is readable from the start"),
         }
     }
 }

@@ -38,6 +38,8 @@ const HEARTBEAT_ROUND: Duration = Duration::from_secs(HEARTBEAT.as_secs() / 3);
 const SWEEP: usize = 256;
 /// Sockets written per chunk of a sweep: one io_uring submission.
 const CHUNK: usize = 1024;
+/// The most entries a catch-up reads from the store; further behind, a snapshot is sent.
+const CATCH_UP_ENTRIES: usize = 1000;
 /// Parts of a full socket's queue written by one `sendmsg`, at most.
 const FLUSH_PARTS: usize = 64;
 
@@ -1121,7 +1123,7 @@ async fn join(
 ) -> Result<Joined, Ended> {
     let mut resync = false;
     if let Some(cursor) = cursor {
-        match store.read_after(topic, Some(cursor)).await? {
+        match store.read_after(topic, Some(cursor), CATCH_UP_ENTRIES).await? {
             LogRead::After(entries) => {
                 return Ok(Joined {
                     messages: entries.into_iter().map(Message::of_entry).collect(),
@@ -1130,7 +1132,7 @@ async fn join(
                     resync: false,
                 });
             }
-            LogRead::Unknown => resync = true,
+            LogRead::Unknown | LogRead::TooMany => resync = true,
         }
     }
     let snapshot = store.snapshot(topic).await?.ok_or(Ended::NoSuchTopic)?;

@@ -220,12 +220,16 @@ pub async fn follow_to_the_end(
 
 /// The match's whole log, as (cursor, JSON value) pairs.
 pub async fn log_of(store: &dyn MatchStore, game: u64) -> Vec<(Cursor, serde_json::Value)> {
-    match store.read_after(Topic::Match(game), None).await.unwrap() {
+    match store
+        .read_after(Topic::Match(game), None, usize::MAX)
+        .await
+        .unwrap()
+    {
         LogRead::After(entries) => entries
             .iter()
             .map(|e| (e.cursor, serde_json::from_str(&e.json).unwrap()))
             .collect(),
-        LogRead::Unknown => panic!("game {game} has no log"),
+        LogRead::Unknown | LogRead::TooMany => panic!("game {game} has no log"),
     }
 }
 
