@@ -50,10 +50,10 @@ impl ProducerMetrics {
     /// Registers every metric.
     pub fn register(&self, registry: &mut Registry) {
         register!(registry,
-            "livescore_producer_records_sent": self.records_sent, "Records the event log acknowledged.";
-            "livescore_producer_send_seconds": self.send_seconds, "Seconds from sending a record to the log acknowledging it.";
-            "livescore_producer_clock_lateness_seconds": self.clock_lateness_seconds, "Seconds after its moment on the virtual clock that each event was sent.";
-            "livescore_producer_replays": self.replays, "Replays by status.";
+            "livescore_producer_records_sent": self.records_sent, "Records the event log acknowledged";
+            "livescore_producer_send_seconds": self.send_seconds, "Seconds from sending a record to the log acknowledging it";
+            "livescore_producer_clock_lateness_seconds": self.clock_lateness_seconds, "Seconds after its moment on the virtual clock that each event was sent";
+            "livescore_producer_replays": self.replays, "Replays by status";
         );
     }
 }

@@ -130,21 +130,21 @@ impl ProjectorStats {
         let registry = registry.sub_registry_with_prefix("livescore_projector");
         register!(registry,
             // What was read, and what became of it.
-            "records": self.records, "Records read from the event log.";
-            "records_applied": self.applied, "Records applied to the store.";
-            "records_already_applied": self.already_applied, "Records the store already reflected (redelivered).";
-            "records_without_run": self.without_run, "Records of no run the projector knows (skipped).";
-            "dead_letters": self.dead_letters, "Records set aside in the dead-letter log.";
+            "records": self.records, "Records read from the event log";
+            "records_applied": self.applied, "Records applied to the store";
+            "records_already_applied": self.already_applied, "Records the store already reflected (redelivered)";
+            "records_without_run": self.without_run, "Records of no run the projector knows (skipped)";
+            "dead_letters": self.dead_letters, "Records set aside in the dead-letter log";
             // What went wrong, and was ridden out.
-            "write_conflicts": self.conflicts, "Store writes refused because another writer got there first.";
-            "rebuilds": self.rebuilds, "Rebuilds of the store from the start of the log.";
-            "gaps": self.gaps, "Batches with records missing, read again.";
-            "retries": self.retries, "Failures of the log or the store, retried.";
+            "write_conflicts": self.conflicts, "Store writes refused because another writer got there first";
+            "rebuilds": self.rebuilds, "Rebuilds of the store from the start of the log";
+            "gaps": self.gaps, "Batches with records missing, read again";
+            "retries": self.retries, "Failures of the log or the store, retried";
             // How fast, and how far behind.
-            "store_write_seconds": self.store_write_seconds, "Seconds each store write took.";
-            "record_age_seconds": self.record_age_seconds, "Seconds from the producer emitting a record to its write to the store.";
-            "consumer_lag_records": self.consumer_lag, "Records in the event log not read yet, per partition.";
-            "ready": self.ready, "1 while the projector's last step succeeded.";
+            "store_write_seconds": self.store_write_seconds, "Seconds each store write took";
+            "record_age_seconds": self.record_age_seconds, "Seconds from the producer emitting a record to its write to the store";
+            "consumer_lag_records": self.consumer_lag, "Records in the event log not read yet, per partition";
+            "ready": self.ready, "1 while the projector's last step succeeded";
         );
     }
 

@@ -49,7 +49,7 @@ impl Telemetry {
         lock(&self.refreshes).push(Box::new(refresh));
     }
 
-    /// Every registered metric, in the text format (ending with `# EOF`).
+    /// Every registered metric, in the Prometheus text format (see [`CONTENT_TYPE`]).
     pub fn encode(&self) -> String {
         for refresh in lock(&self.refreshes).iter() {
             refresh();
@@ -57,7 +57,7 @@ impl Telemetry {
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &lock(&self.registry));
-        text
+        prometheus_text(&text)
     }
 
     /// `GET /metrics`.
@@ -73,8 +73,44 @@ impl Telemetry {
     }
 }
 
-/// What `/metrics` answers with: OpenMetrics text, which Prometheus reads.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// What `/metrics` answers with: the Prometheus text format (0.0.4), which every scraper reads,
+/// and which `promtool check metrics` checks.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text, as `prometheus-client` writes it, in the Prometheus text format 0.0.4. The
+/// two differ, for what is written here, only in this: OpenMetrics names a counter's family
+/// without the `_total` its samples carry (0.0.4 names it after them, or the samples have no
+/// help and no type), and ends with `# EOF`.
+fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut text = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let comment = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|kind| Some((kind, line.strip_prefix(kind)?)));
+        match comment {
+            Some((kind, rest))
+                if rest
+                    .split_once(' ')
+                    .is_some_and(|(name, _)| counters.contains(name)) =>
+            {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                text.push_str(&format!("{kind}{name}_total {tail}\n"));
+            }
+            _ => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
 
 /// Histogram buckets for latencies, in seconds: 0.5 ms to about 16 s.
 pub fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -96,9 +132,9 @@ mod tests {
         let latency = Histogram::new(latency_buckets());
         let gauge: Gauge = Gauge::default();
         telemetry.register(|registry| {
-            registry.register("demo_records_sent", "Records sent.", sent.clone());
-            registry.register("demo_latency_seconds", "Latency.", latency.clone());
-            registry.register("demo_level", "A level.", gauge.clone());
+            registry.register("demo_records_sent", "Records sent", sent.clone());
+            registry.register("demo_latency_seconds", "Latency", latency.clone());
+            registry.register("demo_level", "A level", gauge.clone());
         });
         let level = gauge.clone();
         telemetry.on_scrape(move || {
@@ -110,6 +146,29 @@ mod tests {
         assert!(text.contains("demo_records_sent_total 3"), "{text}");
         assert!(text.contains("demo_latency_seconds_count 1"), "{text}");
         assert!(text.contains("demo_level 7"), "{text}");
-        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn counters_are_named_after_their_samples_and_nothing_follows_the_last_metric() {
+        let telemetry = Telemetry::new();
+        let sent: Counter = Counter::default();
+        let gauge: Gauge = Gauge::default();
+        telemetry.register(|registry| {
+            registry.register("demo_records_sent", "Records sent", sent.clone());
+            registry.register("demo_level", "A level", gauge.clone());
+        });
+        sent.inc();
+        let text = telemetry.encode();
+        assert!(
+            text.contains("# HELP demo_records_sent_total Records sent.\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE demo_records_sent_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP demo_level A level.\n"), "{text}");
+        assert!(text.contains("# TYPE demo_level gauge\n"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
     }
 }
