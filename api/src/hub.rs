@@ -101,7 +101,7 @@ impl Hub {
                 }
                 Ok(Live::Interrupted) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     tracing::warn!("live entries may have been missed: every client catches up");
-                    Metrics::add(&self.metrics.live_interruptions);
+                    self.metrics.live_interruptions.inc();
                     self.broadcast(&HubEvent::Missed);
                 }
                 Err(broadcast::error::RecvError::Closed) => {
@@ -130,11 +130,10 @@ impl Hub {
                 .observe(delivered_ms as f64 / 1000.0);
         }
         if let Some(written_ms) = entry.cursor.written_at_ms() {
-            let lag = now_ms().saturating_sub(written_ms);
-            use std::sync::atomic::Ordering::Relaxed;
-            self.metrics.subscription_lag_ms.store(lag as i64, Relaxed);
-            self.metrics.subscription_lag_ms_sum.fetch_add(lag, Relaxed);
-            self.metrics.subscription_lag_count.fetch_add(1, Relaxed);
+            let lag_ms = now_ms().saturating_sub(written_ms);
+            self.metrics
+                .subscription_lag_seconds
+                .observe(lag_ms as f64 / 1000.0);
         }
     }
 }

@@ -14,16 +14,17 @@
 //! server has a fan-out engine (`fanout/`) that owns their sockets once the response head is
 //! written and follows their topics from a cursor, gaplessly.
 
+pub mod config;
 pub mod fanout;
 pub mod hub;
 pub mod message;
 pub mod metrics;
 pub mod openapi;
+pub mod origins;
 pub mod sse;
 pub mod ws;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -31,101 +32,83 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use livescore_domain::{MatchState, Status};
+use livescore_server::{Shard, Telemetry};
 use livescore_store::{MatchStore, MatchSummary, ReplayInfo, StoreError};
 
-use tokio::sync::watch;
-
+pub use crate::config::{ApiConfig, FanoutConfig};
+use crate::fanout::EngineHandle;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone)]
-pub struct ApiState {
+/// What every shard of an API replica shares: the store, the replica's one subscription to it
+/// (the hub), its metrics and its settings.
+pub struct Replica {
     pub store: Arc<dyn MatchStore>,
     pub hub: Arc<Hub>,
-    /// Turns true when the server shuts down: WebSocket clients are told to reconnect.
-    pub shutdown: watch::Receiver<bool>,
     pub metrics: Arc<Metrics>,
     /// The process's metrics registry (`livescore up` registers the producer's and the
-    /// projector's in it too); `/metrics` shows it after the replica's own counters.
-    pub telemetry: Arc<livescore_server::Telemetry>,
-    /// How long a client may leave its queue full before it is let go.
-    pub slow_client: Duration,
-    /// How many messages may wait for one viewer before its topics stop queueing and catch
-    /// up from the store once it has drained.
-    pub client_queue: usize,
-    /// The web UI's static files, served at `/`.
-    pub web_dir: std::path::PathBuf,
-    /// How long a WebSocket may follow no topic before it is closed.
-    pub idle_socket: Duration,
-    /// Write sweeps through io_uring where the kernel allows it (else one `sendmsg` a socket).
-    pub io_uring: bool,
-    /// The kernel's send buffer of each viewer's socket (`SO_SNDBUF`), if not its default: how
-    /// much a viewer may leave unread before its messages queue here.
-    pub send_buffer: Option<usize>,
-    /// This shard's fan-out engine (see [`ApiState::on_shard`]); without one, live streams
-    /// answer 500.
-    pub engine: Option<fanout::EngineHandle>,
-    /// The runtime `new` ran on, where the store's connections live; shards reach the store
-    /// through it (see [`livescore_store::on_runtime`]).
-    pub home: tokio::runtime::Handle,
+    /// projector's in it too): `/metrics` shows it.
+    pub telemetry: Arc<Telemetry>,
+    pub config: ApiConfig,
 }
 
-/// The default of [`ApiState::slow_client`].
-pub const SLOW_CLIENT: Duration = Duration::from_secs(30);
-
-/// The default of [`ApiState::idle_socket`].
-pub const IDLE_SOCKET: Duration = Duration::from_secs(30);
-
-impl ApiState {
-    /// Connects the replica's fan-out to the store.
-    pub async fn new(
+impl Replica {
+    /// Subscribes to the store (the replica's one subscription) and registers the replica's
+    /// metrics in `telemetry`.
+    pub async fn start(
         store: Arc<dyn MatchStore>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Result<ApiState, StoreError> {
+        config: ApiConfig,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Arc<Replica>, StoreError> {
         let metrics = Arc::new(Metrics::default());
-        let telemetry = livescore_server::Telemetry::new();
         telemetry.register(|registry| metrics.register(registry));
         let hub = Hub::start(store.as_ref(), Arc::clone(&metrics)).await?;
-        Ok(ApiState {
+        Ok(Arc::new(Replica {
             store,
             hub,
-            shutdown,
             metrics,
             telemetry,
-            slow_client: SLOW_CLIENT,
-            client_queue: CLIENT_QUEUE,
-            web_dir: "web".into(),
-            idle_socket: IDLE_SOCKET,
-            io_uring: true,
-            send_buffer: None,
-            engine: None,
-            home: tokio::runtime::Handle::current(),
-        })
+            config,
+        }))
     }
 
-    /// The state for one shard of the server: the same, with a fan-out engine started on that
-    /// shard (call it on the shard's thread: `livescore_server::MakeApp` is), and the store
-    /// reached through the home runtime, so that no store connection opens in the shard's
-    /// descriptor table.
-    pub fn on_shard(&self, shard: &livescore_server::Shard) -> ApiState {
-        let mut on_shard = ApiState {
-            store: Arc::new(livescore_store::on_runtime::OnRuntime::new(
-                Arc::clone(&self.store),
-                self.home.clone(),
-            )),
-            ..self.clone()
-        };
-        on_shard.engine = Some(fanout::start(&on_shard, shard));
-        on_shard
+    /// The API as `shard` serves it, with a fan-out engine started on that shard: call it on
+    /// the shard's thread (`livescore_server::MakeApp` is).
+    pub fn on_shard(self: &Arc<Self>, shard: &Shard) -> ShardApi {
+        let engine = fanout::start(
+            Arc::clone(&self.store),
+            &self.hub,
+            &self.metrics,
+            &self.config.fanout,
+            shard,
+        );
+        ShardApi {
+            replica: Arc::clone(self),
+            engine,
+        }
     }
 }
 
-/// How many messages may wait for one viewer (the default of [`ApiState::client_queue`]).
-pub const CLIENT_QUEUE: usize = 256;
+/// The API on one shard of the server: the replica's parts, and the shard's fan-out engine,
+/// which takes the sockets of the live streams this shard answers.
+#[derive(Clone)]
+pub struct ShardApi {
+    pub replica: Arc<Replica>,
+    pub engine: EngineHandle,
+}
 
-pub fn router(state: ApiState) -> Router {
-    let web = tower_http::services::ServeDir::new(&state.web_dir);
+impl std::ops::Deref for ShardApi {
+    type Target = Replica;
+
+    fn deref(&self) -> &Replica {
+        &self.replica
+    }
+}
+
+/// The API's routes, as one shard serves them.
+pub fn router(api: ShardApi) -> Router {
+    let web = tower_http::services::ServeDir::new(&api.config.web_dir);
     Router::new()
         .route("/games", get(games))
         .route("/games/{game_id}", get(game))
@@ -137,7 +120,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            origins::enforce,
+        ))
+        .with_state(api)
 }
 
 /// An error answer: a status code and `{"error": "..."}`.
@@ -183,7 +170,7 @@ impl From<StoreError> for ApiError {
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, description = "ready", body = String),
               (status = 503, description = "the store is not answering", body = ErrorBody)))]
-async fn ready(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
+async fn ready(State(state): State<ShardApi>) -> Result<&'static str, ApiError> {
     state.store.ping().await?;
     Ok("ready")
 }
@@ -191,10 +178,13 @@ async fn ready(State(state): State<ApiState>) -> Result<&'static str, ApiError> 
 /// Prometheus metrics, in the text format.
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "metrics", body = String, content_type = "text/plain")))]
-async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+async fn metrics(State(state): State<ShardApi>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render() + &state.telemetry.encode(),
+        [(
+            header::CONTENT_TYPE,
+            livescore_server::telemetry::CONTENT_TYPE,
+        )],
+        state.telemetry.encode(),
     )
 }
 
@@ -210,7 +200,7 @@ struct GamesQuery {
     responses((status = 200, description = "the games", body = Vec<MatchSummary>),
               (status = 400, description = "unknown status", body = ErrorBody)))]
 async fn games(
-    State(state): State<ApiState>,
+    State(state): State<ShardApi>,
     Query(query): Query<GamesQuery>,
 ) -> Result<Json<Vec<MatchSummary>>, ApiError> {
     let mut games = state.store.list().await?;
@@ -262,7 +252,7 @@ pub struct GameView {
     responses((status = 200, description = "the game", body = GameView),
               (status = 404, description = "no such game", body = ErrorBody)))]
 async fn game(
-    State(state): State<ApiState>,
+    State(state): State<ShardApi>,
     Path(raw_id): Path<String>,
 ) -> Result<Json<GameView>, ApiError> {
     let id = game_id(&raw_id)?;

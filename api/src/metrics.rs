@@ -1,39 +1,40 @@
-//! The replica's Prometheus metrics, as plain counters and gauges written in the text format.
+//! The API replica's metrics, all in the process's one registry (`livescore_server::Telemetry`),
+//! in base units (seconds, bytes).
 //!
-//! The fan-out engines count per shard ([`ShardMetrics`], written by one thread each, on a
-//! cache line of their own); a scrape sums the shards.
+//! The fan-out engines count per shard ([`ShardMetrics`]: plain atomics, each shard's written by
+//! its thread alone, on a cache line of their own, so that counting costs a sweep nothing); a
+//! collector registered with everything else sums the shards at each scrape.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Debug)]
 pub struct Metrics {
-    shards: Mutex<Vec<Arc<ShardMetrics>>>,
+    shards: Arc<Mutex<Vec<Arc<ShardMetrics>>>>,
     /// Seconds from the producer emitting a record to its entry reaching this replica, once per
     /// entry (the hub's); what the fan-out adds is in the sweep counters.
     pub delivery_seconds: Histogram,
+    /// Seconds from the store's write of an entry to its arrival here (Redis stream ids carry
+    /// the write's time).
+    pub subscription_lag_seconds: Histogram,
     /// Times the replica's store subscription was interrupted or fell behind.
-    pub live_interruptions: AtomicU64,
-    /// Milliseconds between a write to Redis and its arrival here, last seen.
-    pub subscription_lag_ms: AtomicI64,
-    /// The same, summed over every entry, and the entries counted.
-    pub subscription_lag_ms_sum: AtomicU64,
-    pub subscription_lag_count: AtomicU64,
+    pub live_interruptions: Counter,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            shards: Mutex::default(),
+            shards: Arc::default(),
             delivery_seconds: Histogram::new(livescore_server::telemetry::latency_buckets()),
-            live_interruptions: AtomicU64::default(),
-            subscription_lag_ms: AtomicI64::default(),
-            subscription_lag_ms_sum: AtomicU64::default(),
-            subscription_lag_count: AtomicU64::default(),
+            subscription_lag_seconds: Histogram::new(livescore_server::telemetry::latency_buckets()),
+            live_interruptions: Counter::default(),
         }
     }
 }
@@ -50,15 +51,21 @@ pub struct ShardMetrics {
     /// Times a viewer caught up from the store after falling behind the live messages (or
     /// after the store subscription was interrupted).
     pub catch_ups: AtomicU64,
-    /// Snapshots sent because a viewer's cursor was unknown (too old, another store, garbage).
+    /// Snapshots sent instead of what came after a viewer's cursor: unknown (too old, another
+    /// store, garbage), or too far behind.
     pub resync_snapshots: AtomicU64,
     /// Viewers let go because they stopped reading.
     pub slow_client_closes: AtomicU64,
-    /// Sweeps of live messages, the microseconds they took, and the microseconds their
-    /// messages had waited since they reached the replica when the sweep began.
+    /// WebSocket requests refused: past the client's request rate.
+    pub requests_refused: AtomicU64,
+    /// WebSockets closed with 1008 for breaking a limit: too many requests, answers left
+    /// unread past the budget.
+    pub policy_closes: AtomicU64,
+    /// Sweeps of live messages, the nanoseconds they took, and the nanoseconds their first
+    /// message had waited since it reached the replica when the sweep began.
     pub sweeps: AtomicU64,
-    pub sweep_us: AtomicU64,
-    pub sweep_wait_us: AtomicU64,
+    pub sweep_nanoseconds: AtomicU64,
+    pub sweep_wait_nanoseconds: AtomicU64,
 }
 
 impl ShardMetrics {
@@ -83,145 +90,168 @@ impl ShardMetrics {
 }
 
 impl Metrics {
-    /// Registers the histograms (the counters above are written by `render`).
+    /// Registers every metric of the replica, the shards' sums included.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "livescore_delivery_seconds",
-            "Seconds from the producer emitting a record to its entry reaching this replica.",
+            "Seconds from the producer emitting a record to its entry reaching this replica",
             self.delivery_seconds.clone(),
         );
-    }
-
-    pub fn add(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+        registry.register(
+            "livescore_subscription_lag_seconds",
+            "Seconds from the store writing an entry to its arrival at this replica",
+            self.subscription_lag_seconds.clone(),
+        );
+        registry.register(
+            "livescore_live_interruptions",
+            "Interruptions of the replica's store subscription",
+            self.live_interruptions.clone(),
+        );
+        registry.register_collector(Box::new(ShardSums {
+            shards: Arc::clone(&self.shards),
+        }));
     }
 
     /// Counters for a new shard, included in every scrape from now on.
     pub fn shard(&self) -> Arc<ShardMetrics> {
         let shard = Arc::new(ShardMetrics::default());
-        self.shards
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(Arc::clone(&shard));
+        lock(&self.shards).push(Arc::clone(&shard));
         shard
     }
+}
 
-    /// A shard gauge or counter, summed over the shards.
-    fn sum(&self, read: impl Fn(&ShardMetrics) -> i64) -> i64 {
-        self.shards
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The shards' counters, summed at each scrape, and the process's resident memory.
+#[derive(Debug)]
+struct ShardSums {
+    shards: Arc<Mutex<Vec<Arc<ShardMetrics>>>>,
+}
+
+impl ShardSums {
+    fn gauge(&self, read: impl Fn(&ShardMetrics) -> &AtomicI64) -> i64 {
+        lock(&self.shards)
             .iter()
-            .map(|shard| read(shard))
+            .map(|shard| read(shard).load(Ordering::Relaxed))
             .sum()
     }
 
-    /// The text exposition format.
-    pub fn render(&self) -> String {
-        let gauge = |read: fn(&ShardMetrics) -> &AtomicI64| {
-            self.sum(|shard| read(shard).load(Ordering::Relaxed))
-        };
-        let count = |read: fn(&ShardMetrics) -> &AtomicU64| {
-            self.sum(|shard| read(shard).load(Ordering::Relaxed) as i64)
-        };
-        let mut out = String::new();
-        metric(
-            &mut out,
+    fn count(&self, read: impl Fn(&ShardMetrics) -> &AtomicU64) -> u64 {
+        lock(&self.shards)
+            .iter()
+            .map(|shard| read(shard).load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: impl prometheus_client::encoding::EncodeCounterValue + Clone + std::fmt::Debug,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+const NANOS: f64 = 1e9;
+
+impl Collector for ShardSums {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let connections = ConstGauge::new(0i64);
+        let mut family = encoder.encode_descriptor(
             "livescore_connections",
-            "gauge",
             "Open client connections by transport.",
-            &[
-                ("{transport=\"sse\"}", gauge(|s| &s.sse_connections)),
-                ("{transport=\"ws\"}", gauge(|s| &s.ws_connections)),
-            ],
-        );
-        let single = [
+            None,
+            connections.metric_type(),
+        )?;
+        for (transport, open) in [
+            ("sse", self.gauge(|s| &s.sse_connections)),
+            ("ws", self.gauge(|s| &s.ws_connections)),
+        ] {
+            ConstGauge::new(open).encode(family.encode_family(&[("transport", transport)])?)?;
+        }
+        gauge(
+            &mut encoder,
+            "livescore_topic_subscribers",
+            "Topic subscriptions of all clients.",
+            self.gauge(|s| &s.subscriptions),
+        )?;
+        let counts: [(&str, &str, u64); 7] = [
             (
-                "livescore_topic_subscribers",
-                "gauge",
-                "Topic subscriptions of all clients.",
-                gauge(|s| &s.subscriptions),
-            ),
-            (
-                "livescore_messages_sent_total",
-                "counter",
+                "livescore_messages_sent",
                 "Messages handed to clients.",
-                count(|s| &s.messages_sent),
+                self.count(|s| &s.messages_sent),
             ),
             (
-                "livescore_catch_ups_total",
-                "counter",
+                "livescore_catch_ups",
                 "Clients caught up from the store after falling behind.",
-                count(|s| &s.catch_ups),
+                self.count(|s| &s.catch_ups),
             ),
             (
-                "livescore_resync_snapshots_total",
-                "counter",
-                "Snapshots sent for unknown cursors.",
-                count(|s| &s.resync_snapshots),
+                "livescore_resync_snapshots",
+                "Snapshots sent instead of a catch-up: the cursor was unknown or too far behind.",
+                self.count(|s| &s.resync_snapshots),
             ),
             (
-                "livescore_slow_client_closes_total",
-                "counter",
+                "livescore_slow_client_closes",
                 "Clients let go because they stopped reading.",
-                count(|s| &s.slow_client_closes),
+                self.count(|s| &s.slow_client_closes),
             ),
             (
-                "livescore_sweeps_total",
-                "counter",
+                "livescore_requests_refused",
+                "WebSocket requests refused: past the client's request rate.",
+                self.count(|s| &s.requests_refused),
+            ),
+            (
+                "livescore_policy_closes",
+                "WebSockets closed with 1008: too many requests, or answers left unread.",
+                self.count(|s| &s.policy_closes),
+            ),
+            (
+                "livescore_sweeps",
                 "Sweeps of live messages to the viewers of a shard.",
-                count(|s| &s.sweeps),
-            ),
-            (
-                "livescore_sweep_microseconds_total",
-                "counter",
-                "Time spent in sweeps (routing and writing).",
-                count(|s| &s.sweep_us),
-            ),
-            (
-                "livescore_sweep_wait_microseconds_total",
-                "counter",
-                "Time the first message of each sweep waited since it reached the replica.",
-                count(|s| &s.sweep_wait_us),
-            ),
-            (
-                "livescore_live_interruptions_total",
-                "counter",
-                "Interruptions of the replica's store subscription.",
-                self.live_interruptions.load(Ordering::Relaxed) as i64,
-            ),
-            (
-                "livescore_subscription_lag_milliseconds_total",
-                "counter",
-                "Milliseconds from Redis writes to their arrival here, summed over the entries.",
-                self.subscription_lag_ms_sum.load(Ordering::Relaxed) as i64,
-            ),
-            (
-                "livescore_subscription_lag_entries_total",
-                "counter",
-                "Entries whose subscription lag is summed above.",
-                self.subscription_lag_count.load(Ordering::Relaxed) as i64,
-            ),
-            (
-                "livescore_subscription_lag_ms",
-                "gauge",
-                "Milliseconds from a Redis write to its arrival here, last seen.",
-                self.subscription_lag_ms.load(Ordering::Relaxed),
+                self.count(|s| &s.sweeps),
             ),
         ];
-        for (name, kind, help, value) in single {
-            metric(&mut out, name, kind, help, &[("", value)]);
+        for (name, help, value) in counts {
+            counter(&mut encoder, name, help, value)?;
         }
+        counter(
+            &mut encoder,
+            "livescore_sweep_seconds",
+            "Time spent in sweeps (routing and writing).",
+            self.count(|s| &s.sweep_nanoseconds) as f64 / NANOS,
+        )?;
+        counter(
+            &mut encoder,
+            "livescore_sweep_wait_seconds",
+            "Time the first message of each sweep waited since it reached the replica.",
+            self.count(|s| &s.sweep_wait_nanoseconds) as f64 / NANOS,
+        )?;
         if let Some(bytes) = resident_bytes() {
-            metric(
-                &mut out,
+            gauge(
+                &mut encoder,
                 "livescore_process_resident_memory_bytes",
-                "gauge",
                 "Resident memory of this process (the load test divides it by connections).",
-                &[("", bytes)],
-            );
+                bytes,
+            )?;
         }
-        out
+        Ok(())
     }
 }
 
@@ -237,11 +267,4 @@ fn resident_bytes() -> Option<i64> {
         .parse()
         .ok()?;
     Some(kilobytes * 1024)
-}
-
-fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, i64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    for (labels, value) in samples {
-        let _ = writeln!(out, "{name}{labels} {value}");
-    }
 }

@@ -38,6 +38,6 @@ use utoipa_swagger_ui::SwaggerUi;
 pub struct ApiDoc;
 
 /// `/openapi.json` and the docs page at `/docs/`.
-pub fn docs() -> Router<crate::ApiState> {
+pub fn docs() -> Router<crate::ShardApi> {
     Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
 }

@@ -20,7 +20,7 @@ use livescore_store::{Cursor, Entry, MatchSummary, Topic};
 use serde::Deserialize;
 
 use crate::fanout::Stream;
-use crate::{ApiError, ApiState, game_id};
+use crate::{ApiError, ShardApi, game_id};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct ResumeQuery {
@@ -46,7 +46,7 @@ fn resume_cursor(headers: &HeaderMap, query: ResumeQuery) -> Option<Cursor> {
     responses((status = 200, description = "an event stream", content_type = "text/event-stream",
         body = MatchSummary)))]
 pub async fn games(
-    State(state): State<ApiState>,
+    State(state): State<ShardApi>,
     headers: HeaderMap,
     Query(query): Query<ResumeQuery>,
     detach: Option<Extension<Detach>>,
@@ -63,7 +63,7 @@ pub async fn games(
         body = Entry),
         (status = 404, description = "no such game", body = crate::ErrorBody)))]
 pub async fn game(
-    State(state): State<ApiState>,
+    State(state): State<ShardApi>,
     Path(raw_id): Path<String>,
     headers: HeaderMap,
     Query(query): Query<ResumeQuery>,
@@ -83,18 +83,18 @@ pub async fn game(
 
 /// The stream's response head; the shard's engine writes the events once it has the socket.
 fn stream(
-    state: &ApiState,
+    state: &ShardApi,
     detach: Option<Extension<Detach>>,
     topic: Topic,
     cursor: Option<Cursor>,
 ) -> Result<Response, ApiError> {
-    let (Some(engine), Some(Extension(detach))) = (&state.engine, detach) else {
+    let Some(Extension(detach)) = detach else {
         return Err(ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
             "live streams need the replica's own server (livescore_server)".into(),
         ));
     };
-    let engine = engine.clone();
+    let engine = state.engine.clone();
     detach.after_head(move |detached| engine.adopt(detached, Stream::Sse { topic, cursor }));
     Ok((
         [

@@ -12,8 +12,12 @@
 //!
 //! The server pings when it has sent nothing else for 10 to 15 s. When it shuts down it closes
 //! with 1012 (service restart), so clients reconnect elsewhere and resubscribe with their
-//! cursors. A connection that follows no topic for `ApiState::idle_socket` (30 s) is closed with
-//! 1008; a frame over 4 KiB closes it with 1009, a frame that breaks the protocol with 1002.
+//! cursors. A connection that follows no topic for `WS_IDLE_TIMEOUT_MS` (30 s) is closed with
+//! 1008; a frame over 4 KiB closes it with 1009, a frame that breaks the protocol with 1002, a
+//! text frame (or close reason) that is not UTF-8 with 1007. At most 64 topics at once, and 10
+//! requests a second in bursts of 64: the first request past that is answered with an error,
+//! and a client that goes on is closed with 1008, as is one that lets its answers pile up
+//! unread (see `fanout/session.rs`).
 //!
 //! This handler answers the handshake (RFC 6455 4.2.2); the shard's fan-out engine takes the
 //! socket once the `101` is written, reads the client's frames and writes the topics' entries.
@@ -27,29 +31,28 @@ use livescore_server::Detach;
 use sha1::Digest;
 
 use crate::fanout::Stream;
-use crate::{ApiError, ApiState};
+use crate::{ApiError, ShardApi};
 
-pub use crate::fanout::wire::MAX_CLIENT_MESSAGE;
-/// Topics one connection may follow at once.
-pub const MAX_SUBSCRIPTIONS: usize = 64;
+pub use crate::fanout::MAX_SUBSCRIPTIONS;
+pub use crate::fanout::websocket_frames::MAX_CLIENT_MESSAGE;
 
 /// WebSocket: send `ClientRequest`s, receive `ServerFrame`s (see the module documentation).
 #[utoipa::path(get, path = "/ws", tag = "live",
     responses((status = 101, description = "switching to the WebSocket protocol"),
               (status = 400, description = "not a WebSocket handshake", body = crate::ErrorBody)))]
 pub async fn upgrade(
-    State(state): State<ApiState>,
+    State(state): State<ShardApi>,
     headers: HeaderMap,
     detach: Option<Extension<Detach>>,
 ) -> Result<Response, ApiError> {
     let accept = accept_key(&headers)?;
-    let (Some(engine), Some(Extension(detach))) = (&state.engine, detach) else {
+    let Some(Extension(detach)) = detach else {
         return Err(ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
             "live streams need the replica's own server (livescore_server)".into(),
         ));
     };
-    let engine = engine.clone();
+    let engine = state.engine.clone();
     detach.after_head(move |detached| engine.adopt(detached, Stream::WebSocket));
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let headers = response.headers_mut();

@@ -214,17 +214,16 @@ fn traced(router: Router) -> Router {
     router.layer(TraceLayer::new_for_http())
 }
 
-/// The API replica's state over `store`, subscribed to it, as the settings configure it.
-async fn api_state(
+/// The API replica over `store`, subscribed to it, as the settings configure it, its metrics in
+/// `telemetry`.
+async fn replica(
     store: Arc<dyn MatchStore>,
     settings: &Settings,
-    shutdown: &CancellationToken,
-) -> Result<livescore_api::ApiState, StartError> {
-    let mut api = livescore_api::ApiState::new(store, watch_of(shutdown))
+    telemetry: &Arc<Telemetry>,
+) -> Result<Arc<livescore_api::Replica>, StartError> {
+    livescore_api::Replica::start(store, settings.http.api(), Arc::clone(telemetry))
         .await
-        .map_err(StartError::Subscribe)?;
-    settings.http.configure(&mut api);
-    Ok(api)
+        .map_err(StartError::Subscribe)
 }
 
 async fn build_up(mut parts: Parts) -> Result<Application, StartError> {
@@ -232,11 +231,9 @@ async fn build_up(mut parts: Parts) -> Result<Application, StartError> {
     let Parts {
         settings, shutdown, ..
     } = parts;
-    let api = api_state(Arc::clone(&store), &settings, &shutdown).await?;
-    // The server stops on the same signal the API tells its WebSocket clients about.
-    let stopping = api.shutdown.clone();
     // One registry for the process: the API's /metrics shows every role's metrics.
-    let telemetry = Arc::clone(&api.telemetry);
+    let telemetry = Telemetry::new();
+    let api = replica(Arc::clone(&store), &settings, &telemetry).await?;
     let control = control(Arc::clone(&log), &settings.producer, &telemetry)?;
     resume_replays(&control).await?;
     let projector = projector(log, store, &settings, &telemetry);
@@ -250,7 +247,7 @@ async fn build_up(mut parts: Parts) -> Result<Application, StartError> {
     });
     let local_addr = server.local_addr();
     let running: Running = Box::pin(async move {
-        let serving = server.serve(make_app, stopping);
+        let serving = server.serve(make_app, watch_of(&shutdown));
         let projecting = tokio::spawn(projector.run(shutdown.clone().cancelled_owned()));
         tokio::select! {
             served = serving => Ok(served?),
@@ -364,8 +361,7 @@ async fn build_api(mut parts: Parts) -> Result<Application, StartError> {
     let Parts {
         settings, shutdown, ..
     } = parts;
-    let api = api_state(store, &settings, &shutdown).await?;
-    let stopping = api.shutdown.clone();
+    let api = replica(store, &settings, &Telemetry::new()).await?;
     let server = Server::bind(&settings.http.server())?;
     let make_app: MakeApp =
         Arc::new(move |shard| traced(livescore_api::router(api.on_shard(shard))));
@@ -374,7 +370,7 @@ async fn build_api(mut parts: Parts) -> Result<Application, StartError> {
     Ok(Application {
         local_addr,
         admin_token: None,
-        running: Box::pin(async move { Ok(server.serve(make_app, stopping).await?) }),
+        running: Box::pin(async move { Ok(server.serve(make_app, watch_of(&shutdown)).await?) }),
     })
 }
 

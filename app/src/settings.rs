@@ -1,15 +1,38 @@
 //! The settings of every role, typed: one struct per concern, shared by the roles that need it,
 //! with the same variable names everywhere (see the README's configuration table). The binary
 //! reads them from the command line and the environment (clap); tests and examples build them
-//! from [`Default`] and change what they need.
+//! from [`Default`] and change what they need. Every default is written once, in [`defaults`]
+//! (or the API's own, `livescore_api::config::defaults`), and both clap and `Default` use it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use std::time::Duration;
 
 use clap::Args;
 use clap::builder::NonEmptyStringValueParser;
+use livescore_api::config::AllowedOrigins;
+use livescore_api::config::defaults as api;
+
+/// The default of every setting that is not the API's.
+pub mod defaults {
+    use super::{IpAddr, Ipv4Addr, SocketAddr};
+
+    pub const KAFKA_TOPIC: &str = "match-events";
+    pub const KAFKA_PARTITIONS: i32 = 6;
+    pub const REDIS_PREFIX: &str = "livescore";
+    pub const LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
+    pub const HTTP_MAX_CONNECTIONS: u64 = 0;
+    pub const HTTP_HEADER_TIMEOUT_MS: u64 = 10_000;
+    pub const HTTP_SHARDS: u64 = 0;
+    pub const HTTP_REUSE_PORT: bool = false;
+    pub const DATA_DIR: &str = "data";
+    pub const HALF_TIME_SECONDS: u64 = 900;
+    pub const DELIVERY_TIMEOUT_MS: u64 = 30_000;
+    pub const PROJECTOR_GROUP: &str = "livescore-projector";
+    pub const PROJECTOR_LISTEN: SocketAddr =
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9464);
+}
 
 /// The range of the timeouts in milliseconds: a tenth of a second to an hour.
 fn millis() -> clap::builder::RangedU64ValueParser<u64> {
@@ -24,10 +47,10 @@ pub struct LogSettings {
     #[arg(long, env = "KAFKA_BROKERS", value_parser = NonEmptyStringValueParser::new())]
     pub kafka_brokers: Option<String>,
     /// The topic of match records (created at start-up if missing; `<topic>-dlq` too).
-    #[arg(long, env = "KAFKA_TOPIC", default_value = "match-events")]
+    #[arg(long, env = "KAFKA_TOPIC", default_value = defaults::KAFKA_TOPIC)]
     pub kafka_topic: String,
     /// Partitions of the topic when it is created.
-    #[arg(long, env = "KAFKA_PARTITIONS", default_value_t = 6)]
+    #[arg(long, env = "KAFKA_PARTITIONS", default_value_t = defaults::KAFKA_PARTITIONS)]
     pub kafka_partitions: i32,
 }
 
@@ -38,51 +61,65 @@ pub struct StoreSettings {
     #[arg(long, env = "REDIS_URL", value_parser = NonEmptyStringValueParser::new())]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key and channel.
-    #[arg(long, env = "REDIS_PREFIX", default_value = "livescore")]
+    #[arg(long, env = "REDIS_PREFIX", default_value = defaults::REDIS_PREFIX)]
     pub redis_prefix: String,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct HttpSettings {
     /// Address to serve HTTP on.
-    #[arg(long, env = "LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = "LISTEN", default_value_t = defaults::LISTEN)]
     pub listen: SocketAddr,
     /// The web UI's static files (API and `up` only).
-    #[arg(long, env = "WEB_DIR", default_value = "web")]
+    #[arg(long, env = "WEB_DIR", default_value = api::WEB_DIR)]
     pub web_dir: PathBuf,
     /// Open connections at most; past it a connection gets a 503 and is closed. 0: as many as
-    /// the file-descriptor limit leaves room for.
-    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 0)]
+    /// the process's file-descriptor limit leaves room for (never more than that).
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = defaults::HTTP_MAX_CONNECTIONS)]
     pub http_max_connections: u64,
     /// A client must send a whole request head within this many milliseconds (also the most a
     /// keep-alive connection may stay idle between requests).
-    #[arg(long, env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = millis())]
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = defaults::HTTP_HEADER_TIMEOUT_MS,
+          value_parser = millis())]
     pub http_header_timeout_ms: u64,
     /// A WebSocket that follows no topic for this many milliseconds is closed (API and `up`).
-    #[arg(long, env = "WS_IDLE_TIMEOUT_MS", default_value_t = 30_000, value_parser = millis())]
+    #[arg(long, env = "WS_IDLE_TIMEOUT_MS", default_value_t = api::WS_IDLE_TIMEOUT_MS,
+          value_parser = millis())]
     pub ws_idle_timeout_ms: u64,
-    /// Server threads, each with its own listener, runtime, fan-out engine and descriptor
-    /// table (so each holds as many connections as the open-file limit). 0: one per core.
-    #[arg(long, env = "HTTP_SHARDS", default_value_t = 0,
+    /// Server threads, each with its own listener, runtime and fan-out engine. 0: one per core.
+    #[arg(long, env = "HTTP_SHARDS", default_value_t = defaults::HTTP_SHARDS,
           value_parser = clap::value_parser!(u64).range(0..=256))]
     pub http_shards: u64,
+    /// Let other processes serve the same port (SO_REUSEPORT): several replicas on one host,
+    /// the kernel spreading connections over them. Off: a port in use is an error.
+    #[arg(long, env = "HTTP_REUSE_PORT", default_value_t = defaults::HTTP_REUSE_PORT,
+          action = clap::ArgAction::Set)]
+    pub http_reuse_port: bool,
     /// Write live messages through io_uring where the kernel allows it (false: one sendmsg
     /// system call per viewer and message batch).
-    #[arg(long, env = "FANOUT_IO_URING", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "FANOUT_IO_URING", default_value_t = api::FANOUT_IO_URING,
+          action = clap::ArgAction::Set)]
     pub fanout_io_uring: bool,
-    /// A viewer that leaves its queue full for this many milliseconds is let go (API and `up`).
-    #[arg(long, env = "SLOW_CLIENT_MS", default_value_t = 30_000, value_parser = millis())]
+    /// A viewer that leaves its queue waiting, taking nothing, for this many milliseconds is
+    /// let go (API and `up`).
+    #[arg(long, env = "SLOW_CLIENT_MS", default_value_t = api::SLOW_CLIENT_MS,
+          value_parser = millis())]
     pub slow_client_ms: u64,
-    /// Messages that may wait for one viewer; past it, its topics stop queueing and catch up
-    /// from the store once it has drained (API and `up`).
-    #[arg(long, env = "CLIENT_QUEUE", default_value_t = 256,
-          value_parser = clap::value_parser!(u64).range(1..=65_536))]
-    pub client_queue: u64,
+    /// Bytes that may be queued for one viewer, on every path: live messages, catch-ups,
+    /// snapshots, answers. Past it, its topics catch up from the store once it has read; a
+    /// WebSocket client that lets answers pile up is closed (API and `up`).
+    #[arg(long, env = "CLIENT_QUEUE_BYTES", default_value_t = api::CLIENT_QUEUE_BYTES,
+          value_parser = clap::value_parser!(u64).range(1024..=64 << 20))]
+    pub client_queue_bytes: u64,
     /// The kernel's send buffer of each viewer's socket (SO_SNDBUF), in bytes: how much a viewer
     /// may leave unread before its messages queue in the replica. Unset: the kernel's default.
     #[arg(long, env = "SEND_BUFFER_BYTES",
           value_parser = clap::value_parser!(u64).range(1024..=64 << 20))]
     pub send_buffer_bytes: Option<u64>,
+    /// Origins whose web pages may use the API besides its own (scheme://host[:port], comma
+    /// separated; * for any). A browser request from any other origin gets 403 (API and `up`).
+    #[arg(long, env = "ALLOWED_ORIGINS", default_value = api::ALLOWED_ORIGINS)]
+    pub allowed_origins: AllowedOrigins,
 }
 
 impl HttpSettings {
@@ -93,19 +130,25 @@ impl HttpSettings {
             max_connections: self.http_max_connections,
             header_timeout: Duration::from_millis(self.http_header_timeout_ms),
             shards: usize::try_from(self.http_shards).unwrap_or(1),
+            reuse_port: self.http_reuse_port,
         }
     }
 
-    /// The API's settings from these.
-    pub fn configure(&self, api: &mut livescore_api::ApiState) {
-        api.web_dir.clone_from(&self.web_dir);
-        api.idle_socket = Duration::from_millis(self.ws_idle_timeout_ms);
-        api.io_uring = self.fanout_io_uring;
-        api.slow_client = Duration::from_millis(self.slow_client_ms);
-        api.client_queue = usize::try_from(self.client_queue).unwrap_or(usize::MAX);
-        api.send_buffer = self
-            .send_buffer_bytes
-            .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX));
+    /// The API's configuration.
+    pub fn api(&self) -> livescore_api::ApiConfig {
+        livescore_api::ApiConfig {
+            web_dir: self.web_dir.clone(),
+            fanout: livescore_api::FanoutConfig {
+                slow_client: Duration::from_millis(self.slow_client_ms),
+                queue_bytes: usize::try_from(self.client_queue_bytes).unwrap_or(usize::MAX),
+                idle_socket: Duration::from_millis(self.ws_idle_timeout_ms),
+                io_uring: self.fanout_io_uring,
+                send_buffer: self
+                    .send_buffer_bytes
+                    .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX)),
+            },
+            origins: self.allowed_origins.clone(),
+        }
     }
 }
 
@@ -113,17 +156,17 @@ impl HttpSettings {
 #[derive(Args, Debug, Clone)]
 pub struct ProducerSettings {
     /// The data directory: StatsBomb `matches/`, `events/` and `lineups/`.
-    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    #[arg(long, env = "DATA_DIR", default_value = defaults::DATA_DIR)]
     pub data_dir: PathBuf,
     /// The bearer token of the control routes; generated and printed when not set.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Half-time on the replay's virtual clock, in match seconds.
-    #[arg(long, env = "HALF_TIME_SECONDS", default_value_t = 900)]
+    #[arg(long, env = "HALF_TIME_SECONDS", default_value_t = defaults::HALF_TIME_SECONDS)]
     pub half_time_seconds: u64,
     /// How long a replay waits for the log to acknowledge a record (a broker restarting is
     /// ridden out) before the replay fails, in milliseconds.
-    #[arg(long, env = "DELIVERY_TIMEOUT_MS", default_value_t = 30_000,
+    #[arg(long, env = "DELIVERY_TIMEOUT_MS", default_value_t = defaults::DELIVERY_TIMEOUT_MS,
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub delivery_timeout_ms: u64,
 }
@@ -131,14 +174,14 @@ pub struct ProducerSettings {
 #[derive(Args, Debug, Clone)]
 pub struct ProjectorSettings {
     /// The consumer group of the projectors.
-    #[arg(long, env = "PROJECTOR_GROUP", default_value = "livescore-projector")]
+    #[arg(long, env = "PROJECTOR_GROUP", default_value = defaults::PROJECTOR_GROUP)]
     pub projector_group: String,
     /// Clear the store and rebuild it from the start of the log first (projector role only).
     #[arg(long)]
     pub rebuild: bool,
     /// Where the projector serves `/metrics`, `/healthz` and `/readyz` (projector role only;
     /// `up` serves everything on `LISTEN`).
-    #[arg(long, env = "PROJECTOR_LISTEN", default_value = "0.0.0.0:9464")]
+    #[arg(long, env = "PROJECTOR_LISTEN", default_value_t = defaults::PROJECTOR_LISTEN)]
     pub projector_listen: SocketAddr,
 }
 
@@ -163,8 +206,8 @@ impl Default for LogSettings {
     fn default() -> Self {
         LogSettings {
             kafka_brokers: None,
-            kafka_topic: "match-events".into(),
-            kafka_partitions: 6,
+            kafka_topic: defaults::KAFKA_TOPIC.into(),
+            kafka_partitions: defaults::KAFKA_PARTITIONS,
         }
     }
 }
@@ -173,7 +216,7 @@ impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
             redis_url: None,
-            redis_prefix: "livescore".into(),
+            redis_prefix: defaults::REDIS_PREFIX.into(),
         }
     }
 }
@@ -181,16 +224,18 @@ impl Default for StoreSettings {
 impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            web_dir: "web".into(),
-            http_max_connections: 0,
-            http_header_timeout_ms: 10_000,
-            ws_idle_timeout_ms: 30_000,
-            http_shards: 0,
-            fanout_io_uring: true,
-            slow_client_ms: 30_000,
-            client_queue: 256,
+            listen: defaults::LISTEN,
+            web_dir: api::WEB_DIR.into(),
+            http_max_connections: defaults::HTTP_MAX_CONNECTIONS,
+            http_header_timeout_ms: defaults::HTTP_HEADER_TIMEOUT_MS,
+            ws_idle_timeout_ms: api::WS_IDLE_TIMEOUT_MS,
+            http_shards: defaults::HTTP_SHARDS,
+            http_reuse_port: defaults::HTTP_REUSE_PORT,
+            fanout_io_uring: api::FANOUT_IO_URING,
+            slow_client_ms: api::SLOW_CLIENT_MS,
+            client_queue_bytes: api::CLIENT_QUEUE_BYTES,
             send_buffer_bytes: None,
+            allowed_origins: AllowedOrigins::default(),
         }
     }
 }
@@ -198,10 +243,10 @@ impl Default for HttpSettings {
 impl Default for ProducerSettings {
     fn default() -> Self {
         ProducerSettings {
-            data_dir: "data".into(),
+            data_dir: defaults::DATA_DIR.into(),
             admin_token: None,
-            half_time_seconds: 900,
-            delivery_timeout_ms: 30_000,
+            half_time_seconds: defaults::HALF_TIME_SECONDS,
+            delivery_timeout_ms: defaults::DELIVERY_TIMEOUT_MS,
         }
     }
 }
@@ -209,9 +254,9 @@ impl Default for ProducerSettings {
 impl Default for ProjectorSettings {
     fn default() -> Self {
         ProjectorSettings {
-            projector_group: "livescore-projector".into(),
+            projector_group: defaults::PROJECTOR_GROUP.into(),
             rebuild: false,
-            projector_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
+            projector_listen: defaults::PROJECTOR_LISTEN,
         }
     }
 }

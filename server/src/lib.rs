@@ -1,10 +1,9 @@
 //! The HTTP server every role serves on (the API, the producer, `livescore up`).
 //!
-//! - **Shards** (`shard.rs`): one thread per core, each with a single-threaded tokio runtime, a
-//!   listening socket of its own on the shared port (`SO_REUSEPORT`: the kernel spreads new
-//!   connections over the shards) and a file-descriptor table of its own. The table matters: the
-//!   open-file limit counts descriptors per table, so a replica with four shards can hold four
-//!   times the limit in connections (here 20,000 per table, which nobody can raise).
+//! - **Shards** (`shard.rs`): one thread per core, each with a single-threaded tokio runtime and
+//!   a listening socket of its own on the shared port (`SO_REUSEPORT`: the kernel spreads new
+//!   connections over the shards). A process holds as many connections as its open-file limit
+//!   allows; with `reuse_port`, several processes serve one port, as nginx's workers do.
 //! - **Limits** (`limits.rs`): a header read timeout (hyper's; it also bounds an idle keep-alive
 //!   connection), a cap on open connections past which a client gets a JSON `503`, and every
 //!   error answer turned into JSON (`{"error": "..."}`), whoever produced it.
@@ -35,13 +34,16 @@ pub use telemetry::Telemetry;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
-    /// Open connections at most (0: what the file-descriptor limit leaves room for, in every
-    /// shard).
+    /// Open connections at most (0: what the process's file-descriptor limit leaves room for).
     pub max_connections: u64,
     /// A client must send a whole request head within this.
     pub header_timeout: Duration,
-    /// Shards (threads, each with its own runtime and descriptor table); 0: one per core.
+    /// Shards (threads, each with its own runtime and listener); 0: one per core.
     pub shards: usize,
+    /// Let other processes listen on the same port (`SO_REUSEPORT`): several replicas on one
+    /// host share it, and the kernel spreads connections over all of them. Off: a port in use
+    /// is an error.
+    pub reuse_port: bool,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +53,7 @@ impl Default for ServerConfig {
             max_connections: 0,
             header_timeout: Duration::from_secs(10),
             shards: 0,
+            reuse_port: false,
         }
     }
 }
@@ -96,8 +99,8 @@ impl Server {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
-        let limits = limits::Limits::of(config, count);
-        let shards = shard::Starting::spawn_all(count, config.listen)?;
+        let limits = limits::Limits::of(config);
+        let shards = shard::Starting::spawn_all(count, config.listen, config.reuse_port)?;
         let addr = shards
             .first()
             .map_or(config.listen, |shard| shard.local_addr);

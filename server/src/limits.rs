@@ -11,9 +11,9 @@ use tokio::net::TcpStream;
 
 use crate::{MAX_BODY, ServerConfig};
 
-/// File descriptors kept in each shard's table for everything but client connections (its
-/// listener, its runtime's epoll, files served).
-const RESERVED_FDS: u64 = 64;
+/// File descriptors kept for everything but client connections: listeners, each runtime's
+/// epoll and wake-up, the store's and the log's connections, files served, logs.
+const RESERVED_FDS: u64 = 256;
 
 /// What the listener enforces, resolved from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -23,13 +23,22 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
-    /// `max_connections`, or when it is 0, what the file-descriptor limit leaves room for in
-    /// every shard's table.
-    pub fn of(config: &ServerConfig, shards: usize) -> Limits {
+    /// `max_connections`, or when it is 0, what the process's file-descriptor limit leaves room
+    /// for. Never more than that: past the limit `accept` fails, and the client would get no
+    /// answer at all instead of the JSON `503`.
+    pub fn of(config: &ServerConfig) -> Limits {
+        let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((1024, 0));
+        let room = soft.saturating_sub(RESERVED_FDS).max(16);
         let max_connections = match config.max_connections {
-            0 => {
-                let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((1024, 0));
-                soft.saturating_sub(RESERVED_FDS).max(16) * shards as u64
+            0 => room,
+            configured if configured > room => {
+                tracing::warn!(
+                    configured,
+                    room,
+                    "HTTP_MAX_CONNECTIONS is above what the open-file limit allows: using {room} \
+                     (raise the limit: systemd LimitNOFILE=, compose ulimits: nofile, ulimit -n)"
+                );
+                room
             }
             configured => configured,
         };

@@ -1,18 +1,13 @@
-//! A shard: one thread with a single-threaded runtime, a listener on the shared port, and a
-//! file-descriptor table of its own.
-//!
-//! Why a table of its own: the open-file limit (`RLIMIT_NOFILE`) bounds the descriptor numbers
-//! of a table, not of a process. Each shard thread leaves the process's table for a private one
-//! (see `own_descriptor_table`) and opens its listener, its runtime's epoll and every
-//! client socket there. A socket is only ever touched by the shard that accepted it (the
-//! runtime is single-threaded, and what it spawns as blocking threads shares its table).
-//! Shard threads block every signal: the rest of the process handles them.
-//!
-//! Connections are spread by the kernel over the shards' listeners (`SO_REUSEPORT`).
+//! A shard: one thread with a single-threaded runtime and a listener of its own on the shared
+//! port. Connections are spread by the kernel over the shards' listeners (`SO_REUSEPORT`); a
+//! socket is only ever touched by the shard that accepted it, so a shard's fan-out engine owns
+//! its viewers without a lock. Every shard shares the process's descriptor table, as every
+//! thread of a process does: the open-file limit bounds the process's connections (see
+//! `limits.rs`), and more processes on one port (`ServerConfig::reuse_port`) hold more.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -114,19 +109,23 @@ impl SharedAddr {
 }
 
 impl Starting {
-    /// Starts `count` shards, each on its own thread with its own runtime, descriptor table and
-    /// listener on `addr` (the first resolves port 0; the others join its port).
-    pub fn spawn_all(count: usize, addr: SocketAddr) -> Result<Vec<Starting>, ServerError> {
-        if count > 1 && addr.port() != 0 {
+    /// Starts `count` shards, each on its own thread with its own runtime and listener on
+    /// `addr` (the first resolves port 0; the others join its port). With `reuse_port`, other
+    /// processes that ask for it too may listen on the same port (the kernel spreads
+    /// connections over all of them); without it, a port in use is an error.
+    pub fn spawn_all(
+        count: usize,
+        addr: SocketAddr,
+        reuse_port: bool,
+    ) -> Result<Vec<Starting>, ServerError> {
+        if !reuse_port && count > 1 && addr.port() != 0 {
             // The shards share the port with SO_REUSEPORT, which would let them share it with
             // another process that did the same (an old replica still running): a plain bind
             // first makes "address in use" an error, as it is for one listener.
             std::net::TcpListener::bind(addr)
                 .map_err(|source| ServerError::Bind { addr, source })?;
         }
-        // Every runtime is built before any shard leaves the process's table, so that each
-        // table holds every runtime's wake-up descriptor (see `own_descriptor_table`).
-        let built = Arc::new(Barrier::new(count));
+        let shared_port = reuse_port || count > 1;
         let shared = Arc::new(SharedAddr::default());
         let mut bound = Vec::with_capacity(count);
         let mut starting = Vec::with_capacity(count);
@@ -134,15 +133,18 @@ impl Starting {
             let (bound_tx, bound_rx) = std::sync::mpsc::channel();
             let (go_tx, go_rx) = std::sync::mpsc::sync_channel::<Go>(1);
             let (done_tx, done_rx) = oneshot::channel();
-            let (built, shared) = (Arc::clone(&built), Arc::clone(&shared));
+            let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name(format!("http-shard-{index}"))
                 .spawn(move || {
-                    let prepared = prepare(index, &built);
-                    let listener = prepared.and_then(|runtime| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|source| ServerError::Shard { index, source });
+                    let listener = runtime.and_then(|runtime| {
                         let addr = if index == 0 { Ok(addr) } else { shared.wait() };
                         let addr = addr.map_err(|()| ServerError::ShardLost { index: 0 })?;
-                        let listener = listen(addr, count > 1)
+                        let listener = listen(addr, shared_port)
                             .map_err(|source| ServerError::Bind { addr, source });
                         if index == 0 {
                             let local = listener.as_ref().ok().and_then(|l| l.local_addr().ok());
@@ -190,100 +192,6 @@ impl Starting {
         let _ = self.go.send(go);
         self.done
     }
-}
-
-/// Builds the shard's runtime, waits for every other shard to have built theirs, then moves to
-/// a descriptor table of its own.
-fn prepare(index: usize, built: &Barrier) -> Result<tokio::runtime::Runtime, ServerError> {
-    // Signals go to the other threads: tokio's signal handler writes to a process-wide socket
-    // by its number in the process's table.
-    // SAFETY: a sigset filled by sigfillset, applied to this thread only.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    built.wait();
-    let runtime = runtime.map_err(|source| ServerError::Shard { index, source })?;
-    own_descriptor_table(index);
-    Ok(runtime)
-}
-
-/// Moves the calling shard thread to a private copy of the process's descriptor table
-/// (`unshare(CLONE_FILES)`) and closes there every socket, pipe and file of the rest of the
-/// process, so that none is held open by a copy here. What stays:
-/// - stdin, stdout, stderr (logs);
-/// - every anonymous inode (epolls, eventfds): a task on this shard woken from another thread
-///   is woken by a write to its runtime's eventfd *by number, in the waking thread's table*,
-///   and the other way round; every runtime's eventfd is at the same number in every table;
-/// - every descriptor of a Unix socket open at more than one number: tokio's process-wide
-///   signal socket and each runtime's duplicate of it, this runtime's among them (its signal
-///   driver reads and closes it by number).
-///
-/// The rule looks only at what a descriptor is, never at when it appeared: other threads open
-/// and close descriptors while shards start (other shards, tests in the same process), so a
-/// "what did my build add" diff of the table races with them and once closed this runtime's
-/// own signal socket.
-///
-/// If the kernel refuses, the shard shares the process's table (and its limit).
-fn own_descriptor_table(index: usize) {
-    // SAFETY: unshare affects this thread's descriptor table only.
-    if unsafe { libc::unshare(libc::CLONE_FILES) } != 0 {
-        tracing::warn!(
-            shard = index,
-            "cannot give the shard a descriptor table of its own ({}): it shares the process's",
-            std::io::Error::last_os_error()
-        );
-        return;
-    }
-    let table = descriptors();
-    let mut numbers_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for (_, target) in &table {
-        *numbers_of.entry(target).or_default() += 1;
-    }
-    for (fd, target) in &table {
-        let keep = *fd <= 2
-            || target.starts_with("anon_inode:")
-            || (numbers_of[target.as_str()] > 1 && is_unix_socket(*fd));
-        if !keep {
-            // SAFETY: a descriptor of this private table that nothing on this thread owns.
-            unsafe { libc::close(*fd) };
-        }
-    }
-}
-
-fn is_unix_socket(fd: libc::c_int) -> bool {
-    // SAFETY: `fd` is open in this table for the duration of the call (listed just before, and
-    // only this thread closes descriptors of this table).
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    socket2::SockRef::from(&fd)
-        .domain()
-        .is_ok_and(|domain| domain == socket2::Domain::UNIX)
-}
-
-/// The calling thread's descriptors and what each refers to (`socket:[123]`, `pipe:[4]`,
-/// `anon_inode:[eventfd]`, a path).
-fn descriptors() -> Vec<(libc::c_int, String)> {
-    let Ok(entries) = std::fs::read_dir("/proc/thread-self/fd") else {
-        return Vec::new();
-    };
-    let listed: Vec<(libc::c_int, String)> = entries
-        .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let fd = entry.file_name().to_str()?.parse().ok()?;
-            let target = std::fs::read_link(entry.path()).ok()?;
-            Some((fd, target.to_string_lossy().into_owned()))
-        })
-        .collect();
-    // The directory's own descriptor was listed too and is closed now.
-    // SAFETY: F_GETFD only reads the descriptor's flags.
-    listed
-        .into_iter()
-        .filter(|(fd, _)| unsafe { libc::fcntl(*fd, libc::F_GETFD) } != -1)
-        .collect()
 }
 
 fn listen(addr: SocketAddr, shared: bool) -> std::io::Result<std::net::TcpListener> {

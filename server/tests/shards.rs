@@ -9,10 +9,9 @@ use axum::routing::get;
 use livescore_server::{MakeApp, Server, ServerConfig, Shard};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Each shard leaves the process's descriptor table for a copy and closes there what it does
-/// not own. Were it to close one it does own (its runtime's), the runtime's drop would close it
-/// twice: a debug build aborts on that ("IO Safety violation"), and a release build could close
-/// a client's socket that took the number.
+/// Servers of several shards each, started and stopped together in one process: each answers
+/// from its own shards, and each stops cleanly (a debug build aborts on a descriptor closed
+/// twice, "IO Safety violation", which a shard that closed what it did not own once caused).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn servers_starting_and_stopping_together_keep_their_descriptors_apart() {
     for _round in 0..4 {

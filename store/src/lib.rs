@@ -12,7 +12,6 @@
 
 pub mod memory;
 pub mod model;
-pub mod on_runtime;
 pub mod redis;
 
 pub use livescore_wire::{Cursor, Kind, Topic};
@@ -38,10 +37,6 @@ pub enum StoreError {
     },
     #[error("unexpected answer from the store: {0}")]
     Protocol(String),
-    /// The runtime a call was sent to (see [`on_runtime::OnRuntime`]) dropped it: it is
-    /// shutting down, or the call panicked.
-    #[error("the store call did not complete: {0}")]
-    Runtime(String),
 }
 
 /// How many entries a match's log keeps (a whole match has about 200) and the feed keeps.

@@ -6,15 +6,11 @@ use crate::support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use futures_util::StreamExt;
-use http_body_util::BodyExt;
-use livescore_api::{ApiState, router};
 use livescore_domain::{ReplayStatus, Speed};
 use livescore_store::MatchStore;
 use livescore_store::memory::MemoryStore;
-use tower::ServiceExt;
 
 /// A store holding two finished replays (7471, 7457) and one paused one (15986), and the
 /// producer that keeps it so (once it is gone, its replays stop, and 15986 would no longer be
@@ -48,44 +44,23 @@ async fn fixture() -> (Arc<dyn MatchStore>, livescore_producer::ReplayManager) {
     (store, replays)
 }
 
-/// The API over the fixture, as a router to call directly, and what keeps it so: the sender
-/// that would shut it down and the producer.
-async fn api() -> (
-    axum::Router,
-    (
-        tokio::sync::watch::Sender<bool>,
-        livescore_producer::ReplayManager,
-    ),
-) {
-    let (store, replays) = fixture().await;
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    (
-        router(ApiState::new(store, shutdown).await.unwrap()),
-        (stop, replays),
-    )
-}
-
-/// The API over the fixture served over HTTP by the replica's own server (live streams need
-/// it): its base URL, and what keeps it serving.
-async fn served_api() -> (String, (support::Served, livescore_producer::ReplayManager)) {
+/// The API over the fixture served over HTTP by the replica's own server: its base URL, and
+/// what keeps it serving.
+async fn api() -> (String, (support::Served, livescore_producer::ReplayManager)) {
     let (store, replays) = fixture().await;
     let served = support::serve_api(store, |_| {}).await;
     (served.base.clone(), (served, replays))
 }
 
-async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String) {
-    let response = app
-        .clone()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+async fn get(base: &str, uri: &str) -> (StatusCode, String) {
+    let response = reqwest::get(format!("{base}{uri}")).await.unwrap();
     let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    let body = response.text().await.unwrap();
+    (status, body)
 }
 
 /// The JSON answer to a GET that must succeed.
-async fn get_json(app: &axum::Router, uri: &str) -> serde_json::Value {
+async fn get_json(app: &str, uri: &str) -> serde_json::Value {
     let (status, body) = get(app, uri).await;
     assert_eq!(status, StatusCode::OK, "{uri}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|_| panic!("{uri}: not JSON: {body}"))
@@ -149,10 +124,42 @@ async fn health_readiness_and_metrics() {
         "livescore_messages_sent_total",
         "livescore_catch_ups_total",
         "livescore_resync_snapshots_total",
-        "livescore_subscription_lag_ms",
+        "livescore_subscription_lag_seconds_count",
+        "livescore_sweep_seconds_total",
     ] {
         assert!(metrics.contains(name), "{name} in:\n{metrics}");
     }
+    // The Prometheus text format, by its conventions (`promtool check metrics`, which
+    // scripts/test also runs): every sample has its family's help and type, in base units.
+    let mut families = std::collections::HashMap::new();
+    for line in metrics.lines() {
+        if let Some(rest) = line
+            .strip_prefix("# HELP ")
+            .or(line.strip_prefix("# TYPE "))
+        {
+            let (name, _) = rest.split_once(' ').unwrap();
+            *families.entry(name.to_owned()).or_insert(0) += 1;
+        }
+    }
+    for sample in metrics.lines().filter(|line| !line.starts_with('#')) {
+        let name = sample.split(['{', ' ']).next().unwrap();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                name.strip_suffix(suffix)
+                    .filter(|f| families.contains_key(*f))
+            })
+            .unwrap_or(name);
+        assert_eq!(
+            families.get(family),
+            Some(&2),
+            "{sample}: help and type in\n{metrics}"
+        );
+        for unit in ["_ms", "_milliseconds", "_micro", "_us_"] {
+            assert!(!family.contains(unit), "{family}: base units only");
+        }
+    }
+    assert!(!metrics.contains("# EOF"), "{metrics}");
     // Resident memory, in bytes: some megabytes at least, for a running test binary.
     let resident: u64 = metrics
         .lines()
@@ -339,7 +346,7 @@ async fn first_sse_event(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_resumes_after_the_cursor_from_the_header_or_the_query() {
-    let (app, _stop) = served_api().await;
+    let (app, _stop) = api().await;
     let (last, event) = first_sse_event(&app, "/sse/games/7457", None).await;
     assert_eq!(event, "snapshot");
     let last = last.expect("the snapshot carries the cursor it reflects");
@@ -378,4 +385,70 @@ async fn the_web_ui_is_served_with_the_statsbomb_credit() {
         games.iter().all(|g| g["latest"]["type"].is_string()),
         "{games:?}"
     );
+}
+
+/// The status line of a WebSocket handshake to `/ws` with `origin`.
+async fn handshake_status(addr: &str, origin: Option<&str>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\n{origin}Upgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n") {
+        head.push(stream.read_u8().await.unwrap());
+    }
+    String::from_utf8(head).unwrap().trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_of_other_origins_get_403_unless_listed() {
+    let (store, _replays) = fixture().await;
+    let served = support::serve_api(store, |http| {
+        http.allowed_origins = "https://fans.example".parse().unwrap();
+    })
+    .await;
+    let addr = served.base.trim_start_matches("http://").to_owned();
+    let own = served.base.clone();
+
+    // WebSocket: the API's own page, a listed one and a client that is not a browser are
+    // answered; any other page is refused before the upgrade.
+    for origin in [None, Some(own.as_str()), Some("https://fans.example")] {
+        let status = handshake_status(&addr, origin).await;
+        assert!(status.starts_with("HTTP/1.1 101"), "{origin:?}: {status}");
+    }
+    for origin in ["https://evil.example", "null", "http://127.0.0.1:1"] {
+        let status = handshake_status(&addr, Some(origin)).await;
+        assert!(status.starts_with("HTTP/1.1 403"), "{origin}: {status}");
+    }
+
+    // Event streams and the REST routes: the same, and a listed origin may read the answer
+    // (CORS); a refusal says why, as JSON.
+    let http = reqwest::Client::new();
+    let with = |uri: &str, origin: &str| {
+        http.get(format!("{own}{uri}"))
+            .header("origin", origin)
+            .send()
+    };
+    let listed = with("/sse/games", "https://fans.example").await.unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert_eq!(
+        listed.headers()["access-control-allow-origin"],
+        "https://fans.example"
+    );
+    let same = with("/games", &own).await.unwrap();
+    assert_eq!(same.status(), StatusCode::OK);
+    assert!(same.headers().get("access-control-allow-origin").is_none());
+    for uri in ["/sse/games", "/sse/games/7457", "/games"] {
+        let refused = with(uri, "https://evil.example").await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{uri}");
+        let body: serde_json::Value = serde_json::from_str(&refused.text().await.unwrap()).unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("ALLOWED_ORIGINS"),
+            "{body}"
+        );
+    }
 }

@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod failover;
 mod fanout;
+mod hostile_clients;
 mod http_limits;
 mod outages;
 mod pipeline;

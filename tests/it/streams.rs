@@ -171,7 +171,8 @@ async fn a_stream_after_other_requests_on_the_same_connection_is_handed_over() {
 async fn a_viewer_that_stops_reading_is_let_go_and_the_others_carry_on() {
     let setup = setup(|http| {
         http.slow_client_ms = 500;
-        http.client_queue = 4;
+        // A few messages' worth.
+        http.client_queue_bytes = 4096;
         http.send_buffer_bytes = Some(4096);
     })
     .await;
@@ -221,7 +222,8 @@ async fn a_viewer_that_stops_reading_is_let_go_and_the_others_carry_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_too_slow_for_its_queue_catches_up_and_misses_nothing() {
     let setup = setup(|http| {
-        http.client_queue = 2;
+        // A message or two.
+        http.client_queue_bytes = 1024;
         http.send_buffer_bytes = Some(4096);
     })
     .await;

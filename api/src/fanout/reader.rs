@@ -1,36 +1,76 @@
 //! A socket's reading side: one small task per viewer, asleep until the socket is readable.
 //! SSE viewers send nothing after their request, so reading only tells when they leave;
 //! WebSocket clients' frames are put together here and handed to the engine as messages.
+//!
+//! Reading is bounded twice over: a reader hands what it read to the engine through the shard's
+//! bounded queue (it waits when the queue is full, and reads nothing meanwhile), and it does not
+//! read at all while its socket is blocked ([`ReadGate`]: the engine closes the gate when the
+//! socket's kernel buffer is full, and opens it once drained). A client that sends requests and
+//! does not read the answers is therefore not read either: its own socket fills, and TCP holds
+//! it back.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
-use super::wire::ClientFrames;
-use super::{Command, ConnKey};
+use super::connections::ConnKey;
+use super::engine::FromReader;
+use super::websocket_frames::{ClientFrames, ClientMessage, Violation};
 
 thread_local! {
     /// One read buffer per shard, used between two awaits only: a sleeping reader holds none.
     static READ_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; 8 * 1024]);
 }
 
+/// Whether a socket's reader may read: closed while the socket is blocked.
+pub(crate) struct ReadGate {
+    open: Cell<bool>,
+    opened: Notify,
+}
+
+impl ReadGate {
+    pub fn new() -> Rc<ReadGate> {
+        Rc::new(ReadGate {
+            open: Cell::new(true),
+            opened: Notify::new(),
+        })
+    }
+
+    pub fn close(&self) {
+        self.open.set(false);
+    }
+
+    pub fn open(&self) {
+        self.open.set(true);
+        self.opened.notify_one();
+    }
+
+    async fn wait(&self) {
+        while !self.open.get() {
+            self.opened.notified().await;
+        }
+    }
+}
+
 enum Read {
     Nothing,
-    Messages(Vec<super::wire::ClientMessage>),
-    Violation(super::wire::Violation),
+    Messages(Vec<ClientMessage>),
+    Violation(Violation),
     Gone,
 }
 
 pub(crate) async fn read(
     stream: Rc<TcpStream>,
+    gate: Rc<ReadGate>,
     conn: ConnKey,
     websocket: bool,
-    commands: mpsc::UnboundedSender<Command>,
+    engine: mpsc::Sender<FromReader>,
 ) {
     let mut frames = ClientFrames::default();
     loop {
+        gate.wait().await;
         if stream.readable().await.is_err() {
             break;
         }
@@ -49,18 +89,18 @@ pub(crate) async fn read(
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => Read::Nothing,
             Err(_) => Read::Gone,
         });
-        let command = match read {
+        let said = match read {
             Read::Nothing => continue,
-            Read::Messages(messages) => Command::Client { conn, messages },
+            Read::Messages(messages) => FromReader::Client { conn, messages },
             Read::Violation(violation) => {
-                let _ = commands.send(Command::Violation { conn, violation });
+                let _ = engine.send(FromReader::Violation { conn, violation }).await;
                 return;
             }
             Read::Gone => break,
         };
-        if commands.send(command).is_err() {
+        if engine.send(said).await.is_err() {
             return;
         }
     }
-    let _ = commands.send(Command::Gone { conn });
+    let _ = engine.send(FromReader::Gone { conn }).await;
 }

@@ -182,6 +182,11 @@ impl Role {
     pub fn kill(&mut self) {
         kill(&mut self.child);
     }
+
+    /// Its process id (0 once killed).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
 }
 
 impl Drop for Role {
