@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod fanout;
+pub mod framing;
 pub mod hub;
 pub mod message;
 pub mod metrics;

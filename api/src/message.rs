@@ -14,7 +14,7 @@ use livescore_store::{Cursor, Kind, Published, Topic};
 use livescore_wire::{ServerFrame, sse};
 use serde_json::value::RawValue;
 
-use crate::fanout::{chunked_body, websocket_frames};
+use crate::framing::{chunked, websocket};
 
 #[derive(Debug)]
 pub struct Message {
@@ -57,7 +57,7 @@ impl Message {
     /// The SSE event as one chunk of the stream's chunked body: the bytes for the socket.
     pub fn sse_chunk(&self) -> Bytes {
         self.sse
-            .get_or_init(|| chunked_body::chunk(self.sse_event().as_bytes()))
+            .get_or_init(|| chunked::chunk(self.sse_event().as_bytes()))
             .clone()
     }
 
@@ -77,9 +77,7 @@ impl Message {
     /// The WebSocket text frame, header included: the bytes for the socket.
     pub fn ws_frame(&self) -> Bytes {
         self.ws
-            .get_or_init(|| {
-                websocket_frames::frame(websocket_frames::TEXT, self.ws_text().as_bytes())
-            })
+            .get_or_init(|| websocket::frame(websocket::TEXT, self.ws_text().as_bytes()))
             .clone()
     }
 

@@ -34,7 +34,7 @@ use crate::fanout::Stream;
 use crate::{ApiError, ShardApi};
 
 pub use crate::fanout::MAX_SUBSCRIPTIONS;
-pub use crate::fanout::websocket_frames::MAX_CLIENT_MESSAGE;
+pub use crate::framing::websocket::MAX_CLIENT_MESSAGE;
 
 /// WebSocket: send `ClientRequest`s, receive `ServerFrame`s (see the module documentation).
 #[utoipa::path(get, path = "/ws", tag = "live",

@@ -30,15 +30,15 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::Stream;
-use super::chunked_body;
 use super::connections::{Conn, ConnKey, Connections, set_send_buffer};
 use super::housekeeping::Housekeeping;
 use super::joins::{Ended, Joined, Joins};
 use super::outbox::{Drained, Outbox};
 use super::reader::{self, ReadGate};
 use super::topics::Topics;
-use super::websocket_frames::{self, ClientMessage, Violation};
 use crate::config::FanoutConfig;
+use crate::framing::chunked;
+use crate::framing::websocket::{self, ClientMessage, Violation};
 use crate::hub::HubEvent;
 use crate::metrics::ShardMetrics;
 use livescore_store::MatchStore;
@@ -188,7 +188,7 @@ impl Engine {
             FromReader::Client { conn, messages } => self.client(conn, messages),
             FromReader::Violation { conn, violation } => {
                 if let Some(index) = self.conns.live(conn) {
-                    let close = websocket_frames::close(violation.code, violation.reason);
+                    let close = websocket::close(violation.code, violation.reason);
                     self.close_after(index, close);
                 }
             }
@@ -235,7 +235,7 @@ impl Engine {
         match carried {
             Stream::Sse { topic, cursor } => {
                 if let Some(conn) = self.conns.get_mut(key.index) {
-                    let retry = chunked_body::chunk(sse::retry(RETRY_MS).as_bytes());
+                    let retry = chunked::chunk(sse::retry(RETRY_MS).as_bytes());
                     let _ = self.outbox.stage(conn, key.index, retry);
                 }
                 self.subscribe(key.index, topic, cursor);

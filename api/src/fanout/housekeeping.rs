@@ -10,10 +10,10 @@ use axum::body::Bytes;
 use livescore_wire::sse;
 use tokio::time::Instant;
 
-use super::chunked_body::{self, END_OF_STREAM};
 use super::connections::{Conn, ConnKey, Connections};
 use super::engine::Engine;
-use super::websocket_frames::{self, close_code};
+use crate::framing::chunked::{self, END_OF_STREAM};
+use crate::framing::websocket::{self, close_code};
 
 /// No socket stays silent longer than this: a heartbeat goes to those nothing was written to.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -120,10 +120,7 @@ impl Engine {
                         "no subscription for {} s: subscribe when you need a topic",
                         idle_socket.as_secs()
                     );
-                    self.close_after(
-                        key.index,
-                        websocket_frames::close(close_code::POLICY, &reason),
-                    );
+                    self.close_after(key.index, websocket::close(close_code::POLICY, &reason));
                 }
                 // Idle again since: looked at again when that is due.
                 Some(idle) => self.house.idle.push_back((idle, key)),
@@ -133,8 +130,8 @@ impl Engine {
             return;
         }
         self.house.heartbeat_at = now + HEARTBEAT_ROUND;
-        let sse = chunked_body::chunk(sse::HEARTBEAT.as_bytes());
-        let ping = websocket_frames::frame(websocket_frames::PING, b"");
+        let sse = chunked::chunk(sse::HEARTBEAT.as_bytes());
+        let ping = websocket::frame(websocket::PING, b"");
         let mut due = Vec::new();
         for (index, conn) in self.conns.iter_mut() {
             if conn.quiet.round() && !conn.queue.is_blocked() && !conn.closing {
@@ -154,7 +151,7 @@ impl Engine {
     /// Shutdown: every viewer gets the end of its stream or a close 1012, then its socket closes.
     pub(super) fn goodbye(&mut self) {
         let sse = Bytes::from_static(END_OF_STREAM);
-        let ws = websocket_frames::close(
+        let ws = websocket::close(
             close_code::RESTART,
             "server restarting: reconnect and resubscribe with your cursors",
         );

@@ -17,12 +17,12 @@ use axum::body::Bytes;
 use livescore_store::{Cursor, Kind, LogRead, MatchStore, StoreError, Topic};
 use tokio::sync::mpsc;
 
-use super::chunked_body::END_OF_STREAM;
 use super::connections::ConnKey;
 use super::engine::{Engine, Event};
 use super::outbox::OverBudget;
 use super::topics::{Phase, is_new};
-use super::websocket_frames::{self, close_code};
+use crate::framing::chunked::END_OF_STREAM;
+use crate::framing::websocket::{self, close_code};
 use crate::message::Message;
 use crate::metrics::ShardMetrics;
 
@@ -265,7 +265,7 @@ impl Engine {
             (true, Ended::Store(_)) => {
                 let reason =
                     format!("{topic}: stream ended; reconnect and resume with your cursor");
-                self.close_after(index, websocket_frames::close(close_code::AGAIN, &reason));
+                self.close_after(index, websocket::close(close_code::AGAIN, &reason));
             }
             (false, _) => self.close_after(index, Bytes::from_static(END_OF_STREAM)),
         }

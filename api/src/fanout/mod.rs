@@ -18,7 +18,7 @@
 //!    stops (`reader.rs`), and a task waits for it to drain.
 //!
 //! A WebSocket client's frames come the other way: `reader.rs` reads them
-//! (`websocket_frames.rs` checks them) and `session.rs` answers, through the same outbox.
+//! (`framing/websocket.rs` checks them) and `session.rs` answers, through the same outbox.
 //! `housekeeping.rs` sends heartbeats, closes idle sockets and says goodbye at shutdown.
 
 mod connections;
@@ -31,8 +31,6 @@ mod session;
 mod sweep;
 mod topics;
 
-pub mod chunked_body;
-pub mod websocket_frames;
 pub mod writer;
 
 use livescore_server::{Detached, Shard};

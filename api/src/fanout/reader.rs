@@ -17,7 +17,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::connections::ConnKey;
 use super::engine::FromReader;
-use super::websocket_frames::{ClientFrames, ClientMessage, Violation};
+use crate::framing::websocket::{ClientFrames, ClientMessage, Violation};
 
 thread_local! {
     /// One read buffer per shard, used between two awaits only: a sleeping reader holds none.

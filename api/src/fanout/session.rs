@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::connections::ConnKey;
 use super::engine::Engine;
 use super::outbox::OverBudget;
-use super::websocket_frames::{self, ClientMessage, close_code};
+use crate::framing::websocket::{self, ClientMessage, close_code};
 use crate::metrics::ShardMetrics;
 
 /// Topics one connection may follow at once.
@@ -88,7 +88,7 @@ impl RequestBudget {
 }
 
 pub(crate) fn text_frame(frame: &ServerFrame<'_>) -> Bytes {
-    websocket_frames::frame(websocket_frames::TEXT, frame.to_json().as_bytes())
+    websocket::frame(websocket::TEXT, frame.to_json().as_bytes())
 }
 
 pub(crate) fn error_frame(message: &str) -> Bytes {
@@ -114,15 +114,12 @@ impl Engine {
                 ClientMessage::Close(code) => {
                     // Echo its code (RFC 6455 5.5.1), or a normal closure.
                     let code = code.unwrap_or(close_code::NORMAL);
-                    return self.close_after(index, websocket_frames::close(code, ""));
+                    return self.close_after(index, websocket::close(code, ""));
                 }
             }
         }
         if let (Some(payload), Some(index)) = (ping, self.conns.live(key)) {
-            self.reply(
-                index,
-                websocket_frames::frame(websocket_frames::PONG, &payload),
-            );
+            self.reply(index, websocket::frame(websocket::PONG, &payload));
         }
     }
 
@@ -149,8 +146,7 @@ impl Engine {
                 ShardMetrics::add(&self.metrics.requests_refused, 1);
                 ShardMetrics::add(&self.metrics.policy_closes, 1);
                 let reason = "too many requests: slow down, then reconnect";
-                return self
-                    .close_after(index, websocket_frames::close(close_code::POLICY, reason));
+                return self.close_after(index, websocket::close(close_code::POLICY, reason));
             }
         }
         let Some(text) = text else {
@@ -199,7 +195,7 @@ impl Engine {
         if let Err(OverBudget) = self.outbox.stage(conn, index, answer) {
             ShardMetrics::add(&self.metrics.policy_closes, 1);
             let reason = "too much unread: read the answers to your requests";
-            self.close_after(index, websocket_frames::close(close_code::POLICY, reason));
+            self.close_after(index, websocket::close(close_code::POLICY, reason));
         }
     }
 
