@@ -47,6 +47,10 @@ impl ReadGate {
         self.opened.notify_one();
     }
 
+    fn is_open(&self) -> bool {
+        self.open.get()
+    }
+
     async fn wait(&self) {
         while !self.open.get() {
             self.opened.notified().await;
@@ -68,15 +72,20 @@ pub(crate) async fn read(
     websocket: bool,
     engine: mpsc::Sender<FromReader>,
 ) {
-    let mut frames = ClientFrames::default();
+    // What a sleeping reader holds is paid once per viewer: the rare waits (a closed gate, a
+    // full queue) are boxed when they happen instead of sizing every reader for them, and an
+    // SSE viewer has no frames to put together.
+    let mut frames = websocket.then(Box::<ClientFrames>::default);
     loop {
-        gate.wait().await;
+        if !gate.is_open() {
+            Box::pin(gate.wait()).await;
+        }
         if stream.readable().await.is_err() {
             break;
         }
         let read = READ_BUFFER.with_borrow_mut(|buffer| match stream.try_read(buffer) {
             Ok(0) => Read::Gone,
-            Ok(n) if websocket => {
+            Ok(n) if let Some(frames) = frames.as_mut() => {
                 let mut messages = Vec::new();
                 match frames.feed(&buffer[..n], &mut messages) {
                     Ok(()) if messages.is_empty() => Read::Nothing,
@@ -93,14 +102,26 @@ pub(crate) async fn read(
             Read::Nothing => continue,
             Read::Messages(messages) => FromReader::Client { conn, messages },
             Read::Violation(violation) => {
-                let _ = engine.send(FromReader::Violation { conn, violation }).await;
+                let _ = hand_over(&engine, FromReader::Violation { conn, violation }).await;
                 return;
             }
             Read::Gone => break,
         };
-        if engine.send(said).await.is_err() {
+        if hand_over(&engine, said).await.is_err() {
             return;
         }
     }
-    let _ = engine.send(FromReader::Gone { conn }).await;
+    let _ = hand_over(&engine, FromReader::Gone { conn }).await;
+}
+
+/// Gives the engine what a reader read, waiting while the shard's queue is full (the wait,
+/// rare, is boxed: see [`read`]). An error: the engine is gone.
+async fn hand_over(engine: &mpsc::Sender<FromReader>, said: FromReader) -> Result<(), ()> {
+    match engine.try_send(said) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Full(said)) => {
+            Box::pin(engine.send(said)).await.map_err(|_| ())
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+    }
 }
