@@ -185,9 +185,12 @@ class Live {
     };
   }
 
+  // Full jitter: a delay drawn anywhere below a ceiling that doubles up to a cap. Without the
+  // random part, every viewer of a replica that died comes back at the same instants, and the
+  // replicas left take them all at once (a reconnect storm).
   later(reopen) {
     clearTimeout(this.retry);
-    this.retry = setTimeout(() => { if (!this.closed) reopen(); }, this.backoff);
+    this.retry = setTimeout(() => { if (!this.closed) reopen(); }, Math.random() * this.backoff);
     this.backoff = Math.min(this.backoff * 2, 10000);
   }
 }
