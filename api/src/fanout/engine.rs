@@ -43,8 +43,20 @@ use crate::hub::HubEvent;
 use crate::metrics::ShardMetrics;
 use livescore_store::MatchStore;
 
-/// How long a browser waits before reconnecting an SSE stream, in milliseconds.
-const RETRY_MS: u64 = 2000;
+/// How long a browser waits before reconnecting an SSE stream, in milliseconds: drawn per
+/// stream in this range, so that the viewers of a replica that died do not all come back at
+/// the same instant (a reconnect storm).
+pub const RETRY_MS: std::ops::RangeInclusive<u64> = 1000..=3000;
+
+/// A reconnect delay in [`RETRY_MS`], different for each stream. (`RandomState` is seeded from
+/// the OS once per thread and then stepped: enough to spread reconnects, with no dependency.)
+fn retry_ms() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    RETRY_MS.start() + random % (RETRY_MS.end() - RETRY_MS.start() + 1)
+}
 
 /// Batches the readers may hand the engine before they wait (per shard). A batch is what one
 /// read of at most 8 KiB held, so this bounds what waits here to about a megabyte (a queue of
@@ -235,7 +247,7 @@ impl Engine {
         match carried {
             Stream::Sse { topic, cursor } => {
                 if let Some(conn) = self.conns.get_mut(key.index) {
-                    let retry = chunked::chunk(sse::retry(RETRY_MS).as_bytes());
+                    let retry = chunked::chunk(sse::retry(retry_ms()).as_bytes());
                     let _ = self.outbox.stage(conn, key.index, retry);
                 }
                 self.subscribe(key.index, topic, cursor);
@@ -335,5 +347,25 @@ impl Engine {
             self.unfollow(topic, position);
         }
         self.metrics.connected(conn.websocket, -1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RETRY_MS, retry_ms};
+
+    #[test]
+    fn reconnect_delays_are_in_range_and_spread() {
+        let delays: Vec<u64> = (0..200).map(|_| retry_ms()).collect();
+        assert!(
+            delays.iter().all(|delay| RETRY_MS.contains(delay)),
+            "{delays:?}"
+        );
+        let (low, high) = (delays.iter().min(), delays.iter().max());
+        // 200 draws over 2,001 values: all within a quarter of the range would be no spread.
+        assert!(
+            high.zip(low).is_some_and(|(high, low)| high - low > 500),
+            "{delays:?}"
+        );
     }
 }

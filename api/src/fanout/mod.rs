@@ -42,6 +42,7 @@ use crate::config::FanoutConfig;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 
+pub use engine::RETRY_MS;
 pub use housekeeping::HEARTBEAT;
 pub use joins::CATCH_UP_ENTRIES;
 pub use session::{MAX_SUBSCRIPTIONS, REQUEST_BURST, REQUESTS_PER_SECOND};
