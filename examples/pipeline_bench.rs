@@ -32,6 +32,7 @@ async fn kafka(topic: &str) -> anyhow::Result<Arc<dyn EventLog>> {
         brokers,
         topic: topic.to_owned(),
         partitions: 6,
+        replication_factor: 1,
     };
     Ok(Arc::new(KafkaLog::connect(config).await?))
 }

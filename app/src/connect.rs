@@ -32,6 +32,7 @@ pub async fn log(
                 brokers: brokers.clone(),
                 topic: settings.kafka_topic.clone(),
                 partitions: settings.kafka_partitions,
+                replication_factor: settings.kafka_replication_factor,
             })
             .await
             .map_err(|source| StartError::Kafka {

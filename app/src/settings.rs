@@ -20,6 +20,7 @@ pub mod defaults {
 
     pub const KAFKA_TOPIC: &str = "match-events";
     pub const KAFKA_PARTITIONS: i32 = 6;
+    pub const KAFKA_REPLICATION_FACTOR: i32 = 1;
     pub const REDIS_PREFIX: &str = "livescore";
     pub const LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
     pub const HTTP_MAX_CONNECTIONS: u64 = 0;
@@ -50,8 +51,14 @@ pub struct LogSettings {
     #[arg(long, env = "KAFKA_TOPIC", default_value = defaults::KAFKA_TOPIC)]
     pub kafka_topic: String,
     /// Partitions of the topic when it is created.
-    #[arg(long, env = "KAFKA_PARTITIONS", default_value_t = defaults::KAFKA_PARTITIONS)]
+    #[arg(long, env = "KAFKA_PARTITIONS", default_value_t = defaults::KAFKA_PARTITIONS,
+          value_parser = clap::value_parser!(i32).range(1..))]
     pub kafka_partitions: i32,
+    /// Copies of each partition when the topic is created: 1 on one broker; 3 in production,
+    /// where `min.insync.replicas` is then 2.
+    #[arg(long, env = "KAFKA_REPLICATION_FACTOR", default_value_t = defaults::KAFKA_REPLICATION_FACTOR,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub kafka_replication_factor: i32,
 }
 
 /// The match store: Redis when `REDIS_URL` is set, else (for `up` only) in-process.
@@ -208,6 +215,7 @@ impl Default for LogSettings {
             kafka_brokers: None,
             kafka_topic: defaults::KAFKA_TOPIC.into(),
             kafka_partitions: defaults::KAFKA_PARTITIONS,
+            kafka_replication_factor: defaults::KAFKA_REPLICATION_FACTOR,
         }
     }
 }

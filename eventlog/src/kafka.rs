@@ -30,13 +30,29 @@ pub struct KafkaConfig {
     pub topic: String,
     /// Created at start-up if missing, with this many partitions.
     pub partitions: i32,
+    /// ... and this many copies of each partition, on as many brokers (production: 3).
+    pub replication_factor: i32,
 }
 
 impl KafkaConfig {
     pub fn dead_letter_topic(&self) -> String {
         format!("{}-dlq", self.topic)
     }
+
+    /// How many copies must have a record before the broker acknowledges it (`acks=all`): two
+    /// when there are three, so that losing one broker neither loses an acknowledged record nor
+    /// stops the producer; all of them when there are fewer.
+    pub fn min_insync_replicas(&self) -> i32 {
+        self.replication_factor.clamp(1, 2)
+    }
 }
+
+/// Topic settings the log needs whatever the broker's defaults: records are kept for ever. A
+/// rebuild folds every run from its `started` record, so a retention of days (Kafka's default
+/// is 7) would silently drop older runs from it; compaction would keep one record per match
+/// and lose the run. A thousand matches a day are 3.5 million records of about 0.4 KB, 1.4 GB
+/// a day per copy (docs/SCALING.md).
+const KEEP_FOR_EVER: [(&str, &str); 2] = [("retention.ms", "-1"), ("retention.bytes", "-1")];
 
 pub struct KafkaLog {
     config: KafkaConfig,
@@ -136,14 +152,18 @@ impl KafkaLog {
             .create()
             .map_err(kafka)?;
         let dead_letters = self.config.dead_letter_topic();
+        let replication = || TopicReplication::Fixed(self.config.replication_factor);
+        let min_insync = self.config.min_insync_replicas().to_string();
         let topics = [
-            NewTopic::new(
-                &self.config.topic,
-                self.config.partitions,
-                TopicReplication::Fixed(1),
-            ),
-            NewTopic::new(&dead_letters, 1, TopicReplication::Fixed(1)),
-        ];
+            NewTopic::new(&self.config.topic, self.config.partitions, replication()),
+            NewTopic::new(&dead_letters, 1, replication()),
+        ]
+        .map(|topic| {
+            KEEP_FOR_EVER
+                .iter()
+                .fold(topic, |topic, (name, value)| topic.set(name, value))
+                .set("min.insync.replicas", &min_insync)
+        });
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         for result in admin
             .create_topics(&topics, &options)

@@ -253,6 +253,7 @@ mod kafka {
             brokers,
             topic: format!("test-{name}-{unique}"),
             partitions: 3,
+            replication_factor: 1,
         })
         .await
         .unwrap()

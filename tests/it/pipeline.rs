@@ -50,6 +50,7 @@ async fn pipeline(engines: Engines, name: &str, redis_db: u8) -> Pipeline {
                 brokers: support::kafka_brokers(),
                 topic: support::unique(&format!("pipeline-{name}")),
                 partitions: 3,
+                replication_factor: 1,
             };
             (
                 Arc::new(KafkaLog::connect(config.clone()).await.unwrap()),
