@@ -525,6 +525,21 @@ impl LogConsumer for KafkaConsumer {
         self.rewind_assigned()
     }
 
+    async fn reread_from(&mut self, partition: i32, offset: i64) -> Result<(), LogError> {
+        self.received.retain(|record| record.partition != partition);
+        let mut position = TopicPartitionList::new();
+        // Before the log's first offset, librdkafka starts at it (auto.offset.reset).
+        position
+            .add_partition_offset(&self.topic, partition, Offset::Offset(offset.max(0)))
+            .map_err(kafka)?;
+        self.consumer
+            .seek_partitions(position, Duration::from_secs(10))
+            .map_err(kafka)?;
+        let committed = self.committed.entry(partition).or_insert(offset);
+        *committed = (*committed).min(offset);
+        Ok(())
+    }
+
     async fn reread_uncommitted(&mut self) -> Result<(), LogError> {
         // Partitions this consumer has not committed on restart from the group's commit.
         let committed = self.committed.clone();

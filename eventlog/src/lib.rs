@@ -10,7 +10,8 @@
 //! - [`EventLog::send`] queues a record at once and its [`Delivery`] resolves when it is durable;
 //! - a consumer group resumes after the last offset it committed, [`LogConsumer::rewind`]
 //!   starts it again from the beginning of the log (a rebuild), and
-//!   [`LogConsumer::reread_uncommitted`] from its last commit;
+//!   [`LogConsumer::reread_uncommitted`] from its last commit, [`LogConsumer::reread_from`] one
+//!   partition from an offset;
 //! - a record that cannot be decoded can be set aside with [`EventLog::dead_letter`];
 //! - [`EventLog::read_to_end`] reads everything the log holds, for a producer resuming.
 
@@ -88,6 +89,13 @@ pub trait LogConsumer: Send {
     /// Starts consuming again after the last committed record of each partition: what was read
     /// since is read again.
     async fn reread_uncommitted(&mut self) -> Result<(), LogError>;
+
+    /// Starts consuming `partition` again from `offset` (the beginning of the log if that is
+    /// before it): the store lost what came after. Its records received since are dropped, and
+    /// a later [`LogConsumer::reread_uncommitted`] goes back no further than `offset`. The
+    /// group's commit is left as it is: the store's own mark says where to resume after a
+    /// restart.
+    async fn reread_from(&mut self, partition: i32, offset: i64) -> Result<(), LogError>;
 
     /// Per partition this consumer reads, how many records the log holds that it has not read
     /// yet (the operator's first question: is the projector keeping up?). From what the client

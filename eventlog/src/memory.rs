@@ -106,6 +106,7 @@ impl EventLog for MemoryLog {
             log: self.clone(),
             group: group.to_owned(),
             positions,
+            reread: HashMap::new(),
         }))
     }
 
@@ -126,6 +127,9 @@ struct MemoryConsumer {
     group: String,
     /// The next offset to read, per partition.
     positions: Vec<i64>,
+    /// Partitions read again from an offset before their commit (`reread_from`), until the
+    /// next commit: where `reread_uncommitted` starts them.
+    reread: HashMap<i32, i64>,
 }
 
 impl MemoryConsumer {
@@ -189,12 +193,14 @@ impl LogConsumer for MemoryConsumer {
             if let Some(slot) = committed.get_mut(partition as usize) {
                 *slot = last + 1;
             }
+            self.reread.remove(&partition);
         }
         Ok(())
     }
 
     async fn rewind(&mut self) -> Result<(), LogError> {
         self.positions.iter_mut().for_each(|p| *p = 0);
+        self.reread.clear();
         // The group's commits go back too: stopped during a rebuild, it resumes the rebuild.
         if let Some(committed) = self.log.lock().committed.get_mut(&self.group) {
             committed.iter_mut().for_each(|c| *c = 0);
@@ -202,10 +208,27 @@ impl LogConsumer for MemoryConsumer {
         Ok(())
     }
 
+    async fn reread_from(&mut self, partition: i32, offset: i64) -> Result<(), LogError> {
+        if let Some(position) = usize::try_from(partition)
+            .ok()
+            .and_then(|partition| self.positions.get_mut(partition))
+        {
+            *position = offset.max(0);
+        }
+        let floor = self.reread.entry(partition).or_insert(offset.max(0));
+        *floor = (*floor).min(offset.max(0));
+        Ok(())
+    }
+
     async fn reread_uncommitted(&mut self) -> Result<(), LogError> {
         let state = self.log.lock();
         if let Some(committed) = state.committed.get(&self.group) {
             self.positions.clone_from(committed);
+        }
+        for (&partition, &floor) in &self.reread {
+            if let Some(position) = self.positions.get_mut(partition as usize) {
+                *position = (*position).min(floor);
+            }
         }
         Ok(())
     }

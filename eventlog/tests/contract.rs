@@ -102,6 +102,29 @@ async fn a_rewound_consumer_reads_from_the_beginning(log: &dyn EventLog) {
     assert_eq!(seqs_of(&again, 9), vec![0, 1, 2, 3, 4]);
 }
 
+async fn a_partition_is_read_again_from_an_offset(log: &dyn EventLog) {
+    send_all(log, &[11, 12], 10).await;
+    let mut consumer = log.consumer("reread-from").await.unwrap();
+    let first = read(consumer.as_mut(), 20).await;
+    consumer.commit(&first).unwrap();
+    let of_11: Vec<&LogRecord> = first
+        .iter()
+        .filter(|r| Envelope::from_json(&r.payload).unwrap().match_id == 11)
+        .collect();
+    // Match 11's partition again from its seventh record: the last four, and nothing of a
+    // partition that was not moved.
+    let (partition, offset) = (of_11[6].partition, of_11[6].offset);
+    consumer.reread_from(partition, offset).await.unwrap();
+    let again = read(consumer.as_mut(), 4).await;
+    assert!(again.iter().all(|r| r.partition == partition));
+    let again = decoded(&again);
+    assert_eq!(seqs_of(&again, 11), vec![6, 7, 8, 9]);
+    // A later re-read from the commits goes back no further than that offset.
+    consumer.reread_uncommitted().await.unwrap();
+    let envelopes = decoded(&read(consumer.as_mut(), 4).await);
+    assert_eq!(seqs_of(&envelopes, 11), vec![6, 7, 8, 9]);
+}
+
 async fn a_rewind_on_joining_moves_the_group_back_to_the_start(log: &dyn EventLog) {
     send_all(log, &[4], 5).await;
     let mut consumer = log.consumer("rebuild").await.unwrap();
@@ -209,6 +232,11 @@ mod memory {
     }
 
     #[tokio::test]
+    async fn a_partition_is_read_again_from_an_offset() {
+        super::a_partition_is_read_again_from_an_offset(&MemoryLog::new(6)).await;
+    }
+
+    #[tokio::test]
     async fn undecodable_records_are_set_aside() {
         let log = MemoryLog::new(2);
         log.append_raw(b"5", b"not json".to_vec());
@@ -272,5 +300,10 @@ mod kafka {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_rewound_consumer_reads_from_the_beginning() {
         super::a_rewound_consumer_reads_from_the_beginning(&log("rewind").await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_partition_is_read_again_from_an_offset() {
+        super::a_partition_is_read_again_from_an_offset(&log("reread-from").await).await;
     }
 }

@@ -8,6 +8,12 @@
 //! last commit. A record that cannot be decoded goes to the dead-letter log and is counted; the
 //! projector carries on. If the store's epoch changes (it lost its data, or was cleared), the
 //! projector rebuilds it from the start of the log.
+//!
+//! If the store loses only its last writes (restored from an older snapshot, a lagging replica
+//! promoted), the log's commits are already past them. Every write therefore marks, in the
+//! store, how far it reflects its partition and how many writes it holds ([`LogMark`]); a write
+//! or the periodic check that finds fewer than the projector made reads the partition again
+//! from where the store stands, and the lost records are applied again.
 
 pub mod apply;
 
@@ -18,7 +24,8 @@ use std::time::Duration;
 
 use livescore_eventlog::{Envelope, EventLog, LogConsumer, LogError, LogRecord};
 use livescore_store::{
-    Entry, MatchStore, MatchWrite, StoreError, StoredMatch, WriteOutcome, now_ms,
+    Entry, LogMark, MatchStore, MatchWrite, Reflected, StoreError, StoredMatch, WriteOutcome,
+    now_ms,
 };
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -66,6 +73,8 @@ pub struct ProjectorStats {
     pub rebuilds: Counter,
     /// Times the log delivered a match's records with some missing, and was read again.
     pub gaps: Counter,
+    /// Times the store was found to have lost writes, and a partition was read again.
+    pub store_heals: Counter,
     /// Failures of the log or the store that were retried.
     pub retries: Counter,
     /// Seconds each store write took (one per match per batch).
@@ -102,6 +111,7 @@ impl Default for ProjectorStats {
             conflicts: Counter::default(),
             rebuilds: Counter::default(),
             gaps: Counter::default(),
+            store_heals: Counter::default(),
             retries: Counter::default(),
             store_write_seconds: Histogram::new(latency_buckets()),
             record_age_seconds: Histogram::new(latency_buckets()),
@@ -139,6 +149,7 @@ impl ProjectorStats {
             "write_conflicts": self.conflicts, "Store writes refused because another writer got there first";
             "rebuilds": self.rebuilds, "Rebuilds of the store from the start of the log";
             "gaps": self.gaps, "Batches with records missing, read again";
+            "store_heals": self.store_heals, "Times the store had lost writes and a partition was read again";
             "retries": self.retries, "Failures of the log or the store, retried";
             // How fast, and how far behind.
             "store_write_seconds": self.store_write_seconds, "Seconds each store write took";
@@ -184,6 +195,20 @@ enum Batch {
     Gap,
     /// The store's epoch changed under the batch: nothing more was written; rebuild.
     EpochChanged,
+    /// The store reflects these partitions less far than the batch needs: nothing more was
+    /// written; read each again after what the store reflects.
+    Behind(Vec<Behind>),
+}
+
+/// A partition the store reflects less far than the projector needs.
+#[derive(Debug, Clone, Copy)]
+struct Behind {
+    partition: i32,
+    reflected: Reflected,
+    /// The store holds fewer writes than this projector made: it lost some. Otherwise the
+    /// partition is new to the projector (its start, or a rebalance) and the store's mark lags
+    /// the group's commit by up to a batch, which is read again.
+    lost: bool,
 }
 
 /// How many times in a row a gap is read again before the projector accepts it as a loss.
@@ -197,6 +222,10 @@ const RETRY_PAUSE_MAX: Duration = Duration::from_secs(5);
 struct Position {
     epoch: String,
     known: HashMap<u64, StoredMatch>,
+    /// Per partition, how far the store reflects it as this projector last saw: its next write
+    /// there expects that count of writes. A partition missing here is read from the store
+    /// before the projector writes it.
+    marks: HashMap<i32, Reflected>,
     gap_retries: u32,
 }
 
@@ -231,6 +260,7 @@ impl Projector {
         let mut position = Position {
             epoch: self.store.epoch().await?,
             known: HashMap::new(),
+            marks: HashMap::new(),
             gap_retries: 0,
         };
         let mut epoch_check = tokio::time::interval(self.config.epoch_check);
@@ -279,14 +309,89 @@ impl Projector {
         }
     }
 
-    /// Rebuilds if the store lost its data while the projector had nothing to write.
+    /// Rebuilds if the store lost its data while the projector had nothing to write, and reads
+    /// partitions again if it lost only some writes.
     async fn check_epoch(
         &self,
         consumer: &mut dyn LogConsumer,
         position: &mut Position,
     ) -> Result<(), ProjectorError> {
         if self.store.epoch().await? != position.epoch {
-            self.rebuild(consumer, position).await?;
+            return self.rebuild(consumer, position).await;
+        }
+        self.check_marks(consumer, position).await?;
+        Ok(())
+    }
+
+    /// Compares the store's marks with what this projector wrote: a partition where the store
+    /// holds fewer writes lost some, and is read again; one where it holds more was written by
+    /// another projector since (the group moved it), and is read from the store before this one
+    /// writes it again. True if a partition is read again.
+    async fn check_marks(
+        &self,
+        consumer: &mut dyn LogConsumer,
+        position: &mut Position,
+    ) -> Result<bool, ProjectorError> {
+        let partitions: Vec<i32> = position.marks.keys().copied().collect();
+        let held = self.store.reflected(&partitions).await?;
+        let mut behind = Vec::new();
+        for (partition, reflected) in partitions.into_iter().zip(held) {
+            let Some(mark) = position.marks.get(&partition) else {
+                continue;
+            };
+            match reflected.writes.cmp(&mark.writes) {
+                std::cmp::Ordering::Less => behind.push(Behind {
+                    partition,
+                    reflected,
+                    lost: true,
+                }),
+                std::cmp::Ordering::Greater => {
+                    position.marks.remove(&partition);
+                }
+                std::cmp::Ordering::Equal => {}
+            }
+        }
+        if behind.is_empty() {
+            return Ok(false);
+        }
+        self.read_again(consumer, position, &behind).await?;
+        Ok(true)
+    }
+
+    /// Reads each partition of `behind` again after what the store reflects of it (and the
+    /// others from their last commit: the batch they were read in was not finished).
+    async fn read_again(
+        &self,
+        consumer: &mut dyn LogConsumer,
+        position: &mut Position,
+        behind: &[Behind],
+    ) -> Result<(), ProjectorError> {
+        position.known.clear();
+        consumer.reread_uncommitted().await?;
+        for &Behind {
+            partition,
+            reflected,
+            lost,
+        } in behind
+        {
+            let from = reflected.through + 1;
+            if lost {
+                tracing::warn!(
+                    partition,
+                    from,
+                    "the store lost writes (restored from an older snapshot, or a lagging replica \
+                     promoted): reading the partition again from where it stands"
+                );
+                ProjectorStats::add(&self.stats.store_heals, 1);
+            } else {
+                tracing::info!(
+                    partition,
+                    from,
+                    "reading the partition from where the store stands"
+                );
+            }
+            consumer.reread_from(partition, from).await?;
+            position.marks.insert(partition, reflected);
         }
         Ok(())
     }
@@ -298,21 +403,22 @@ impl Projector {
         batch: &[LogRecord],
         position: &mut Position,
     ) -> Result<(), ProjectorError> {
-        let accept_gaps = position.gap_retries >= GAP_RETRIES;
-        match self
-            .process(batch, &position.epoch, &mut position.known, accept_gaps)
-            .await?
-        {
+        match self.process(batch, position).await? {
             Batch::Done => {
                 position.gap_retries = 0;
                 consumer.commit(batch)?;
             }
             Batch::Gap => {
+                // Records missing from the store, not the log, are read again from there.
+                if self.check_marks(consumer, position).await? {
+                    return Ok(());
+                }
                 position.gap_retries += 1;
                 ProjectorStats::add(&self.stats.gaps, 1);
                 consumer.reread_uncommitted().await?;
             }
             Batch::EpochChanged => self.rebuild(consumer, position).await?,
+            Batch::Behind(behind) => self.read_again(consumer, position, &behind).await?,
         }
         Ok(())
     }
@@ -325,6 +431,7 @@ impl Projector {
         tracing::warn!("the store lost its data (its epoch changed): rebuilding from the log");
         ProjectorStats::add(&self.stats.rebuilds, 1);
         position.known.clear();
+        position.marks.clear();
         consumer.rewind().await?;
         position.epoch = self.store.epoch().await?;
         Ok(())
@@ -333,13 +440,17 @@ impl Projector {
     async fn process(
         &self,
         batch: &[LogRecord],
-        epoch: &str,
-        known: &mut HashMap<u64, StoredMatch>,
-        accept_gaps: bool,
+        position: &mut Position,
     ) -> Result<Batch, ProjectorError> {
         ProjectorStats::add(&self.stats.records, batch.len() as u64);
+        // Where each partition of the batch begins: every record before was written before.
+        let firsts = first_offsets(batch);
+        if let Some(behind) = self.new_partitions(&firsts, position).await? {
+            return Ok(behind);
+        }
+        let accept_gaps = position.gap_retries >= GAP_RETRIES;
         // Records of the same match, in log order, are applied and written together.
-        let mut by_match: Vec<(u64, Vec<Envelope>)> = Vec::new();
+        let mut by_match: Vec<(u64, i32, Vec<Envelope>)> = Vec::new();
         for record in batch {
             let envelope = match Envelope::from_json(&record.payload) {
                 Ok(envelope) => envelope,
@@ -350,16 +461,29 @@ impl Projector {
                     continue;
                 }
             };
-            match by_match.iter_mut().find(|(id, _)| *id == envelope.match_id) {
-                Some((_, envelopes)) => envelopes.push(envelope),
-                None => by_match.push((envelope.match_id, vec![envelope])),
+            match by_match
+                .iter_mut()
+                .find(|(id, _, _)| *id == envelope.match_id)
+            {
+                Some((_, _, envelopes)) => envelopes.push(envelope),
+                None => by_match.push((envelope.match_id, record.partition, vec![envelope])),
             }
         }
         let mut outcome = Batch::Done;
-        for (match_id, envelopes) in by_match {
+        for (match_id, partition, envelopes) in by_match {
             let span = tracing::info_span!("project", match_id);
+            let first = firsts
+                .iter()
+                .find(|(p, _)| *p == partition)
+                .map_or(0, |(_, first)| *first);
             match self
-                .project_match(match_id, &envelopes, epoch, known, accept_gaps)
+                .project_match(
+                    match_id,
+                    (partition, first),
+                    &envelopes,
+                    position,
+                    accept_gaps,
+                )
                 .instrument(span)
                 .await?
             {
@@ -367,10 +491,45 @@ impl Projector {
                 // The other matches of the batch are still written: they will be skipped when
                 // the batch is read again.
                 Batch::Gap => outcome = Batch::Gap,
-                Batch::EpochChanged => return Ok(Batch::EpochChanged),
+                stop @ (Batch::EpochChanged | Batch::Behind(_)) => return Ok(stop),
             }
         }
         Ok(outcome)
+    }
+
+    /// For the partitions this projector has not written yet, reads how far the store reflects
+    /// them; those the batch begins past are read again from there.
+    async fn new_partitions(
+        &self,
+        firsts: &[(i32, i64)],
+        position: &mut Position,
+    ) -> Result<Option<Batch>, ProjectorError> {
+        let new: Vec<i32> = firsts
+            .iter()
+            .map(|(partition, _)| *partition)
+            .filter(|partition| !position.marks.contains_key(partition))
+            .collect();
+        if new.is_empty() {
+            return Ok(None);
+        }
+        let held = self.store.reflected(&new).await?;
+        let mut behind = Vec::new();
+        for (partition, reflected) in new.into_iter().zip(held) {
+            let first = firsts
+                .iter()
+                .find(|(p, _)| *p == partition)
+                .map_or(0, |(_, first)| *first);
+            if reflected.through + 1 < first {
+                behind.push(Behind {
+                    partition,
+                    reflected,
+                    lost: false,
+                });
+            } else {
+                position.marks.insert(partition, reflected);
+            }
+        }
+        Ok((!behind.is_empty()).then_some(Batch::Behind(behind)))
     }
 
     /// Applies one match's records and writes the result, retrying from a fresh read if the
@@ -378,11 +537,17 @@ impl Projector {
     async fn project_match(
         &self,
         match_id: u64,
+        (partition, first): (i32, i64),
         envelopes: &[Envelope],
-        epoch: &str,
-        known: &mut HashMap<u64, StoredMatch>,
+        position: &mut Position,
         accept_gaps: bool,
     ) -> Result<Batch, ProjectorError> {
+        let Position {
+            epoch,
+            known,
+            marks,
+            ..
+        } = position;
         for _ in 0..WRITE_ATTEMPTS {
             let before = match known.get(&match_id) {
                 Some(stored) => Some(stored.clone()),
@@ -445,14 +610,21 @@ impl Projector {
             }
             let summary = summary_changed(before.as_ref(), &after)
                 .then(|| after.summary(now_ms(), last_emitted_at_ms));
+            let mark = marks.get(&partition).copied().unwrap_or(Reflected::NONE);
             let write = MatchWrite {
                 expected: before.as_ref().map(StoredMatch::position),
                 stored: after,
                 entries,
                 summary,
+                mark: Some(LogMark {
+                    partition,
+                    // Every record before the batch was written before it.
+                    through: first - 1,
+                    writes_before: mark.writes,
+                }),
             };
             let began = std::time::Instant::now();
-            let outcome = self.store.write(epoch, &write).await?;
+            let outcome = self.store.write(epoch.as_str(), &write).await?;
             self.stats
                 .store_write_seconds
                 .observe(began.elapsed().as_secs_f64());
@@ -466,6 +638,13 @@ impl Projector {
                             .observe(age_ms as f64 / 1000.0);
                     }
                     known.insert(match_id, write.stored);
+                    marks.insert(
+                        partition,
+                        Reflected {
+                            through: mark.through.max(first - 1),
+                            writes: mark.writes + 1,
+                        },
+                    );
                     return Ok(done);
                 }
                 WriteOutcome::Conflict => {
@@ -474,8 +653,27 @@ impl Projector {
                     known.remove(&match_id);
                 }
                 WriteOutcome::EpochChanged => return Ok(Batch::EpochChanged),
+                WriteOutcome::Behind { reflected } => {
+                    return Ok(Batch::Behind(vec![Behind {
+                        partition,
+                        reflected,
+                        lost: reflected.writes < mark.writes,
+                    }]));
+                }
             }
         }
         Err(ProjectorError::Contention(match_id))
     }
+}
+
+/// For each partition in `records`, the offset of its first record.
+fn first_offsets(records: &[LogRecord]) -> Vec<(i32, i64)> {
+    let mut firsts: Vec<(i32, i64)> = Vec::new();
+    for record in records {
+        match firsts.iter_mut().find(|(p, _)| *p == record.partition) {
+            Some((_, first)) => *first = (*first).min(record.offset),
+            None => firsts.push((record.partition, record.offset)),
+        }
+    }
+    firsts
 }

@@ -8,7 +8,9 @@
 //!   with its cursor, or does none of it;
 //! - a match's log and the feed are streams whose entry ids are the clients' resume cursors;
 //! - the epoch names the store's lifetime: if the store loses its data, the epoch changes and the
-//!   projector rebuilds it from the event log.
+//!   projector rebuilds it from the event log;
+//! - per partition of the event log, the store keeps the offset it reflects ([`LogMark`]): if it
+//!   loses only its last writes, the projector reads them again from there.
 
 pub mod memory;
 pub mod model;
@@ -16,8 +18,8 @@ pub mod redis;
 
 pub use livescore_wire::{Cursor, Kind, Topic};
 pub use model::{
-    EncodedEntry, Entry, Live, LogRead, MatchSummary, MatchWrite, Published, ReplayInfo, Snapshot,
-    StoredMatch, WriteOutcome, games_snapshot_json,
+    EncodedEntry, Entry, Live, LogMark, LogRead, MatchSummary, MatchWrite, Published, Reflected,
+    ReplayInfo, Snapshot, StoredMatch, WriteOutcome, games_snapshot_json,
 };
 use tokio::sync::broadcast;
 
@@ -52,6 +54,10 @@ pub trait MatchStore: Send + Sync + 'static {
 
     /// Applies one projector step atomically, if the epoch and the expected `(run, seq)` hold.
     async fn write(&self, epoch: &str, write: &MatchWrite) -> Result<WriteOutcome, StoreError>;
+
+    /// How far the store reflects each partition of the event log (see [`LogMark`]);
+    /// [`Reflected::NONE`] for a partition no write has marked.
+    async fn reflected(&self, partitions: &[i32]) -> Result<Vec<Reflected>, StoreError>;
 
     /// Every match's summary, most recently changed first.
     async fn list(&self) -> Result<Vec<MatchSummary>, StoreError>;

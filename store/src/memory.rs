@@ -7,7 +7,7 @@ use tokio::sync::broadcast;
 
 use crate::{
     Cursor, Kind, LOG_RETAINED, Live, LogRead, MatchStore, MatchSummary, MatchWrite, Published,
-    Snapshot, StoreError, StoredMatch, Topic, WriteOutcome, games_snapshot_json,
+    Reflected, Snapshot, StoreError, StoredMatch, Topic, WriteOutcome, games_snapshot_json,
 };
 
 /// A cheap handle: clones share the same store.
@@ -21,7 +21,7 @@ struct Shared {
     live: broadcast::Sender<Live>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct StoreState {
     epoch: Option<String>,
     epochs_made: u64,
@@ -30,7 +30,12 @@ struct StoreState {
     logs: HashMap<Topic, VecDeque<Published>>,
     /// The last stream id handed out, as in Redis: ids only grow.
     last_id: u64,
+    /// Per partition of the event log, how far it is reflected.
+    reflected: HashMap<i32, Reflected>,
 }
+
+/// A [`MemoryStore`] as it stood: see [`MemoryStore::checkpoint`].
+pub struct Checkpoint(StoreState);
 
 impl Default for MemoryStore {
     fn default() -> Self {
@@ -49,6 +54,21 @@ impl MemoryStore {
         }
     }
 
+    /// The store as it stands, for [`MemoryStore::restore`].
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint(self.lock().clone())
+    }
+
+    /// Goes back to `checkpoint`, losing every write since, as a Redis restored from an older
+    /// snapshot does (stream ids still only grow, as Redis's time-based ids do): for tests of a
+    /// store that lost its last writes.
+    pub fn restore(&self, checkpoint: Checkpoint) {
+        let mut state = self.lock();
+        let last_id = state.last_id;
+        *state = checkpoint.0;
+        state.last_id = last_id;
+    }
+
     fn lock(&self) -> MutexGuard<'_, StoreState> {
         self.shared
             .state
@@ -58,6 +78,13 @@ impl MemoryStore {
 }
 
 impl StoreState {
+    fn reflected_of(&self, partition: i32) -> Reflected {
+        self.reflected
+            .get(&partition)
+            .copied()
+            .unwrap_or(Reflected::NONE)
+    }
+
     fn append(&mut self, topic: Topic, kind: Kind, json: &str) -> Published {
         self.last_id += 1;
         let entry = Published {
@@ -98,9 +125,23 @@ impl MatchStore for MemoryStore {
             if state.epoch.as_deref() != Some(epoch) {
                 return Ok(WriteOutcome::EpochChanged);
             }
+            if let Some(mark) = write.mark {
+                let held = state.reflected_of(mark.partition);
+                if held.writes != mark.writes_before {
+                    return Ok(WriteOutcome::Behind { reflected: held });
+                }
+            }
             let current = state.matches.get(&match_id).map(StoredMatch::position);
             if current != write.expected {
                 return Ok(WriteOutcome::Conflict);
+            }
+            if let Some(mark) = write.mark {
+                let held = state
+                    .reflected
+                    .entry(mark.partition)
+                    .or_insert(Reflected::NONE);
+                held.through = held.through.max(mark.through);
+                held.writes += 1;
             }
             state.matches.insert(match_id, write.stored.clone());
             for entry in &write.entries {
@@ -122,6 +163,14 @@ impl MatchStore for MemoryStore {
             let _ = self.shared.live.send(Live::Entry(entry));
         }
         Ok(WriteOutcome::Written { cursors })
+    }
+
+    async fn reflected(&self, partitions: &[i32]) -> Result<Vec<Reflected>, StoreError> {
+        let state = self.lock();
+        Ok(partitions
+            .iter()
+            .map(|partition| state.reflected_of(*partition))
+            .collect())
     }
 
     async fn list(&self) -> Result<Vec<MatchSummary>, StoreError> {

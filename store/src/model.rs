@@ -133,6 +133,45 @@ pub struct MatchWrite {
     pub entries: Vec<EncodedEntry>,
     /// The new summary when the headline or the replay changed (it also goes to the feed).
     pub summary: Option<MatchSummary>,
+    /// Where the write stands in the event log, for the projector to tell that the store lost
+    /// writes; `None` for writes from outside a log (tests).
+    pub mark: Option<LogMark>,
+}
+
+/// What a write says about its partition of the event log.
+///
+/// The store keeps, per partition, how far it reflects the partition ([`Reflected`]). Each write
+/// raises the offset to `through`, counts itself, and is refused with [`WriteOutcome::Behind`]
+/// if the store's count is not `writes_before`, what the writer saw it take: the store then
+/// lost writes (restored from an older snapshot, a lagging replica promoted, an append-only
+/// file cut short by a host crash), and the writer reads the partition again after the offset
+/// the store still reflects. Per partition rather than per match, so that a match that will get
+/// no more records (it ended), or that the store lost whole, is healed too; counted, so that a
+/// lost write is seen even when a later write of the same batch was kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogMark {
+    pub partition: i32,
+    /// Every record of the partition up to this offset is reflected once the write is in.
+    pub through: i64,
+    /// How many marked writes of the partition the writer saw the store take before this one.
+    pub writes_before: u64,
+}
+
+/// How far the store reflects one partition of the event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reflected {
+    /// Every record of the partition up to this offset is reflected (-1: none).
+    pub through: i64,
+    /// How many marked writes of the partition the store holds.
+    pub writes: u64,
+}
+
+impl Reflected {
+    /// A partition no write has marked.
+    pub const NONE: Reflected = Reflected {
+        through: -1,
+        writes: 0,
+    };
 }
 
 impl MatchWrite {
@@ -158,6 +197,9 @@ pub enum WriteOutcome {
     Conflict,
     /// The store is not the one the writer knew (it lost its data, or was cleared): rebuild.
     EpochChanged,
+    /// The store holds another count of writes for the partition than the writer saw: it lost
+    /// writes. Nothing was written; read the partition again after `reflected.through`.
+    Behind { reflected: Reflected },
 }
 
 /// An entry as it is pushed live: its topic, its cursor in the stream, its kind, and its JSON,

@@ -7,6 +7,9 @@
 //!   and `e` (its JSON)
 //! - `{prefix}:feed`: a stream of every match's summaries, field `e`
 //! - `{prefix}:games`: a hash of match id to its latest summary, for the games list
+//! - `{prefix}:reflected`: per event-log partition, the offset the store reflects it through
+//!   (field `{partition}`) and its count of marked writes (`{partition}:writes`), see
+//!   [`crate::LogMark`]
 //! - channel `{prefix}:live`: every new stream entry, with its topic, kind and cursor
 //!
 //! A write is one Lua script (one round trip, atomic): check the epoch and the expected
@@ -24,7 +27,7 @@ use tokio::sync::{OnceCell, broadcast};
 
 use crate::{
     Cursor, Kind, LOG_RETAINED, Live, LogRead, MatchStore, MatchSummary, MatchWrite, Published,
-    Snapshot, StoreError, StoredMatch, Topic, WriteOutcome, games_snapshot_json,
+    Reflected, Snapshot, StoreError, StoredMatch, Topic, WriteOutcome, games_snapshot_json,
 };
 
 impl From<redis::RedisError> for StoreError {
@@ -265,6 +268,7 @@ impl MatchStore for RedisStore {
             .key(self.stream_key(Topic::Match(match_id)))
             .key(self.stream_key(Topic::Feed))
             .key(self.key("games"))
+            .key(self.key("reflected"))
             .arg(epoch)
             .arg(expected_run)
             .arg(expected_seq)
@@ -275,6 +279,13 @@ impl MatchStore for RedisStore {
             .arg(write.summary_json().unwrap_or_default())
             .arg(LOG_RETAINED)
             .arg(self.channel());
+        match write.mark {
+            Some(mark) => invocation
+                .arg(mark.partition)
+                .arg(mark.through)
+                .arg(mark.writes_before),
+            None => invocation.arg("").arg("").arg(""),
+        };
         for entry in &write.entries {
             invocation.arg(entry.kind.as_str()).arg(&entry.json);
         }
@@ -289,8 +300,49 @@ impl MatchStore for RedisStore {
             }),
             Some("CONFLICT") => Ok(WriteOutcome::Conflict),
             Some("EPOCH") => Ok(WriteOutcome::EpochChanged),
+            Some("BEHIND") => {
+                let field = |at: usize| {
+                    reply
+                        .get(at)
+                        .ok_or_else(|| protocol("BEHIND without the store's mark"))
+                };
+                let through = field(1)?.parse();
+                let writes = field(2)?.parse();
+                match (through, writes) {
+                    (Ok(through), Ok(writes)) => Ok(WriteOutcome::Behind {
+                        reflected: Reflected { through, writes },
+                    }),
+                    _ => Err(protocol(format!(
+                        "BEHIND with a mark not a number: {reply:?}"
+                    ))),
+                }
+            }
             other => Err(protocol(format!("write script answered {other:?}"))),
         }
+    }
+
+    async fn reflected(&self, partitions: &[i32]) -> Result<Vec<Reflected>, StoreError> {
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut fields = redis::cmd("HMGET");
+        fields.arg(self.key("reflected"));
+        for partition in partitions {
+            fields.arg(partition).arg(format!("{partition}:writes"));
+        }
+        let held: Vec<Option<i64>> = fields.query_async(&mut conn).await?;
+        Ok(held
+            .chunks(2)
+            .map(|pair| Reflected {
+                through: pair.first().copied().flatten().unwrap_or(-1),
+                writes: pair
+                    .get(1)
+                    .copied()
+                    .flatten()
+                    .map_or(0, |writes| writes.max(0) as u64),
+            })
+            .collect())
     }
 
     async fn list(&self) -> Result<Vec<MatchSummary>, StoreError> {

@@ -9,8 +9,8 @@ use livescore_domain::{MatchFold, MatchInfo, ReplayStatus, Speed, TeamRef};
 use livescore_store::memory::MemoryStore;
 use livescore_store::redis::{RedisConfig, RedisStore};
 use livescore_store::{
-    Cursor, EncodedEntry, Kind, LogRead, MatchStore, MatchWrite, Published, ReplayInfo,
-    StoredMatch, Topic, WriteOutcome,
+    Cursor, EncodedEntry, Kind, LogMark, LogRead, MatchStore, MatchWrite, Published, Reflected,
+    ReplayInfo, StoredMatch, Topic, WriteOutcome,
 };
 
 fn stored(match_id: u64, run: u64, seq: u64) -> StoredMatch {
@@ -47,6 +47,7 @@ fn write(match_id: u64, expected: Option<(u64, u64)>, seq: u64, entries: &[&str]
             })
             .collect(),
         summary: Some(summary),
+        mark: None,
     }
 }
 
@@ -277,6 +278,109 @@ async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors(store: &dyn MatchSt
 /// Runs each behaviour above as a test against both implementations: `memory::<name>` on a
 /// fresh in-process store, `redis::<name>` on the test Redis under a key prefix of its own
 /// (cleared afterwards).
+/// A write of match `match_id` in partition 0 that reflects it through `through`, made by a
+/// writer that saw the store take `writes_before` writes of the partition.
+fn marked(
+    match_id: u64,
+    expected: Option<(u64, u64)>,
+    seq: u64,
+    through: i64,
+    writes_before: u64,
+) -> MatchWrite {
+    MatchWrite {
+        mark: Some(LogMark {
+            partition: 0,
+            through,
+            writes_before,
+        }),
+        ..write(match_id, expected, seq, &[r#"{"kind":"update","n":0}"#])
+    }
+}
+
+async fn marks_count_writes_and_refuse_a_writer_that_saw_more(store: &dyn MatchStore) {
+    let epoch = store.epoch().await.unwrap();
+    assert_eq!(
+        store.reflected(&[0, 1]).await.unwrap(),
+        vec![Reflected::NONE; 2],
+        "no write has marked a partition yet"
+    );
+    written(
+        store
+            .write(&epoch, &marked(7, None, 0, 9, 0))
+            .await
+            .unwrap(),
+    );
+    written(
+        store
+            .write(&epoch, &marked(8, None, 0, 4, 1))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        store.reflected(&[0, 1]).await.unwrap(),
+        vec![
+            Reflected {
+                through: 9,
+                writes: 2
+            },
+            Reflected::NONE
+        ],
+        "the offset only grows, and each write is counted"
+    );
+
+    // A writer that saw more writes than the store holds: the store lost some. Nothing is
+    // written, not even a write that would otherwise conflict.
+    let held = Reflected {
+        through: 9,
+        writes: 2,
+    };
+    assert_eq!(
+        store
+            .write(&epoch, &marked(7, Some((1, 0)), 1, 12, 3))
+            .await
+            .unwrap(),
+        WriteOutcome::Behind { reflected: held }
+    );
+    assert_eq!(
+        store
+            .write(&epoch, &marked(9, None, 0, 12, 5))
+            .await
+            .unwrap(),
+        WriteOutcome::Behind { reflected: held }
+    );
+    assert_eq!(
+        store.load(9).await.unwrap(),
+        None,
+        "a refused write writes nothing"
+    );
+    assert_eq!(store.reflected(&[0]).await.unwrap(), vec![held]);
+
+    // A conflicting write is not counted.
+    assert_eq!(
+        store
+            .write(&epoch, &marked(7, Some((1, 5)), 6, 12, 2))
+            .await
+            .unwrap(),
+        WriteOutcome::Conflict
+    );
+    written(
+        store
+            .write(&epoch, &marked(7, Some((1, 0)), 1, 12, 2))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        store.reflected(&[0]).await.unwrap(),
+        vec![Reflected {
+            through: 12,
+            writes: 3
+        }]
+    );
+
+    store.clear().await.unwrap();
+    assert_eq!(store.reflected(&[0]).await.unwrap(), vec![Reflected::NONE]);
+}
+
 macro_rules! on_both_stores {
     ($($behaviour:ident),* $(,)?) => {
         mod memory {
@@ -308,6 +412,7 @@ on_both_stores!(
     entries_are_published_and_read_back_by_cursor,
     each_entry_keeps_the_kind_it_was_written_with,
     a_cleared_store_has_a_new_epoch_and_forgets_cursors,
+    marks_count_writes_and_refuse_a_writer_that_saw_more,
 );
 
 /// A store under a key prefix of its own, on the test Redis.

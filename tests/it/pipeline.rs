@@ -36,6 +36,13 @@ struct Pipeline {
     /// Kept for tests that read the in-process log directly.
     memory_log: Option<MemoryLog>,
     kafka: Option<KafkaConfig>,
+    /// The store, for tests that make it lose writes: in process, or a Redis of the test's own.
+    restorable: Option<Restorable>,
+}
+
+enum Restorable {
+    Memory(MemoryStore),
+    Redis(support::services::Server),
 }
 
 async fn pipeline(engines: Engines, name: &str, redis_db: u8) -> Pipeline {
@@ -81,7 +88,34 @@ async fn pipeline(engines: Engines, name: &str, redis_db: u8) -> Pipeline {
         group: support::unique("projector"),
         memory_log,
         kafka,
+        restorable: None,
     }
+}
+
+/// A pipeline whose store the test can restore from an older backup: the in-process store, or
+/// a Redis server of its own (on disk, so that it has backups).
+async fn restorable_pipeline(engines: Engines, name: &str) -> Pipeline {
+    let mut pipeline = pipeline(engines, name, 0).await;
+    match engines {
+        Engines::InProcess => {
+            let store = MemoryStore::new();
+            pipeline.store = Arc::new(store.clone());
+            pipeline.restorable = Some(Restorable::Memory(store));
+        }
+        Engines::Real => {
+            let server = support::services::Server::redis().await;
+            pipeline.store = Arc::new(
+                RedisStore::connect(RedisConfig {
+                    url: server.url(),
+                    prefix: support::unique(&format!("pipeline:{name}")),
+                })
+                .await
+                .unwrap(),
+            );
+            pipeline.restorable = Some(Restorable::Redis(server));
+        }
+    }
+    pipeline
 }
 
 impl Pipeline {
@@ -370,6 +404,53 @@ async fn a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on(eng
     assert_eq!(dead, vec![garbage]);
 }
 
+async fn a_store_that_loses_its_last_writes_heals_from_the_log(engines: Engines) {
+    let mut pipeline = restorable_pipeline(engines, "lost-writes").await;
+    let (_projector, stats) = pipeline.projector(20);
+    pipeline.replay_at_max_speed().await;
+    pipeline.wait_for(|stored| stored.seq >= 1000).await;
+    enum Backup {
+        Memory(Box<livescore_store::memory::Checkpoint>),
+        Redis(std::path::PathBuf),
+    }
+    let backup = match &pipeline.restorable {
+        Some(Restorable::Memory(store)) => Backup::Memory(Box::new(store.checkpoint())),
+        Some(Restorable::Redis(server)) => Backup::Redis(server.backup()),
+        None => unreachable!(),
+    };
+    // The match ends, and its end is committed in the log; then the store goes back to the
+    // backup, as after a host crash that lost its last writes: it shows the match running.
+    let before = pipeline.wait_finished().await;
+    assert_exactly_the_fold(&pipeline, &before).await;
+    match (pipeline.restorable.as_mut(), backup) {
+        (Some(Restorable::Memory(store)), Backup::Memory(checkpoint)) => store.restore(*checkpoint),
+        (Some(Restorable::Redis(server)), Backup::Redis(dir)) => server.restore(&dir).await,
+        _ => unreachable!(),
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let restored = loop {
+        if let Ok(Some(stored)) = pipeline.store.load(GAME).await {
+            break stored;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the store never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        restored.seq < before.seq || stats.store_heals.get() > 0,
+        "the store lost the writes after the backup"
+    );
+
+    // No record will come for the match: the projector finds the loss by itself, and reads the
+    // lost records again.
+    let healed = pipeline.wait_finished().await;
+    assert_exactly_the_fold(&pipeline, &healed).await;
+    assert!(stats.store_heals.get() >= 1, "the projector saw the loss");
+    assert_eq!(stats.rebuilds.get(), 0, "healed without a rebuild");
+}
+
 /// Runs each scenario twice: on the in-process engines and on real Kafka and Redis.
 macro_rules! on_both_engines {
     ($($scenario:ident),* $(,)?) => {
@@ -399,4 +480,5 @@ on_both_engines!(
     a_store_that_loses_its_data_is_rebuilt_from_the_log,
     a_rebuild_on_request_clears_the_store_and_ends_the_same,
     a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on,
+    a_store_that_loses_its_last_writes_heals_from_the_log,
 );

@@ -138,6 +138,47 @@ impl Server {
         kill(&mut self.child);
     }
 
+    /// A copy of its data as it is now, taken while it is stopped (SIGSTOP, then SIGCONT), so
+    /// that the copy is whole: a backup.
+    pub fn backup(&self) -> PathBuf {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("the server runs")
+            .id()
+            .to_string();
+        let signal = |name: &str| {
+            let status = Command::new("kill").args([name, &pid]).status().unwrap();
+            assert!(status.success(), "kill {name} {pid}");
+        };
+        let backup = scratch_dir(&format!("{}-backup", self.what));
+        signal("-STOP");
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(self.dir.join("."))
+            .arg(&backup)
+            .status();
+        signal("-CONT");
+        assert!(copied.unwrap().success(), "cp -a {}", self.dir.display());
+        backup
+    }
+
+    /// SIGKILL, its data replaced by `backup`, and started again: a server restored from an
+    /// older backup, which lost everything written since.
+    pub async fn restore(&mut self, backup: &Path) {
+        self.kill();
+        std::fs::remove_dir_all(&self.dir).unwrap();
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(backup.join("."))
+            .arg(&self.dir)
+            .status()
+            .unwrap();
+        assert!(copied.success(), "cp -a {}", backup.display());
+        self.restart().await;
+    }
+
     /// Starts it (again) on the same port and data; returns once it listens.
     pub async fn restart(&mut self) {
         let child = (self.command)(self.port, &self.dir)
