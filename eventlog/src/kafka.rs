@@ -541,13 +541,31 @@ impl LogConsumer for KafkaConsumer {
     }
 
     async fn reread_uncommitted(&mut self) -> Result<(), LogError> {
-        // Partitions this consumer has not committed on restart from the group's commit.
-        let committed = self.committed.clone();
-        tracing::debug!(?committed, "re-reading from the last commits");
+        // Each partition goes back to the earlier of what this consumer processed (or was told
+        // to read again from) and the group's commit. The group's commit covers a partition
+        // just assigned (a rebalance), which this consumer has not processed yet: seeking it
+        // to the locally stored offset, which it does not have, left it with no position, and
+        // it was never read again (a projector that took a partition over stalled on it).
+        let group: HashMap<i32, i64> = self
+            .consumer
+            .committed(Duration::from_secs(10))
+            .map_err(kafka)?
+            .elements()
+            .iter()
+            .filter_map(|element| match element.offset() {
+                Offset::Offset(offset) => Some((element.partition(), offset)),
+                _ => None,
+            })
+            .collect();
+        let local = self.committed.clone();
+        tracing::debug!(?local, ?group, "re-reading from the last commits");
         self.seek_assigned(|partition| {
-            committed
-                .get(&partition)
-                .map_or(Offset::Stored, |next| Offset::Offset(*next))
+            match (local.get(&partition), group.get(&partition)) {
+                (Some(local), Some(group)) => Offset::Offset(*local.min(group)),
+                (Some(offset), None) | (None, Some(offset)) => Offset::Offset(*offset),
+                // Nothing committed anywhere: from the start, as auto.offset.reset says.
+                (None, None) => Offset::Beginning,
+            }
         })
     }
 }

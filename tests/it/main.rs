@@ -15,5 +15,6 @@ mod hostile_clients;
 mod http_limits;
 mod outages;
 mod pipeline;
+mod projectors;
 mod roles;
 mod streams;

@@ -208,7 +208,11 @@ impl Role {
         let mut command = Command::new(env!("CARGO_BIN_EXE_livescore"));
         command
             .arg(role)
-            .env("RUST_LOG", "warn")
+            // ROLE_RUST_LOG=info (or librdkafka=debug with KAFKA_DEBUG=cgrp) to see the roles.
+            .env(
+                "RUST_LOG",
+                std::env::var("ROLE_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .stdout(Stdio::null());
         for (name, value) in env {
             command.env(name, value);
@@ -222,6 +226,18 @@ impl Role {
     /// SIGKILL.
     pub fn kill(&mut self) {
         kill(&mut self.child);
+    }
+
+    /// SIGTERM, and waits until it has exited: a graceful stop.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success(), "kill -TERM {}", child.id());
+            let _ = child.wait();
+        }
     }
 
     /// Its process id (0 once killed).
