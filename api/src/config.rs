@@ -20,6 +20,8 @@ pub mod defaults {
     pub const FANOUT_IO_URING: bool = true;
     /// Origins, besides the API's own, whose pages may use it: none.
     pub const ALLOWED_ORIGINS: &str = "";
+    /// At shutdown, viewers are told to go (and go elsewhere) spread over this window.
+    pub const SHUTDOWN_DRAIN_MS: u64 = 5_000;
 }
 
 /// An API replica's settings.
@@ -49,6 +51,9 @@ pub struct FanoutConfig {
     /// The kernel's send buffer of each viewer's socket (`SO_SNDBUF`), if not its default: how
     /// much a viewer may leave unread before its messages queue in the engine.
     pub send_buffer: Option<usize>,
+    /// At shutdown, the viewers are closed a few at a time over this window, so that they do
+    /// not all reconnect to the other replicas at the same instant (zero: all at once).
+    pub drain: Duration,
 }
 
 impl Default for ApiConfig {
@@ -69,6 +74,7 @@ impl Default for FanoutConfig {
             idle_socket: Duration::from_millis(defaults::WS_IDLE_TIMEOUT_MS),
             io_uring: defaults::FANOUT_IO_URING,
             send_buffer: None,
+            drain: Duration::from_millis(defaults::SHUTDOWN_DRAIN_MS),
         }
     }
 }

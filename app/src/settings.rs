@@ -127,6 +127,12 @@ pub struct HttpSettings {
     /// separated; * for any). A browser request from any other origin gets 403 (API and `up`).
     #[arg(long, env = "ALLOWED_ORIGINS", default_value = api::ALLOWED_ORIGINS)]
     pub allowed_origins: AllowedOrigins,
+    /// At shutdown (SIGTERM), the API closes its viewers a few at a time over this many
+    /// milliseconds, so that they come back to the other replicas spread out, not all at once
+    /// (0: all at once). The process exits up to this plus 5 s after the signal.
+    #[arg(long, env = "SHUTDOWN_DRAIN_MS", default_value_t = api::SHUTDOWN_DRAIN_MS,
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub shutdown_drain_ms: u64,
 }
 
 impl HttpSettings {
@@ -138,6 +144,8 @@ impl HttpSettings {
             header_timeout: Duration::from_millis(self.http_header_timeout_ms),
             shards: usize::try_from(self.http_shards).unwrap_or(1),
             reuse_port: self.http_reuse_port,
+            // The engines' drain window, and the server's own wait for requests after it.
+            drain: Duration::from_millis(self.shutdown_drain_ms) + livescore_server::DRAIN,
         }
     }
 
@@ -153,6 +161,7 @@ impl HttpSettings {
                 send_buffer: self
                     .send_buffer_bytes
                     .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX)),
+                drain: Duration::from_millis(self.shutdown_drain_ms),
             },
             origins: self.allowed_origins.clone(),
         }
@@ -244,6 +253,7 @@ impl Default for HttpSettings {
             client_queue_bytes: api::CLIENT_QUEUE_BYTES,
             send_buffer_bytes: None,
             allowed_origins: AllowedOrigins::default(),
+            shutdown_drain_ms: api::SHUTDOWN_DRAIN_MS,
         }
     }
 }

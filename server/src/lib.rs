@@ -44,6 +44,9 @@ pub struct ServerConfig {
     /// host share it, and the kernel spreads connections over all of them. Off: a port in use
     /// is an error.
     pub reuse_port: bool,
+    /// How long shutdown waits for connections to finish, and for the tasks shards spawned
+    /// (the API's engines, which close their viewers over a drain window of their own).
+    pub drain: Duration,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +57,7 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(10),
             shards: 0,
             reuse_port: false,
+            drain: DRAIN,
         }
     }
 }
@@ -77,7 +81,7 @@ pub enum ServerError {
 /// The largest request body any route takes (the producer's `{"speed": 600}` is a few bytes).
 pub const MAX_BODY: usize = 16 * 1024;
 
-/// How long shutdown waits for connections to finish their current request.
+/// How long shutdown waits for connections to finish their current request, by default.
 pub const DRAIN: Duration = Duration::from_secs(5);
 
 /// Builds a shard's app: called once in each shard's thread, inside its runtime, so that what

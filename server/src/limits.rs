@@ -20,6 +20,8 @@ const RESERVED_FDS: u64 = 256;
 pub(crate) struct Limits {
     pub max_connections: usize,
     pub header_timeout: Duration,
+    /// How long shutdown waits for what is still being served.
+    pub drain: Duration,
 }
 
 impl Limits {
@@ -45,6 +47,7 @@ impl Limits {
         Limits {
             max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
             header_timeout: config.header_timeout,
+            drain: config.drain,
         }
     }
 }

@@ -23,7 +23,7 @@ use tower::ServiceExt;
 
 use crate::detach::{Detach, DetachableIo, Detached, Permit, Slot};
 use crate::limits::{Limits, refuse};
-use crate::{DRAIN, MAX_BODY, MakeApp, ServerError};
+use crate::{MAX_BODY, MakeApp, ServerError};
 
 /// What an app sees of the shard it runs on.
 #[derive(Clone)]
@@ -60,7 +60,7 @@ impl Shard {
         self.shutdown.clone()
     }
 
-    /// Runs `task` on this shard's thread; shutdown waits for it (at most `DRAIN`).
+    /// Runs `task` on this shard's thread; shutdown waits for it (at most the server's drain).
     pub fn spawn_local<F>(&self, task: F)
     where
         F: Future<Output = ()> + 'static,
@@ -239,7 +239,8 @@ fn run(
             .with_state(());
         let graceful = accept(listener, app, &go).await;
         tracker.close();
-        let drained = tokio::time::timeout(DRAIN, async {
+        let drain = go.limits.drain;
+        let drained = tokio::time::timeout(drain, async {
             graceful.shutdown().await;
             tracker.wait().await;
         })
@@ -247,7 +248,7 @@ fn run(
         if drained.is_err() {
             tracing::info!(
                 shard = index,
-                "connections still busy {DRAIN:?} after the signal: leaving them"
+                "connections still busy {drain:?} after the signal: leaving them"
             );
         }
     });

@@ -9,6 +9,7 @@ mod support;
 mod api;
 mod cli;
 mod cluster;
+mod drain;
 mod failover;
 mod fanout;
 mod hostile_clients;

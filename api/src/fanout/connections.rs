@@ -146,6 +146,15 @@ impl Connections {
         self.slab.iter_mut()
     }
 
+    /// Sockets held, those marked for removal included.
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+
     pub fn indexes(&self) -> Vec<usize> {
         self.slab.iter().map(|(index, _)| index).collect()
     }

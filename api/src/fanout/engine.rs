@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use super::Stream;
 use super::connections::{Conn, ConnKey, Connections, set_send_buffer};
-use super::housekeeping::Housekeeping;
+use super::housekeeping::{Drain, Housekeeping};
 use super::joins::{Ended, Joined, Joins};
 use super::outbox::{Drained, Outbox};
 use super::reader::{self, ReadGate};
@@ -111,6 +111,8 @@ pub(crate) struct Engine {
     pub(super) behind: Vec<ConnKey>,
     readers: mpsc::Sender<FromReader>,
     send_buffer: Option<usize>,
+    /// At shutdown, the window the viewers are closed over.
+    drain: Duration,
 }
 
 impl Engine {
@@ -139,6 +141,7 @@ impl Engine {
             behind: Vec::new(),
             readers,
             send_buffer: config.send_buffer,
+            drain: config.drain,
         };
         let inputs = Inputs {
             live,
@@ -156,10 +159,25 @@ impl Engine {
     pub async fn run(mut self, mut inputs: Inputs) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // After the shutdown signal: viewers go a few at a time, every step, until all are gone.
+        let mut draining: Option<Drain> = None;
+        let mut drain_step = tokio::time::interval(Drain::STEP);
         loop {
             tokio::select! {
                 biased;
-                _ = inputs.shutdown.wait_for(|stop| *stop) => break,
+                _ = inputs.shutdown.wait_for(|stop| *stop), if draining.is_none() => {
+                    tracing::info!(viewers = self.conns.len(), window = ?self.drain, "draining");
+                    draining = Some(Drain::new(Instant::now(), self.drain, self.conns.len()));
+                    drain_step.reset_immediately();
+                }
+                _ = drain_step.tick(), if draining.is_some() => {
+                    let Some(drain) = draining.as_mut() else { break };
+                    let now = Instant::now();
+                    self.goodbye(drain.due(now));
+                    if drain.over(now) || self.conns.is_empty() {
+                        break;
+                    }
+                }
                 Some(event) = inputs.events.recv() => {
                     self.handle(event);
                     while let Ok(event) = inputs.events.try_recv() {
@@ -184,7 +202,8 @@ impl Engine {
             self.flush();
             self.catch_up_behind();
         }
-        self.goodbye();
+        // Whoever is left (all of them with no drain window, or adopted meanwhile).
+        self.goodbye(usize::MAX);
     }
 
     fn handle(&mut self, event: Event) {

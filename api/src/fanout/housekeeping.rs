@@ -1,7 +1,8 @@
 //! Housekeeping, once a second: heartbeats where due (an SSE comment, a WebSocket ping), so that
 //! no socket is silent longer than [`HEARTBEAT`]; WebSockets that follow no topic for the idle
 //! timeout closed (1008); and at shutdown, every viewer's goodbye (the end of its SSE stream,
-//! or a WebSocket close 1012), so that clients reconnect elsewhere.
+//! or a WebSocket close 1012), so that clients reconnect elsewhere, spread over the drain
+//! window ([`Drain`]) so that they do not all arrive at the other replicas at once.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -148,14 +149,19 @@ impl Engine {
         }
     }
 
-    /// Shutdown: every viewer gets the end of its stream or a close 1012, then its socket closes.
-    pub(super) fn goodbye(&mut self) {
+    /// Shutdown: `count` viewers (at most) get the end of their stream or a close 1012, then
+    /// their sockets close.
+    pub(super) fn goodbye(&mut self, count: usize) {
+        if count == 0 {
+            return;
+        }
+        let going: Vec<usize> = self.conns.indexes().into_iter().take(count).collect();
         let sse = Bytes::from_static(END_OF_STREAM);
         let ws = websocket::close(
             close_code::RESTART,
             "server restarting: reconnect and resubscribe with your cursors",
         );
-        for index in self.conns.indexes() {
+        for &index in &going {
             let Some(conn) = self.conns.get_mut(index) else {
                 continue;
             };
@@ -166,15 +172,95 @@ impl Engine {
         }
         let finished = self.outbox.flush(&mut self.conns);
         self.outbox.recycle(finished);
-        for index in self.conns.indexes() {
+        for index in going {
             self.remove(index);
         }
     }
 }
 
+/// Shutdown spread over a window: closing every viewer at once sends them all to the other
+/// replicas at the same instant (a reconnect storm), so they are told to go in steps, the
+/// share that is due growing with the time since the signal.
+pub(super) struct Drain {
+    began: Instant,
+    window: Duration,
+    /// Viewers when the drain began.
+    total: usize,
+    /// Viewers told to go so far.
+    told: usize,
+}
+
+impl Drain {
+    /// How often a step closes the viewers now due.
+    pub const STEP: Duration = Duration::from_millis(50);
+
+    pub fn new(now: Instant, window: Duration, total: usize) -> Drain {
+        Drain {
+            began: now,
+            window,
+            total,
+            told: 0,
+        }
+    }
+
+    /// How many more viewers to tell to go at `now`: the window's elapsed share of them all,
+    /// less those told already.
+    pub fn due(&mut self, now: Instant) -> usize {
+        let share = if self.window.is_zero() {
+            1.0
+        } else {
+            (now.saturating_duration_since(self.began).as_secs_f64() / self.window.as_secs_f64())
+                .min(1.0)
+        };
+        let target = (self.total as f64 * share).ceil() as usize;
+        let more = target.saturating_sub(self.told);
+        self.told += more;
+        more
+    }
+
+    /// Whether the window is over (whoever is left goes now).
+    pub fn over(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.began) >= self.window
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Quiet;
+    use super::{Drain, Quiet};
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    #[test]
+    fn a_drain_tells_viewers_to_go_in_proportion_to_the_time_elapsed() {
+        let began = Instant::now();
+        let mut drain = Drain::new(began, Duration::from_secs(10), 1000);
+        let at = |ms| began + Duration::from_millis(ms);
+        assert_eq!(drain.due(at(0)), 0, "nobody at the signal itself");
+        assert_eq!(
+            drain.due(at(1000)),
+            100,
+            "a tenth after a tenth of the window"
+        );
+        assert_eq!(drain.due(at(1000)), 0, "those told are not told again");
+        // A late step (a busy engine) catches up with the schedule, and no further.
+        assert_eq!(drain.due(at(5000)), 400);
+        assert!(!drain.over(at(9999)));
+        assert_eq!(
+            drain.due(at(12_000)),
+            500,
+            "the rest once the window is over"
+        );
+        assert!(drain.over(at(10_000)));
+        assert_eq!(drain.due(at(13_000)), 0);
+    }
+
+    #[test]
+    fn a_drain_with_no_window_tells_everyone_at_once() {
+        let began = Instant::now();
+        let mut drain = Drain::new(began, Duration::ZERO, 7);
+        assert_eq!(drain.due(began), 7);
+        assert!(drain.over(began));
+    }
 
     /// The longest silence, in rounds, that `Quiet` allows when the socket is written to in
     /// the rounds marked true: counted from just after the round before a write.
