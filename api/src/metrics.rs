@@ -56,6 +56,10 @@ pub struct ShardMetrics {
     pub resync_snapshots: AtomicU64,
     /// Viewers let go because they stopped reading.
     pub slow_client_closes: AtomicU64,
+    /// Followers joining a topic: a stream opening, a subscription, a catch-up.
+    pub joins: AtomicU64,
+    /// Store reads those joins took (followers joining a topic from the same cursor share one).
+    pub store_reads: AtomicU64,
     /// WebSocket requests refused: past the client's request rate.
     pub requests_refused: AtomicU64,
     /// WebSockets closed with 1008 for breaking a limit: too many requests, answers left
@@ -191,7 +195,17 @@ impl Collector for ShardSums {
             "Topic subscriptions of all clients.",
             self.gauge(|s| &s.subscriptions),
         )?;
-        let counts: [(&str, &str, u64); 7] = [
+        let counts: [(&str, &str, u64); 9] = [
+            (
+                "livescore_joins",
+                "Followers joining a topic: streams opening, subscriptions, catch-ups.",
+                self.count(|s| &s.joins),
+            ),
+            (
+                "livescore_store_reads",
+                "Store reads for joining followers, shared by those joining from the same cursor.",
+                self.count(|s| &s.store_reads),
+            ),
             (
                 "livescore_messages_sent",
                 "Messages handed to clients.",

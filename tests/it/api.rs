@@ -124,6 +124,8 @@ async fn health_readiness_and_metrics() {
         "livescore_messages_sent_total",
         "livescore_catch_ups_total",
         "livescore_resync_snapshots_total",
+        "livescore_joins_total",
+        "livescore_store_reads_total",
         "livescore_subscription_lag_seconds_count",
         "livescore_sweep_seconds_total",
     ] {

@@ -18,4 +18,5 @@ mod outages;
 mod pipeline;
 mod projectors;
 mod roles;
+mod shared_reads;
 mod streams;

@@ -129,7 +129,7 @@ impl Engine {
         let engine = Engine {
             conns: Connections::default(),
             topics: Topics::default(),
-            joins: Joins::new(store, events.clone()),
+            joins: Joins::new(store, Arc::clone(&metrics), events.clone()),
             outbox: Outbox::new(
                 config.queue_bytes,
                 config.slow_client,

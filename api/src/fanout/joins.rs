@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use livescore_store::{Cursor, Kind, LogRead, MatchStore, StoreError, Topic};
@@ -65,6 +66,9 @@ pub(crate) struct SharedRead {
 /// The store reads in flight for joining followers.
 pub(crate) struct Joins {
     store: Arc<dyn MatchStore>,
+    /// Counts joins and the store reads they took: the second over the first is what a
+    /// reconnect storm costs the store.
+    metrics: Arc<ShardMetrics>,
     events: mpsc::UnboundedSender<Event>,
     reads: HashMap<u64, SharedRead>,
     /// The reads a follower joining a topic from a cursor may still share.
@@ -73,9 +77,14 @@ pub(crate) struct Joins {
 }
 
 impl Joins {
-    pub fn new(store: Arc<dyn MatchStore>, events: mpsc::UnboundedSender<Event>) -> Joins {
+    pub fn new(
+        store: Arc<dyn MatchStore>,
+        metrics: Arc<ShardMetrics>,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Joins {
         Joins {
             store,
+            metrics,
             events,
             reads: HashMap::new(),
             open: HashMap::new(),
@@ -86,6 +95,7 @@ impl Joins {
     /// Reads the store for `conn` joining `topic` after `cursor`, or shares a read in flight;
     /// the answer comes back as [`Event::Read`].
     pub fn start(&mut self, conn: ConnKey, topic: Topic, cursor: Option<Cursor>) {
+        self.metrics.joins.fetch_add(1, Ordering::Relaxed);
         let key = (topic, cursor);
         if let Some(id) = self.open.get(&key)
             && let Some(read) = self.reads.get_mut(id)
@@ -104,6 +114,7 @@ impl Joins {
             },
         );
         self.open.insert(key, id);
+        self.metrics.store_reads.fetch_add(1, Ordering::Relaxed);
         let store = Arc::clone(&self.store);
         let events = self.events.clone();
         tokio::task::spawn_local(async move {
