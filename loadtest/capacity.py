@@ -9,7 +9,8 @@ Every input is a flag whose default is the measured figure, with where it was me
 one to see what moves. The output is the table docs/SCALING.md shows, and which resource runs
 out first.
 
-Inputs marked ASSUMED in --help are not measured yet (the reconnect storm, issue 21 item 4).
+Inputs marked ASSUMED in --help are not measured here; DERIVED ones are computed from a
+measurement (see their help).
 """
 
 import argparse
@@ -49,11 +50,11 @@ def main():
                         help="the share of a replica's CPU the steady load may use")
     parser.add_argument("--redis-replica-subscribers", type=int, default=100,
                         help="API replicas one Redis replica serves")
-    # Assumptions until issue 21's reconnect storm is measured (docs/SCALING.md).
-    parser.add_argument("--reconnect-cpu-us", type=float, default=250.0,
-                        help="ASSUMED: API CPU per reconnecting viewer")
-    parser.add_argument("--store-reads-per-reconnect", type=float, default=0.01,
-                        help="ASSUMED: store reads per reconnecting viewer (shared reads)")
+    # From loadtest/storm.sh (BENCHMARKS.md, "A reconnect storm").
+    parser.add_argument("--reconnect-cpu-us", type=float, default=500.0,
+                        help="DERIVED: API CPU per reconnecting viewer, from the storm's 2,000 reconnects/s per core (an upper bound: those cores also served the viewers)")
+    parser.add_argument("--store-reads-per-reconnect", type=float, default=0.2,
+                        help="store reads per reconnecting viewer: 0.14 with jitter, 0.20 without (loadtest/storm.sh)")
     parser.add_argument("--redis-us-per-read", type=float, default=30.0,
                         help="ASSUMED: Redis CPU for one snapshot or catch-up read")
     parser.add_argument("--storm-seconds", type=float, default=30.0,

@@ -64,6 +64,12 @@ pub struct Viewer {
     pub stats: Arc<Stats>,
     pub stop: watch::Receiver<bool>,
     pub http: reqwest::Client,
+    /// A broken viewer reconnects 200 ms plus up to this much later, spread over the viewers
+    /// (0: all exactly 200 ms after their break, as clients without jitter would).
+    pub reconnect_jitter_ms: u64,
+    /// Where a viewer whose connection broke reconnects, in turn (its own `base` when empty):
+    /// the other replicas, as a client with several endpoints would.
+    pub failover: Arc<Vec<String>>,
 }
 
 /// The fields of an entry the viewer needs, borrowed from its JSON.
@@ -279,6 +285,10 @@ impl Viewer {
                 Outcome::Stopped => break,
                 Outcome::Broken => {
                     Stats::add(&self.stats.reconnects, 1);
+                    if !self.failover.is_empty() {
+                        let next = (self.index + attempt as usize) % self.failover.len();
+                        self.base = self.failover[next].clone();
+                    }
                 }
                 Outcome::Refused => {
                     Stats::add(&self.stats.failed_connects, 1);
@@ -286,7 +296,11 @@ impl Viewer {
             }
             attempt += 1;
             // Back off a little, and spread reconnects out (10k viewers at once is a stampede).
-            let pause = Duration::from_millis(200 + u64::from((self.index as u32 ^ attempt) % 800));
+            let spread = match self.reconnect_jitter_ms {
+                0 => 0,
+                jitter => u64::from(self.index as u32 ^ attempt) % jitter,
+            };
+            let pause = Duration::from_millis(200 + spread);
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 _ = self.stop.changed() => break,

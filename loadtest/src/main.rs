@@ -70,6 +70,14 @@ struct Args {
     /// Seconds to hold idle viewers before measuring.
     #[arg(long, default_value_t = 10)]
     hold: u64,
+    /// A viewer whose connection broke reconnects 200 ms plus up to this many ms later, spread
+    /// over the viewers; 0: all of them exactly 200 ms later (no jitter).
+    #[arg(long, default_value_t = 800)]
+    reconnect_jitter_ms: u64,
+    /// Where viewers reconnect when their connection breaks, in turn (default: where they were):
+    /// the other replicas of a reconnect storm (loadtest/storm.sh).
+    #[arg(long = "failover-url")]
+    failover_urls: Vec<String>,
     /// New connections per second while ramping up.
     #[arg(long, default_value_t = 2000)]
     connect_rate: u32,
@@ -301,6 +309,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let per_tick = (args.connect_rate / 100).max(1) as usize;
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     let mut index = 0;
+    let failover = Arc::new(args.failover_urls.clone());
     while index < args.clients {
         tick.tick().await;
         for _ in 0..per_tick.min(args.clients - index) {
@@ -318,6 +327,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 stats: Arc::clone(&stats),
                 stop: stop_rx.clone(),
                 http: http.clone(),
+                reconnect_jitter_ms: args.reconnect_jitter_ms,
+                failover: Arc::clone(&failover),
             };
             viewers.push(tokio::spawn(viewer.run()));
             index += 1;
