@@ -105,12 +105,22 @@ pub trait LogConsumer: Send {
 
 /// For each partition in `records`, the offset of the last record processed.
 pub(crate) fn last_offsets(records: &[LogRecord]) -> Vec<(i32, i64)> {
-    let mut last: Vec<(i32, i64)> = Vec::new();
+    per_partition(records, i64::max)
+}
+
+/// For each partition in `records`, the offset of its first record: where a batch begins.
+pub fn first_offsets(records: &[LogRecord]) -> Vec<(i32, i64)> {
+    per_partition(records, i64::min)
+}
+
+/// For each partition in `records`, their offsets folded with `keep`.
+fn per_partition(records: &[LogRecord], keep: fn(i64, i64) -> i64) -> Vec<(i32, i64)> {
+    let mut found: Vec<(i32, i64)> = Vec::new();
     for record in records {
-        match last.iter_mut().find(|(p, _)| *p == record.partition) {
-            Some((_, offset)) => *offset = (*offset).max(record.offset),
-            None => last.push((record.partition, record.offset)),
+        match found.iter_mut().find(|(p, _)| *p == record.partition) {
+            Some((_, offset)) => *offset = keep(*offset, record.offset),
+            None => found.push((record.partition, record.offset)),
         }
     }
-    last
+    found
 }

@@ -22,7 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use livescore_eventlog::{Envelope, EventLog, LogConsumer, LogError, LogRecord};
+use livescore_eventlog::{Envelope, EventLog, LogConsumer, LogError, LogRecord, first_offsets};
 use livescore_store::{
     Entry, LogMark, MatchStore, MatchWrite, Reflected, StoreError, StoredMatch, WriteOutcome,
     now_ms,
@@ -664,16 +664,4 @@ impl Projector {
         }
         Err(ProjectorError::Contention(match_id))
     }
-}
-
-/// For each partition in `records`, the offset of its first record.
-fn first_offsets(records: &[LogRecord]) -> Vec<(i32, i64)> {
-    let mut firsts: Vec<(i32, i64)> = Vec::new();
-    for record in records {
-        match firsts.iter_mut().find(|(p, _)| *p == record.partition) {
-            Some((_, first)) => *first = (*first).min(record.offset),
-            None => firsts.push((record.partition, record.offset)),
-        }
-    }
-    firsts
 }

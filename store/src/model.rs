@@ -158,7 +158,7 @@ pub struct LogMark {
 }
 
 /// How far the store reflects one partition of the event log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reflected {
     /// Every record of the partition up to this offset is reflected (-1: none).
     pub through: i64,

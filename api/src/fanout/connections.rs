@@ -155,8 +155,13 @@ impl Connections {
         self.slab.is_empty()
     }
 
-    pub fn indexes(&self) -> Vec<usize> {
-        self.slab.iter().map(|(index, _)| index).collect()
+    /// The first `count` sockets' indexes (a drain step takes a few, not a list of them all).
+    pub fn first(&self, count: usize) -> Vec<usize> {
+        self.slab
+            .iter()
+            .map(|(index, _)| index)
+            .take(count)
+            .collect()
     }
 
     /// From now until [`Connections::end_sweep`], removals only mark the socket: removing a

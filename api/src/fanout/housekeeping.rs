@@ -155,7 +155,7 @@ impl Engine {
         if count == 0 {
             return;
         }
-        let going: Vec<usize> = self.conns.indexes().into_iter().take(count).collect();
+        let going = self.conns.first(count);
         let sse = Bytes::from_static(END_OF_STREAM);
         let ws = websocket::close(
             close_code::RESTART,
