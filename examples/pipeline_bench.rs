@@ -17,7 +17,7 @@ use livescore_eventlog::kafka::{KafkaConfig, KafkaLog};
 use livescore_producer::ReplayManager;
 use livescore_projector::{Projector, ProjectorConfig, ProjectorStats};
 use livescore_store::MatchStore;
-use livescore_store::redis::{RedisConfig, RedisStore};
+use livescore_store::redis::{RedisConfig, RedisServer, RedisStore};
 
 fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -40,7 +40,7 @@ async fn kafka(topic: &str) -> anyhow::Result<Arc<dyn EventLog>> {
 async fn redis(prefix: &str) -> anyhow::Result<Arc<dyn MatchStore>> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let config = RedisConfig {
-        url,
+        server: RedisServer::Url(url),
         prefix: prefix.to_owned(),
     };
     Ok(Arc::new(RedisStore::connect(config).await?))

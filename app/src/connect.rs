@@ -8,10 +8,10 @@ use livescore_eventlog::kafka::{KafkaConfig, KafkaLog};
 use livescore_eventlog::memory::MemoryLog;
 use livescore_store::MatchStore;
 use livescore_store::memory::MemoryStore;
-use livescore_store::redis::{RedisConfig, RedisStore};
+use livescore_store::redis::{RedisConfig, RedisServer, RedisStore, SentinelConfig};
 
 use crate::StartError;
-use crate::settings::{LogSettings, StoreSettings};
+use crate::settings::{LogSettings, ReadFrom, StoreSettings};
 
 /// Whether a role may fall back to the in-process engines (only `up`, where every role shares
 /// one process) or needs the real ones.
@@ -52,22 +52,54 @@ pub async fn log(
     }
 }
 
+/// What a role does with the store: the projector (and `up`) write, so they need the primary;
+/// an API replica only reads, and may read from a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Writes,
+    Reads,
+}
+
+/// The Redis server the settings name, for a role with `access`.
+fn redis_server(
+    settings: &StoreSettings,
+    access: Access,
+) -> Result<Option<RedisServer>, StartError> {
+    let read_from = match (access, settings.redis_read_from) {
+        (Access::Reads, ReadFrom::Replica) => livescore_store::redis::ReadFrom::Replica,
+        _ => livescore_store::redis::ReadFrom::Primary,
+    };
+    if settings.redis_sentinels.is_empty() {
+        if settings.redis_read_from == ReadFrom::Replica {
+            return Err(StartError::ReplicaWithoutSentinels);
+        }
+        return Ok(settings.redis_url.clone().map(RedisServer::Url));
+    }
+    Ok(Some(RedisServer::Sentinel(SentinelConfig {
+        sentinels: settings.redis_sentinels.clone(),
+        master: settings.redis_sentinel_master.clone(),
+        read_from,
+    })))
+}
+
 pub async fn store(
     settings: &StoreSettings,
     engines: Engines,
+    access: Access,
 ) -> Result<Arc<dyn MatchStore>, StartError> {
-    match &settings.redis_url {
-        Some(url) => {
+    match redis_server(settings, access)? {
+        Some(server) => {
+            let described = server.to_string();
             let store = RedisStore::connect(RedisConfig {
-                url: url.clone(),
+                server,
                 prefix: settings.redis_prefix.clone(),
             })
             .await
             .map_err(|source| StartError::Redis {
-                url: url.clone(),
+                url: described.clone(),
                 source,
             })?;
-            tracing::info!(%url, prefix = %settings.redis_prefix, "match store: Redis");
+            tracing::info!(server = %described, prefix = %settings.redis_prefix, "match store: Redis");
             Ok(Arc::new(store))
         }
         None if engines == Engines::InProcessIfUnset => {

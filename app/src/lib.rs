@@ -39,6 +39,7 @@ use tokio::sync::watch;
 pub use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
+use crate::connect::Access;
 pub use crate::connect::Engines;
 pub use crate::settings::Settings;
 
@@ -79,11 +80,11 @@ impl Parts {
         }
     }
 
-    /// The match store given, else the one the settings name.
-    async fn store(&mut self) -> Result<Arc<dyn MatchStore>, StartError> {
+    /// The match store given, else the one the settings name, for a role with `access`.
+    async fn store(&mut self, access: Access) -> Result<Arc<dyn MatchStore>, StartError> {
         match self.given.store.take() {
             Some(store) => Ok(store),
-            None => connect::store(&self.settings.store, self.engines).await,
+            None => connect::store(&self.settings.store, self.engines, access).await,
         }
     }
 }
@@ -109,8 +110,12 @@ pub enum StartError {
     NeedsKafka,
     #[error("cannot use Redis at {url}: {source}")]
     Redis { url: String, source: StoreError },
-    #[error("this role needs Redis: set REDIS_URL (or run `livescore up`)")]
+    #[error("this role needs Redis: set REDIS_URL or REDIS_SENTINELS (or run `livescore up`)")]
     NeedsRedis,
+    #[error(
+        "REDIS_READ_FROM=replica needs REDIS_SENTINELS: the replicas are found through Redis Sentinel"
+    )]
+    ReplicaWithoutSentinels,
     #[error("cannot open the data directory {} (set --data-dir or DATA_DIR): {source}", dir.display())]
     Catalog {
         dir: PathBuf,
@@ -227,7 +232,7 @@ async fn replica(
 }
 
 async fn build_up(mut parts: Parts) -> Result<Application, StartError> {
-    let (log, store) = (parts.log().await?, parts.store().await?);
+    let (log, store) = (parts.log().await?, parts.store(Access::Writes).await?);
     let Parts {
         settings, shutdown, ..
     } = parts;
@@ -293,7 +298,7 @@ async fn build_producer(mut parts: Parts) -> Result<Application, StartError> {
 }
 
 async fn build_projector(mut parts: Parts) -> Result<Application, StartError> {
-    let (log, store) = (parts.log().await?, parts.store().await?);
+    let (log, store) = (parts.log().await?, parts.store(Access::Writes).await?);
     let Parts {
         settings, shutdown, ..
     } = parts;
@@ -357,7 +362,7 @@ fn projector_routes(telemetry: &Arc<Telemetry>, stats: &Arc<ProjectorStats>) -> 
 }
 
 async fn build_api(mut parts: Parts) -> Result<Application, StartError> {
-    let store = parts.store().await?;
+    let store = parts.store(Access::Reads).await?;
     let Parts {
         settings, shutdown, ..
     } = parts;

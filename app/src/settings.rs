@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::Args;
 use clap::builder::NonEmptyStringValueParser;
+use clap::builder::TypedValueParser;
 use livescore_api::config::AllowedOrigins;
 use livescore_api::config::defaults as api;
 
@@ -22,6 +23,7 @@ pub mod defaults {
     pub const KAFKA_PARTITIONS: i32 = 6;
     pub const KAFKA_REPLICATION_FACTOR: i32 = 1;
     pub const REDIS_PREFIX: &str = "livescore";
+    pub const REDIS_SENTINEL_MASTER: &str = "livescore";
     pub const LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
     pub const HTTP_MAX_CONNECTIONS: u64 = 0;
     pub const HTTP_HEADER_TIMEOUT_MS: u64 = 10_000;
@@ -61,15 +63,49 @@ pub struct LogSettings {
     pub kafka_replication_factor: i32,
 }
 
-/// The match store: Redis when `REDIS_URL` is set, else (for `up` only) in-process.
+/// The match store: Redis when `REDIS_URL` or `REDIS_SENTINELS` is set, else (for `up` only)
+/// in-process.
 #[derive(Args, Debug, Clone)]
 pub struct StoreSettings {
     /// redis://host:port[/db]. Set but empty is an error: unset it for the in-process store.
-    #[arg(long, env = "REDIS_URL", value_parser = NonEmptyStringValueParser::new())]
+    #[arg(long, env = "REDIS_URL", value_parser = NonEmptyStringValueParser::new(),
+          conflicts_with = "redis_sentinels")]
     pub redis_url: Option<String>,
+    /// Redis Sentinel instead of one address: `host:port` of each sentinel, comma-separated.
+    /// The roles ask them where the primary (and its replicas) are, and again after a failover.
+    #[arg(long, env = "REDIS_SENTINELS", value_delimiter = ',', num_args = 1..,
+          value_parser = sentinel_address())]
+    pub redis_sentinels: Vec<String>,
+    /// The name the sentinels monitor the primary under.
+    #[arg(long, env = "REDIS_SENTINEL_MASTER", default_value = defaults::REDIS_SENTINEL_MASTER)]
+    pub redis_sentinel_master: String,
+    /// Where an API replica reads and subscribes: `primary`, or `replica` (a Redis replica, or
+    /// the primary while none is up; needs REDIS_SENTINELS). The projector always writes, and
+    /// `livescore up` reads, the primary.
+    #[arg(long, env = "REDIS_READ_FROM", value_enum, default_value_t = ReadFrom::Primary)]
+    pub redis_read_from: ReadFrom,
     /// Prefix of every Redis key and channel.
     #[arg(long, env = "REDIS_PREFIX", default_value = defaults::REDIS_PREFIX)]
     pub redis_prefix: String,
+}
+
+/// Where an API replica reads from (see [`StoreSettings::redis_read_from`]).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadFrom {
+    #[default]
+    Primary,
+    Replica,
+}
+
+/// A sentinel's `host:port`, checked when the settings are read rather than at the first
+/// failover.
+fn sentinel_address() -> impl clap::builder::TypedValueParser<Value = String> {
+    NonEmptyStringValueParser::new().try_map(|address: String| match address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(address)
+        }
+        _ => Err(format!("{address:?} is not host:port")),
+    })
 }
 
 #[derive(Args, Debug, Clone)]
@@ -233,6 +269,9 @@ impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
             redis_url: None,
+            redis_sentinels: Vec::new(),
+            redis_sentinel_master: defaults::REDIS_SENTINEL_MASTER.into(),
+            redis_read_from: ReadFrom::Primary,
             redis_prefix: defaults::REDIS_PREFIX.into(),
         }
     }

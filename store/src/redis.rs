@@ -15,12 +15,13 @@
 //! A write is one Lua script (one round trip, atomic): check the epoch and the expected
 //! `(run, seq)`, write the state, XADD the entries and the summary, PUBLISH each.
 
+mod node;
+
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 use redis::streams::StreamRangeReply;
-use redis::{AsyncCommands, Client, Script};
+use redis::{AsyncCommands, Script};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::{OnceCell, broadcast};
@@ -44,18 +45,44 @@ impl From<redis::RedisError> for StoreError {
 /// ([`MatchStore::write`]'s contract).
 const WRITE_SCRIPT: &str = include_str!("write.lua");
 
-/// Where the store lives.
+use node::Node;
+pub use node::{ReadFrom, SentinelConfig};
+
+/// Where the store lives: one server, or the servers Redis Sentinel watches.
+#[derive(Debug, Clone)]
+pub enum RedisServer {
+    /// `redis://host:port[/db]`
+    Url(String),
+    Sentinel(SentinelConfig),
+}
+
+impl std::fmt::Display for RedisServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisServer::Url(url) => f.write_str(url),
+            RedisServer::Sentinel(config) => write!(
+                f,
+                "{} through sentinels {} (reading from the {})",
+                config.master,
+                config.sentinels.join(","),
+                match config.read_from {
+                    ReadFrom::Primary => "primary",
+                    ReadFrom::Replica => "replicas",
+                }
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://host:port[/db]`
-    pub url: String,
+    pub server: RedisServer,
     /// Prefix of every key and channel.
     pub prefix: String,
 }
 
 pub struct RedisStore {
-    client: Client,
-    conn: ConnectionManager,
+    node: Arc<Node>,
     prefix: String,
     write_script: Script,
     /// The replica's one subscription, started on the first `subscribe`.
@@ -64,16 +91,12 @@ pub struct RedisStore {
 
 impl RedisStore {
     pub async fn connect(config: RedisConfig) -> Result<RedisStore, StoreError> {
-        let client = Client::open(config.url.as_str())?;
-        // redis-rs times requests out after 500 ms by default: too eager for a busy machine,
-        // and a write whose answer is lost is retried by the projector anyway.
-        let manager = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(std::time::Duration::from_secs(5)))
-            .set_connection_timeout(Some(std::time::Duration::from_secs(5)));
-        let conn = ConnectionManager::new_with_config(client.clone(), manager).await?;
+        let node = match &config.server {
+            RedisServer::Url(url) => Node::fixed(url).await?,
+            RedisServer::Sentinel(sentinel) => Node::sentinel(sentinel).await?,
+        };
         Ok(RedisStore {
-            client,
-            conn,
+            node: Arc::new(node),
             prefix: config.prefix,
             write_script: Script::new(WRITE_SCRIPT),
             live: OnceCell::new(),
@@ -99,19 +122,30 @@ impl RedisStore {
         self.key("live")
     }
 
-    /// Opens a subscription to the `live` channel; returns once Redis has confirmed it.
-    async fn open_live(client: &Client, channel: &str) -> Result<redis::aio::PubSub, StoreError> {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(channel).await?;
-        Ok(pubsub)
+    /// Opens a subscription to the `live` channel on the server the node holds (the one reads
+    /// go to); returns it, with that server's generation, once Redis has confirmed it.
+    async fn open_live(
+        node: &Node,
+        channel: &str,
+    ) -> Result<(redis::aio::PubSub, u64), StoreError> {
+        let (client, generation) = node.client().await?;
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = subscribed
+            .await
+            .map_err(|err| node.failed(generation, err))?;
+        Ok((pubsub, generation))
     }
 
     /// Forwards the `live` channel into `sender`, resubscribing if the connection drops, and
     /// then saying so with [`Live::Interrupted`]: readers catch up from the streams.
     async fn forward_live(
-        client: Client,
+        node: Arc<Node>,
         channel: String,
-        mut pubsub: redis::aio::PubSub,
+        (mut pubsub, mut generation): (redis::aio::PubSub, u64),
         sender: broadcast::Sender<Live>,
     ) {
         loop {
@@ -131,17 +165,21 @@ impl RedisStore {
             }
             drop(messages);
             tracing::warn!("the redis subscription to {channel} ended; resubscribing");
+            // The server may be gone, or no longer a replica or the primary (Sentinel kills
+            // the clients of a server it reconfigures): find it again.
+            node.forget(generation);
             let mut attempts = 0u32;
             pubsub = loop {
                 // Every half second, so that viewers are live again soon after Redis is; said
                 // once, not every time.
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 attempts += 1;
-                match RedisStore::open_live(&client, &channel).await {
-                    Ok(pubsub) => {
+                match RedisStore::open_live(&node, &channel).await {
+                    Ok((opened, on)) => {
                         tracing::info!("resubscribed to {channel} (attempt {attempts})");
+                        generation = on;
                         let _ = sender.send(Live::Interrupted);
-                        break pubsub;
+                        break opened;
                     }
                     Err(err) if attempts == 1 => {
                         tracing::warn!(
@@ -226,7 +264,7 @@ fn cursor_of(reply: &StreamRangeReply) -> Result<Option<Cursor>, StoreError> {
 impl MatchStore for RedisStore {
     async fn epoch(&self) -> Result<String, StoreError> {
         let key = self.key("epoch");
-        let mut conn = self.conn.clone();
+        let (mut conn, on) = self.node.conn().await?;
         // Unique across processes (pid) and within one (a counter), whatever the clock does.
         static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -239,13 +277,17 @@ impl MatchStore for RedisStore {
             .arg("NX")
             .arg("GET")
             .query_async(&mut conn)
-            .await?;
+            .await
+            .map_err(|err| self.node.failed(on, err))?;
         Ok(before.unwrap_or(fresh))
     }
 
     async fn load(&self, match_id: u64) -> Result<Option<StoredMatch>, StoreError> {
-        let mut conn = self.conn.clone();
-        let doc: Option<String> = conn.hget(self.match_key(match_id), "doc").await?;
+        let (mut conn, on) = self.node.conn().await?;
+        let doc: Option<String> = conn
+            .hget(self.match_key(match_id), "doc")
+            .await
+            .map_err(|err| self.node.failed(on, err))?;
         doc.map(|doc| {
             serde_json::from_str(&doc).map_err(|source| StoreError::Corrupt { match_id, source })
         })
@@ -289,8 +331,11 @@ impl MatchStore for RedisStore {
         for entry in &write.entries {
             invocation.arg(entry.kind.as_str()).arg(&entry.json);
         }
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
+        let (mut conn, on) = self.node.conn().await?;
+        let reply: Vec<String> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|err| self.node.failed(on, err))?;
         match reply.first().map(String::as_str) {
             Some("OK") => Ok(WriteOutcome::Written {
                 cursors: reply[1..]
@@ -325,13 +370,16 @@ impl MatchStore for RedisStore {
         if partitions.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn.clone();
+        let (mut conn, on) = self.node.conn().await?;
         let mut fields = redis::cmd("HMGET");
         fields.arg(self.key("reflected"));
         for partition in partitions {
             fields.arg(partition).arg(format!("{partition}:writes"));
         }
-        let held: Vec<Option<i64>> = fields.query_async(&mut conn).await?;
+        let held: Vec<Option<i64>> = fields
+            .query_async(&mut conn)
+            .await
+            .map_err(|err| self.node.failed(on, err))?;
         Ok(held
             .chunks(2)
             .map(|pair| Reflected {
@@ -346,8 +394,11 @@ impl MatchStore for RedisStore {
     }
 
     async fn list(&self) -> Result<Vec<MatchSummary>, StoreError> {
-        let mut conn = self.conn.clone();
-        let games: Vec<(u64, String)> = conn.hgetall(self.key("games")).await?;
+        let (mut conn, on) = self.node.conn().await?;
+        let games: Vec<(u64, String)> = conn
+            .hgetall(self.key("games"))
+            .await
+            .map_err(|err| self.node.failed(on, err))?;
         let mut list = parse_summaries(games)?;
         crate::most_recent_first(&mut list);
         Ok(list)
@@ -360,7 +411,7 @@ impl MatchStore for RedisStore {
         limit: usize,
     ) -> Result<LogRead, StoreError> {
         let key = self.stream_key(topic);
-        let mut conn = self.conn.clone();
+        let (mut conn, on) = self.node.conn().await?;
         // One more than the limit: whether there are more than that is all it needs to know.
         let count = limit.saturating_add(1).min(i64::MAX as usize);
         let at_most = |reply: StreamRangeReply| -> Result<LogRead, StoreError> {
@@ -370,7 +421,10 @@ impl MatchStore for RedisStore {
             Ok(LogRead::After(entries_of(topic, reply)?))
         };
         let Some(after) = cursor else {
-            let all: StreamRangeReply = conn.xrange_count(&key, "-", "+", count).await?;
+            let all: StreamRangeReply = conn
+                .xrange_count(&key, "-", "+", count)
+                .await
+                .map_err(|err| self.node.failed(on, err))?;
             return at_most(all);
         };
         let (first, last, rest): (StreamRangeReply, StreamRangeReply, StreamRangeReply) =
@@ -394,7 +448,8 @@ impl MatchStore for RedisStore {
                 .arg("COUNT")
                 .arg(count)
                 .query_async(&mut conn)
-                .await?;
+                .await
+                .map_err(|err| self.node.failed(on, err))?;
         match (cursor_of(&first)?, cursor_of(&last)?) {
             // Outside the retained range: entries after it may be trimmed, or it was never
             // handed out by this store (it lost its data since).
@@ -404,7 +459,7 @@ impl MatchStore for RedisStore {
     }
 
     async fn snapshot(&self, topic: Topic) -> Result<Option<Snapshot>, StoreError> {
-        let mut conn = self.conn.clone();
+        let (mut conn, on) = self.node.conn().await?;
         let stream = self.stream_key(topic);
         // MULTI/EXEC: the state and the stream's last id are read as of the same write.
         let mut pipe = redis::pipe();
@@ -421,8 +476,10 @@ impl MatchStore for RedisStore {
             .arg(1);
         match topic {
             Topic::Match(match_id) => {
-                let (doc, last): (Option<String>, StreamRangeReply) =
-                    pipe.query_async(&mut conn).await?;
+                let (doc, last): (Option<String>, StreamRangeReply) = pipe
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|err| self.node.failed(on, err))?;
                 let Some(doc) = doc else { return Ok(None) };
                 let stored: StoredMatch = serde_json::from_str(&doc)
                     .map_err(|source| StoreError::Corrupt { match_id, source })?;
@@ -432,8 +489,10 @@ impl MatchStore for RedisStore {
                 }))
             }
             Topic::Feed => {
-                let (games, last): (Vec<(u64, String)>, StreamRangeReply) =
-                    pipe.query_async(&mut conn).await?;
+                let (games, last): (Vec<(u64, String)>, StreamRangeReply) = pipe
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|err| self.node.failed(on, err))?;
                 let mut list = parse_summaries(games)?;
                 crate::most_recent_first(&mut list);
                 Ok(Some(Snapshot {
@@ -448,12 +507,12 @@ impl MatchStore for RedisStore {
         let sender = self
             .live
             .get_or_try_init(|| async {
-                let pubsub = RedisStore::open_live(&self.client, &self.channel()).await?;
+                let opened = RedisStore::open_live(&self.node, &self.channel()).await?;
                 let (sender, _) = broadcast::channel(4096);
                 tokio::spawn(RedisStore::forward_live(
-                    self.client.clone(),
+                    Arc::clone(&self.node),
                     self.channel(),
-                    pubsub,
+                    opened,
                     sender.clone(),
                 ));
                 Ok::<_, StoreError>(sender)
@@ -463,19 +522,25 @@ impl MatchStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        let (mut conn, on) = self.node.conn().await?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(|err| self.node.failed(on, err))?;
         Ok(())
     }
 
     async fn clear(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let (mut conn, on) = self.node.conn().await?;
         let pattern = format!("{}:*", self.prefix);
         let keys: Vec<String> = {
-            let mut iter = conn.scan_match::<_, String>(&pattern).await?;
+            let mut iter = conn
+                .scan_match::<_, String>(&pattern)
+                .await
+                .map_err(|err| self.node.failed(on, err))?;
             let mut keys = Vec::new();
             while let Some(key) = iter.next_item().await {
-                keys.push(key?);
+                keys.push(key.map_err(|err| self.node.failed(on, err))?);
             }
             keys
         };
@@ -483,7 +548,8 @@ impl MatchStore for RedisStore {
             let _: () = redis::cmd("UNLINK")
                 .arg(chunk)
                 .query_async(&mut conn)
-                .await?;
+                .await
+                .map_err(|err| self.node.failed(on, err))?;
         }
         Ok(())
     }

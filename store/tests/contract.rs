@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use livescore_domain::{MatchFold, MatchInfo, ReplayStatus, Speed, TeamRef};
 use livescore_store::memory::MemoryStore;
-use livescore_store::redis::{RedisConfig, RedisStore};
+use livescore_store::redis::{RedisConfig, RedisServer, RedisStore};
 use livescore_store::{
     Cursor, EncodedEntry, Kind, LogMark, LogRead, MatchStore, MatchWrite, Published, Reflected,
     ReplayInfo, StoredMatch, Topic, WriteOutcome,
@@ -423,7 +423,7 @@ async fn redis_store(name: &str) -> RedisStore {
         .unwrap()
         .as_nanos();
     RedisStore::connect(RedisConfig {
-        url,
+        server: RedisServer::Url(url),
         prefix: format!("test:{name}:{unique}"),
     })
     .await

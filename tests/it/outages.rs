@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use livescore_domain::{ReplayStatus, fold_match};
-use livescore_store::redis::{RedisConfig, RedisStore};
+use livescore_store::redis::{RedisConfig, RedisServer, RedisStore};
 use livescore_store::{MatchStore, StoredMatch};
 use support::clients::{Followed, Transport, assert_exact, follow_to_the_end};
 use support::services::{Role, Server, free_port};
@@ -77,7 +77,7 @@ async fn start_roles(brokers: &str, redis_url: &str, delivery_timeout: Duration)
         api: format!("http://127.0.0.1:{api_port}"),
         store: Arc::new(
             RedisStore::connect(RedisConfig {
-                url: redis_url.to_owned(),
+                server: RedisServer::Url(redis_url.to_owned()),
                 prefix: name,
             })
             .await

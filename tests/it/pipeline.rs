@@ -15,7 +15,7 @@ use livescore_eventlog::{EventLog, LogConsumer};
 use livescore_producer::ReplayManager;
 use livescore_projector::{Projector, ProjectorConfig, ProjectorStats};
 use livescore_store::memory::MemoryStore;
-use livescore_store::redis::{RedisConfig, RedisStore};
+use livescore_store::redis::{RedisConfig, RedisServer, RedisStore};
 use livescore_store::{Entry, LogRead, MatchStore, StoredMatch, Topic};
 use tokio::task::JoinHandle;
 
@@ -72,7 +72,7 @@ async fn pipeline(engines: Engines, name: &str, redis_db: u8) -> Pipeline {
             let base = support::redis_url();
             Arc::new(
                 RedisStore::connect(RedisConfig {
-                    url: format!("{}/{redis_db}", base.trim_end_matches('/')),
+                    server: RedisServer::Url(format!("{}/{redis_db}", base.trim_end_matches('/'))),
                     prefix: support::unique(&format!("pipeline:{name}")),
                 })
                 .await
@@ -106,7 +106,7 @@ async fn restorable_pipeline(engines: Engines, name: &str) -> Pipeline {
             let server = support::services::Server::redis().await;
             pipeline.store = Arc::new(
                 RedisStore::connect(RedisConfig {
-                    url: server.url(),
+                    server: RedisServer::Url(server.url()),
                     prefix: support::unique(&format!("pipeline:{name}")),
                 })
                 .await

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use livescore_domain::{ReplayStatus, fold_match};
-use livescore_store::redis::{RedisConfig, RedisStore};
+use livescore_store::redis::{RedisConfig, RedisServer, RedisStore};
 use livescore_store::{Entry, LogRead, MatchStore, Topic};
 use support::services::{Role, free_port};
 
@@ -88,7 +88,7 @@ async fn a_projector_stopped_mid_replay_hands_its_partitions_over_and_nothing_is
     let _second = Role::start("projector", &env(0, projector_ports[1]));
     let store: Arc<dyn MatchStore> = Arc::new(
         RedisStore::connect(RedisConfig {
-            url: support::redis_url(),
+            server: RedisServer::Url(support::redis_url()),
             prefix: name.clone(),
         })
         .await

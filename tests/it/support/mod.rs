@@ -140,9 +140,9 @@ pub fn redis_url() -> String {
 
 /// A Redis store under `prefix`.
 pub async fn redis_store(prefix: &str) -> Arc<dyn MatchStore> {
-    use livescore_store::redis::{RedisConfig, RedisStore};
+    use livescore_store::redis::{RedisConfig, RedisServer, RedisStore};
     let config = RedisConfig {
-        url: redis_url(),
+        server: RedisServer::Url(redis_url()),
         prefix: prefix.to_owned(),
     };
     Arc::new(
