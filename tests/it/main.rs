@@ -18,5 +18,6 @@ mod outages;
 mod pipeline;
 mod projectors;
 mod roles;
+mod sentinel;
 mod shared_reads;
 mod streams;

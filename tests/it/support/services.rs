@@ -46,6 +46,24 @@ fn kill(child: &mut Option<Child>) {
     }
 }
 
+/// `redis-server` on `port`, its data in `dir`, appending every command to its file before
+/// answering.
+fn redis_server(port: u16, dir: &Path) -> Command {
+    let mut command = program("redis-server");
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--dir", dir.to_str().unwrap()])
+        .args([
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+        ]);
+    command
+}
+
 /// A program from PATH, or a clear failure saying what installs it.
 fn program(name: &str) -> Command {
     let found = std::env::var_os("PATH")
@@ -62,8 +80,11 @@ pub struct Server {
     dir: PathBuf,
     child: Option<Child>,
     what: &'static str,
-    command: fn(port: u16, dir: &Path) -> Command,
+    command: Box<CommandFor>,
 }
+
+/// How a server's command line is made from its port and data directory.
+type CommandFor = dyn Fn(u16, &Path) -> Command + Send + Sync;
 
 impl Server {
     /// tansu, storing in SQLite: killed and started again, it has every record it acknowledged.
@@ -93,31 +114,54 @@ impl Server {
     /// Redis, writing every command to its append-only file before answering: killed and
     /// started again, it has everything it acknowledged.
     pub async fn redis() -> Server {
-        Server::start("redis-server", |port, dir| {
-            let mut command = program("redis-server");
-            command
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--dir", dir.to_str().unwrap()])
-                .args([
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "always",
-                    "--save",
-                    "",
-                ]);
+        Server::start("redis-server", redis_server).await
+    }
+
+    /// A Redis replica of `primary` (on this host), kept on disk like [`Server::redis`].
+    pub async fn redis_replica_of(primary: u16) -> Server {
+        Server::start("redis-replica", move |port, dir| {
+            let mut command = redis_server(port, dir);
+            command.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
             command
         })
         .await
     }
 
-    async fn start(what: &'static str, command: fn(u16, &Path) -> Command) -> Server {
+    /// A Redis Sentinel watching the primary on `primary` under `master`, quick to act: the
+    /// primary is down after 1 s without an answer, and 2 sentinels must agree.
+    pub async fn redis_sentinel(master: &'static str, primary: u16) -> Server {
+        Server::start("redis-sentinel", move |port, dir| {
+            // A sentinel rewrites its configuration file as it learns: one of its own.
+            let config = dir.join("sentinel.conf");
+            std::fs::write(
+                &config,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                     sentinel monitor {master} 127.0.0.1 {primary} 2\n\
+                     sentinel down-after-milliseconds {master} 1000\n\
+                     sentinel failover-timeout {master} 10000\n\
+                     sentinel parallel-syncs {master} 1\n",
+                    dir = dir.display()
+                ),
+            )
+            .unwrap();
+            let mut command = program("redis-server");
+            command.arg(&config).arg("--sentinel");
+            command
+        })
+        .await
+    }
+
+    async fn start(
+        what: &'static str,
+        command: impl Fn(u16, &Path) -> Command + Send + Sync + 'static,
+    ) -> Server {
         let mut server = Server {
             port: free_port(),
             dir: scratch_dir(what),
             child: None,
             what,
-            command,
+            command: Box::new(command),
         };
         server.restart().await;
         server
@@ -203,7 +247,8 @@ pub struct Role {
 }
 
 impl Role {
-    /// Starts `livescore <role>` with `env` on top of the test's environment.
+    /// Starts `livescore <role>` with `env` on top of the test's environment; an empty value
+    /// unsets the variable (the test's `REDIS_URL`, say, for a role that uses Sentinel).
     pub fn start(role: &str, env: &[(&str, String)]) -> Role {
         let mut command = Command::new(env!("CARGO_BIN_EXE_livescore"));
         command
@@ -215,7 +260,11 @@ impl Role {
             )
             .stdout(Stdio::null());
         for (name, value) in env {
-            command.env(name, value);
+            if value.is_empty() {
+                command.env_remove(name);
+            } else {
+                command.env(name, value);
+            }
         }
         Role {
             child: Some(command.spawn().unwrap()),
