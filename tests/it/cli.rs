@@ -137,6 +137,39 @@ fn an_engine_set_but_empty_is_refused_at_once() {
 }
 
 #[test]
+fn redis_settings_that_contradict_each_other_are_refused_with_a_clear_message() {
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[
+                ("REDIS_URL", "redis://127.0.0.1:6379"),
+                ("REDIS_SENTINELS", "127.0.0.1:26379"),
+            ],
+            "cannot be used with",
+        ),
+        (&[("REDIS_SENTINELS", "127.0.0.1")], "is not host:port"),
+        (&[("REDIS_SENTINELS", "127.0.0.1:0")], "is not host:port"),
+        (
+            &[
+                ("REDIS_URL", "redis://127.0.0.1:1"),
+                ("REDIS_READ_FROM", "replica"),
+            ],
+            "REDIS_READ_FROM=replica needs REDIS_SENTINELS",
+        ),
+    ];
+    for (env, expected) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_livescore"))
+            .arg("api")
+            .env_remove("REDIS_URL")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{env:?}");
+        let message = stderr(&output);
+        assert!(message.contains(expected), "{env:?}: {message}");
+    }
+}
+
+#[test]
 fn a_role_stuck_on_an_unreachable_broker_still_stops_after_sigterm() {
     // Nothing listens on port 1: the projector waits for Kafka at start-up, forever.
     let mut child = Command::new(env!("CARGO_BIN_EXE_livescore"))
