@@ -19,9 +19,13 @@ const STATUS = {
 };
 const PLAYING = new Set(['first_half', 'second_half', 'extra_time_first_half', 'extra_time_second_half', 'shootout']);
 const isLive = (status) => status !== 'not_started' && status !== 'finished';
-// A replay that failed or was stopped before the end will not go on: never shown as live.
+// A replay that failed or was stopped before the end will not go on: never shown as live. One
+// whose updates stopped coming (the projector marks it `stalled`) is not shown as live either,
+// until they come again.
 const INTERRUPTED = { failed: 'Replay failed', stopped: 'Replay stopped' };
-const interrupted = (replay, status) => status !== 'finished' && INTERRUPTED[replay?.status];
+const STALLED = 'Updates delayed';
+const interrupted = (replay, status) => status !== 'finished' &&
+  (INTERRUPTED[replay?.status] ?? (replay?.status === 'running' && replay.stalled ? STALLED : undefined));
 const lostText = (replay) => replay?.lost_records ? `${replay.lost_records} event${replay.lost_records === 1 ? '' : 's'} missing from the log` : '';
 const clockText = (clock) => clock && clock.minute ? `${clock.minute}${clock.added ? '+' + clock.added : ''}'` : '';
 const statusText = (h) => PLAYING.has(h.status) && h.status !== 'shootout' ? clockText(h.clock) : STATUS[h.status] ?? h.status;
@@ -337,7 +341,7 @@ function matchCentre(id) {
         <div><div class="big" id="score">${score.home} - ${score.away}</div>
           <div class="sub status${isLive(state.status) && !interrupted(replay, state.status) ? ' is-live' : ''}">${esc(STATUS[state.status])} <span id="clock">${PLAYING.has(state.status) ? esc(clockText(state.clock)) : ''}</span></div>${pens}
           <div class="sub">${esc([info.competition ?? 'Competition unknown', info.season, info.date ?? 'date unknown'].filter(Boolean).join(' · '))}</div>
-          ${replay && replay.status !== 'running' ? `<div class="sub replay-status">${esc(INTERRUPTED[replay.status] ?? `Replay ${replay.status}`)}</div>` : ''}
+          ${replay && (replay.status !== 'running' || replay.stalled) ? `<div class="sub replay-status">${esc(interrupted(replay, state.status) || `Replay ${replay.status}`)}</div>` : ''}
           ${lostText(replay) ? `<div class="sub">${esc(lostText(replay))}</div>` : ''}</div>
         <div class="team">${esc(info.away.name)}${scorers('away')}</div>
       </section>

@@ -192,7 +192,8 @@ async fn metrics(State(state): State<ShardApi>) -> impl IntoResponse {
 #[derive(Deserialize, utoipa::IntoParams)]
 struct GamesQuery {
     /// `live` (started, not finished, and its replay going on: a replay that failed or was
-    /// stopped mid-match is not live), `finished`, `not_started`, or any match status.
+    /// stopped mid-match is not live, nor one whose records stopped coming, marked `stalled`,
+    /// until they come again), `finished`, `not_started`, or any match status.
     status: Option<String>,
 }
 
@@ -232,6 +233,7 @@ fn status_filter(wanted: &str) -> Option<GameFilter> {
             status != Status::NotStarted
                 && status != Status::Finished
                 && !game.replay.status.is_over()
+                && !game.replay.stalled
         })),
         other => {
             let status: Status = serde_json::from_value(serde_json::Value::from(other)).ok()?;

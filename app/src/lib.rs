@@ -467,6 +467,7 @@ fn projector(
         ProjectorConfig {
             group: settings.projector.projector_group.clone(),
             rebuild: settings.projector.rebuild,
+            stall_grace: Duration::from_millis(settings.projector.stall_grace_ms),
             ..ProjectorConfig::default()
         },
     );

@@ -33,6 +33,7 @@ pub mod defaults {
     pub const HALF_TIME_SECONDS: u64 = 900;
     pub const DELIVERY_TIMEOUT_MS: u64 = 30_000;
     pub const PROJECTOR_GROUP: &str = "livescore-projector";
+    pub const STALL_GRACE_MS: u64 = 10_000;
     pub const PROJECTOR_LISTEN: SocketAddr =
         SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9464);
 }
@@ -235,6 +236,12 @@ pub struct ProjectorSettings {
     /// `up` serves everything on `LISTEN`).
     #[arg(long, env = "PROJECTOR_LISTEN", default_value_t = defaults::PROJECTOR_LISTEN)]
     pub projector_listen: SocketAddr,
+    /// A running replay with no record for this many milliseconds longer than its speed allows
+    /// (two minutes of football in play, twenty in a break) is marked stalled: shown as
+    /// delayed, not live, until records come again.
+    #[arg(long, env = "STALL_GRACE_MS", default_value_t = defaults::STALL_GRACE_MS,
+          value_parser = millis())]
+    pub stall_grace_ms: u64,
 }
 
 /// Everything a role may need; each role reads its parts.
@@ -314,6 +321,7 @@ impl Default for ProjectorSettings {
             projector_group: defaults::PROJECTOR_GROUP.into(),
             rebuild: false,
             projector_listen: defaults::PROJECTOR_LISTEN,
+            stall_grace_ms: defaults::STALL_GRACE_MS,
         }
     }
 }

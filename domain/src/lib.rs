@@ -21,7 +21,7 @@ pub mod update;
 pub use excerpt::excerpt;
 pub use fold::{FoldProgress, MatchFold, fold_match};
 pub use info::{InfoError, MatchInfo, TeamRef};
-pub use replay::{ReplayStatus, Speed, SpeedError};
+pub use replay::{ReplayStatus, Speed, SpeedError, quiet_allowed};
 pub use schedule::{Breaks, schedule};
 pub use state::{MatchState, Side, Status};
 pub use statsbomb::{Event, MatchMetadata, ParseError, parse_events, parse_matches};

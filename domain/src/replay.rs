@@ -1,7 +1,11 @@
 //! The vocabulary of a replay, shared by the producer, the event log and the store: how fast a
-//! replay runs ([`Speed`]) and where it stands ([`ReplayStatus`]).
+//! replay runs ([`Speed`]), where it stands ([`ReplayStatus`]), and how long it may stay quiet
+//! before it is shown as stalled ([`quiet_allowed`]).
 
 use std::fmt;
+use std::time::Duration;
+
+use crate::Status;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -144,9 +148,57 @@ impl ReplayStatus {
     }
 }
 
+/// The longest a replay leaves between two records while the ball is in play, in match time:
+/// StatsBomb records an event every few seconds, and the clock's minute changes with them.
+pub const QUIET_IN_PLAY: Duration = Duration::from_secs(2 * 60);
+
+/// The same in a break, in match time: the longest break of a real match (half-time, 15 minutes),
+/// and some.
+pub const QUIET_IN_A_BREAK: Duration = Duration::from_secs(20 * 60);
+
+/// How long, in wall-clock time, a running replay at `speed` may go without a record while the
+/// match is at `status` before it is shown as stalled: the quiet its speed allows (a minute of
+/// football lasts a second at 60x), plus `grace` for the pipeline's own delays. Past it,
+/// something failed (the producer, the broker, the projector's input), whatever it was.
+pub fn quiet_allowed(speed: Speed, status: Status, grace: Duration) -> Duration {
+    let quiet = match status {
+        Status::HalfTime
+        | Status::BeforeExtraTime
+        | Status::ExtraTimeHalfTime
+        | Status::BeforeShootout => QUIET_IN_A_BREAK,
+        _ => QUIET_IN_PLAY,
+    };
+    match speed {
+        Speed::Factor(factor) if factor > 0.0 => quiet.div_f64(factor) + grace,
+        Speed::Factor(_) | Speed::Max => grace,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replay_may_stay_quiet_for_what_its_speed_allows() {
+        let grace = Duration::from_secs(10);
+        // Two minutes of football at 60x are two seconds.
+        assert_eq!(
+            quiet_allowed(Speed::Factor(60.0), Status::FirstHalf, grace),
+            Duration::from_secs(12)
+        );
+        // Half-time is long: 20 minutes at 60x, 20 seconds.
+        assert_eq!(
+            quiet_allowed(Speed::Factor(60.0), Status::HalfTime, grace),
+            Duration::from_secs(30)
+        );
+        // Real time: two minutes.
+        assert_eq!(
+            quiet_allowed(Speed::Factor(1.0), Status::SecondHalf, grace),
+            Duration::from_secs(130)
+        );
+        // As fast as it goes: the grace alone.
+        assert_eq!(quiet_allowed(Speed::Max, Status::HalfTime, grace), grace);
+    }
 
     #[test]
     fn speeds_parse_and_are_checked() {

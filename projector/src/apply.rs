@@ -49,6 +49,7 @@ fn step(current: Option<&StoredMatch>, envelope: &Envelope, contiguous: bool) ->
             status: ReplayStatus::Running,
             speed: *speed,
             lost_records: 0,
+            stalled: false,
         };
         let fold = MatchFold::new((**info).clone());
         let entries = vec![Entry::Snapshot {
@@ -88,16 +89,28 @@ fn step(current: Option<&StoredMatch>, envelope: &Envelope, contiguous: bool) ->
     let mut stored = current.clone();
     stored.seq = envelope.seq;
     stored.replay.lost_records += missing;
+    // A record came: whatever held the replay up is over.
+    let was_stalled = std::mem::take(&mut stored.replay.stalled);
     let entries = match &envelope.body {
-        Body::Event(event) => stored
-            .fold
-            .apply(event)
-            .into_iter()
-            .map(|update| Entry::Update {
-                update: Box::new(update),
-                emitted_at_ms: envelope.emitted_at_ms,
-            })
-            .collect(),
+        Body::Event(event) => {
+            // Viewers learn it is live again before they see what it missed.
+            let live_again = was_stalled.then_some(Entry::Replay {
+                replay: stored.replay,
+            });
+            live_again
+                .into_iter()
+                .chain(
+                    stored
+                        .fold
+                        .apply(event)
+                        .into_iter()
+                        .map(|update| Entry::Update {
+                            update: Box::new(update),
+                            emitted_at_ms: envelope.emitted_at_ms,
+                        }),
+                )
+                .collect()
+        }
         Body::Control(control) => {
             match control {
                 Control::Paused => stored.replay.status = ReplayStatus::Paused,
@@ -117,6 +130,21 @@ fn step(current: Option<&StoredMatch>, envelope: &Envelope, contiguous: bool) ->
         stored: Box::new(stored),
         entries,
     }
+}
+
+/// Marks a running replay as stalled (its records stopped coming: see
+/// [`livescore_domain::quiet_allowed`]), with the replay entry that tells its viewers; `None`
+/// for a replay that is not running, or already marked.
+pub fn stall(current: &StoredMatch) -> Option<(StoredMatch, Vec<Entry>)> {
+    if current.replay.status != ReplayStatus::Running || current.replay.stalled {
+        return None;
+    }
+    let mut stored = current.clone();
+    stored.replay.stalled = true;
+    let entries = vec![Entry::Replay {
+        replay: stored.replay,
+    }];
+    Some((stored, entries))
 }
 
 /// True when the games list shows something new: the scoreboard, the latest incident or the
@@ -254,5 +282,56 @@ mod tests {
             summary_changed(Some(&stored), &after),
             "the games list shows it"
         );
+    }
+
+    #[test]
+    fn a_running_replay_is_marked_stalled_once_and_the_next_record_clears_it() {
+        let (running, _) = applied(apply(None, &started(5)));
+        let (stalled, entries) = stall(&running).expect("a running replay can stall");
+        assert!(stalled.replay.stalled);
+        assert_eq!(
+            stalled.position(),
+            running.position(),
+            "no record was applied"
+        );
+        assert!(matches!(
+            entries[..],
+            [Entry::Replay { replay }] if replay.stalled
+        ));
+        assert!(
+            summary_changed(Some(&running), &stalled),
+            "the games list shows it"
+        );
+        assert_eq!(stall(&stalled), None, "marked once");
+
+        let (live, entries) = applied(apply(
+            Some(&stalled),
+            &record(
+                5,
+                1,
+                Body::Control(Control::SpeedChanged { speed: Speed::Max }),
+            ),
+        ));
+        assert!(!live.replay.stalled, "a record came");
+        assert!(matches!(
+            entries[..],
+            [Entry::Replay { replay }] if !replay.stalled
+        ));
+
+        let (paused, _) = applied(apply(
+            Some(&live),
+            &record(5, 2, Body::Control(Control::Paused)),
+        ));
+        assert_eq!(stall(&paused), None, "a paused replay is quiet on purpose");
+    }
+
+    #[test]
+    fn a_stalled_replay_travels_as_before_when_it_is_not() {
+        let (running, _) = applied(apply(None, &started(5)));
+        let json = serde_json::to_string(&running.replay).unwrap();
+        assert!(!json.contains("stalled"), "{json}");
+        let (stalled, _) = stall(&running).unwrap();
+        let json = serde_json::to_string(&stalled.replay).unwrap();
+        assert!(json.contains("\"stalled\":true"), "{json}");
     }
 }

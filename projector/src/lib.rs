@@ -35,7 +35,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tracing::Instrument;
 
-use crate::apply::{Step, apply, apply_despite_gap, summary_changed};
+use crate::apply::{Step, apply, apply_despite_gap, stall, summary_changed};
 
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
@@ -45,8 +45,12 @@ pub struct ProjectorConfig {
     pub batch: usize,
     /// Clear the store and rebuild it from the start of the log before anything else.
     pub rebuild: bool,
-    /// How often an idle projector checks that the store still has its data.
+    /// How often an idle projector checks that the store still has its data (and its matches
+    /// for a stall).
     pub epoch_check: Duration,
+    /// How much longer than its speed allows a running replay may go without a record before
+    /// it is marked stalled ([`livescore_domain::quiet_allowed`]).
+    pub stall_grace: Duration,
 }
 
 impl Default for ProjectorConfig {
@@ -56,6 +60,7 @@ impl Default for ProjectorConfig {
             batch: 500,
             rebuild: false,
             epoch_check: Duration::from_secs(1),
+            stall_grace: STALL_GRACE,
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct ProjectorStats {
     pub store_heals: Counter,
     /// Failures of the log or the store that were retried.
     pub retries: Counter,
+    /// Running matches marked stalled: no record for longer than their speed allows.
+    pub stalls: Counter,
     /// Seconds each store write took (one per match per batch).
     pub store_write_seconds: Histogram,
     /// Seconds from the producer emitting a record to its write to the store.
@@ -113,6 +120,7 @@ impl Default for ProjectorStats {
             gaps: Counter::default(),
             store_heals: Counter::default(),
             retries: Counter::default(),
+            stalls: Counter::default(),
             store_write_seconds: Histogram::new(latency_buckets()),
             record_age_seconds: Histogram::new(latency_buckets()),
             consumer_lag: Family::default(),
@@ -151,6 +159,7 @@ impl ProjectorStats {
             "gaps": self.gaps, "Batches with records missing, read again";
             "store_heals": self.store_heals, "Times the store had lost writes and a partition was read again";
             "retries": self.retries, "Failures of the log or the store, retried";
+            "stalls": self.stalls, "Running matches marked stalled: no record for longer than their speed allows";
             // How fast, and how far behind.
             "store_write_seconds": self.store_write_seconds, "Seconds each store write took";
             "record_age_seconds": self.record_age_seconds, "Seconds from the producer emitting a record to its write to the store";
@@ -211,6 +220,10 @@ struct Behind {
     lost: bool,
 }
 
+/// The default of [`ProjectorConfig::stall_grace`]: a pipeline on a busy machine can take
+/// seconds; a replay at 60x that is 10 s late is ten minutes of football behind.
+pub const STALL_GRACE: Duration = Duration::from_secs(10);
+
 /// How many times in a row a gap is read again before the projector accepts it as a loss.
 const GAP_RETRIES: u32 = 20;
 
@@ -227,6 +240,9 @@ struct Position {
     /// before the projector writes it.
     marks: HashMap<i32, Reflected>,
     gap_retries: u32,
+    /// When this projector last wrote a record of each match it projects: a running match
+    /// that stays quiet for longer than its speed allows is marked stalled.
+    heard: HashMap<u64, std::time::Instant>,
 }
 
 impl Projector {
@@ -262,6 +278,7 @@ impl Projector {
             known: HashMap::new(),
             marks: HashMap::new(),
             gap_retries: 0,
+            heard: HashMap::new(),
         };
         let mut epoch_check = tokio::time::interval(self.config.epoch_check);
         epoch_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -320,6 +337,68 @@ impl Projector {
             return self.rebuild(consumer, position).await;
         }
         self.check_marks(consumer, position).await?;
+        self.mark_stalled(position).await
+    }
+
+    /// Marks stalled each running match of this projector's that has had no record for longer
+    /// than its speed allows, so that no match stays shown as live whatever failed upstream
+    /// (the producer, the broker, a topic lost). The next record clears the mark (`apply`).
+    /// A match another projector writes now (the group moved its partition) is not marked: the
+    /// write expects the match as this projector last wrote it, and is refused.
+    async fn mark_stalled(&self, position: &mut Position) -> Result<(), ProjectorError> {
+        let now = std::time::Instant::now();
+        let heard: Vec<(u64, std::time::Instant)> =
+            position.heard.iter().map(|(id, at)| (*id, *at)).collect();
+        for (match_id, heard_at) in heard {
+            let current = match position.known.get(&match_id) {
+                Some(stored) => Some(stored.clone()),
+                None => self.store.load(match_id).await?,
+            };
+            let Some(current) = current else {
+                position.heard.remove(&match_id);
+                continue;
+            };
+            if current.replay.status.is_over() {
+                position.heard.remove(&match_id);
+                continue;
+            }
+            let allowed = livescore_domain::quiet_allowed(
+                current.replay.speed,
+                current.fold.state.status,
+                self.config.stall_grace,
+            );
+            if now.duration_since(heard_at) <= allowed {
+                continue;
+            }
+            let Some((stalled, entries)) = stall(&current) else {
+                continue;
+            };
+            let write = MatchWrite {
+                expected: Some(current.position()),
+                summary: Some(stalled.summary(now_ms(), 0)),
+                stored: stalled,
+                entries: entries.iter().map(Entry::encode).collect(),
+                mark: None,
+            };
+            match self.store.write(&position.epoch, &write).await? {
+                WriteOutcome::Written { .. } => {
+                    tracing::warn!(
+                        match_id,
+                        quiet_for = ?now.duration_since(heard_at),
+                        "no record for longer than the replay's speed allows: marked stalled"
+                    );
+                    ProjectorStats::add(&self.stats.stalls, 1);
+                    position.known.insert(match_id, write.stored);
+                }
+                WriteOutcome::Conflict => {
+                    // Written since by another projector: not ours to watch any more.
+                    position.known.remove(&match_id);
+                    position.heard.remove(&match_id);
+                }
+                // The epoch and mark checks deal with these.
+                WriteOutcome::EpochChanged | WriteOutcome::Behind { .. } => {}
+            }
+        }
         Ok(())
     }
 
@@ -432,6 +511,7 @@ impl Projector {
         ProjectorStats::add(&self.stats.rebuilds, 1);
         position.known.clear();
         position.marks.clear();
+        position.heard.clear();
         consumer.rewind().await?;
         position.epoch = self.store.epoch().await?;
         Ok(())
@@ -546,6 +626,7 @@ impl Projector {
             epoch,
             known,
             marks,
+            heard,
             ..
         } = position;
         for _ in 0..WRITE_ATTEMPTS {
@@ -638,6 +719,7 @@ impl Projector {
                             .observe(age_ms as f64 / 1000.0);
                     }
                     known.insert(match_id, write.stored);
+                    heard.insert(match_id, std::time::Instant::now());
                     marks.insert(
                         partition,
                         Reflected {

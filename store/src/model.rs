@@ -17,6 +17,11 @@ pub struct ReplayInfo {
     /// they never came, or the producer failed before writing them): 0 when nothing is missing.
     #[serde(default)]
     pub lost_records: u64,
+    /// Running, but no record has come for longer than its speed allows
+    /// ([`livescore_domain::quiet_allowed`]): something upstream failed. Shown as delayed, not
+    /// live, until records come again. Left out of the JSON when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stalled: bool,
 }
 
 /// One match as the projector stores it: the fold (state and tallies), the replay, and the
@@ -299,6 +304,7 @@ mod tests {
                 status: ReplayStatus::Running,
                 speed: Speed::Max,
                 lost_records: 0,
+                stalled: false,
             },
             fold: MatchFold::new(info.clone()),
         };

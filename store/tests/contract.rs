@@ -27,6 +27,7 @@ fn stored(match_id: u64, run: u64, seq: u64) -> StoredMatch {
             status: ReplayStatus::Running,
             speed: Speed::Max,
             lost_records: 0,
+            stalled: false,
         },
         fold: MatchFold::new(info),
     }

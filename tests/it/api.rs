@@ -9,8 +9,8 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use futures_util::StreamExt;
 use livescore_domain::{ReplayStatus, Speed};
-use livescore_store::MatchStore;
 use livescore_store::memory::MemoryStore;
+use livescore_store::{Entry, MatchStore, MatchWrite, WriteOutcome};
 
 /// A store holding two finished replays (7471, 7457) and one paused one (15986), and the
 /// producer that keeps it so (once it is gone, its replays stop, and 15986 would no longer be
@@ -93,6 +93,45 @@ async fn games_are_listed_and_filtered_by_status() {
     let (status, body) = get(&app, "/games?status=exciting").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("unknown status"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_match_is_not_listed_live_and_says_so() {
+    let (store, _replays) = fixture().await;
+    // 15986 running, but marked stalled, as the projector marks a match whose records stopped.
+    let current = store.load(15986).await.unwrap().unwrap();
+    let mut stalled = current.clone();
+    stalled.replay.status = ReplayStatus::Running;
+    stalled.replay.stalled = true;
+    let write = MatchWrite {
+        expected: Some(current.position()),
+        summary: Some(stalled.summary(livescore_store::now_ms(), 0)),
+        entries: vec![
+            Entry::Replay {
+                replay: stalled.replay,
+            }
+            .encode(),
+        ],
+        stored: stalled,
+        mark: None,
+    };
+    let epoch = store.epoch().await.unwrap();
+    assert!(matches!(
+        store.write(&epoch, &write).await.unwrap(),
+        WriteOutcome::Written { .. }
+    ));
+    let served = support::serve_api(store, |_| {}).await;
+    let live = get(&served.base, "/games?status=live").await.1;
+    assert!(ids(&live).is_empty(), "a stalled match is not live: {live}");
+    let game = get_json(&served.base, "/games/15986").await;
+    assert_eq!(game["replay"]["status"], "running");
+    assert_eq!(game["replay"]["stalled"], true);
+    let finished = get_json(&served.base, "/games/7471").await;
+    assert!(
+        finished["replay"].get("stalled").is_none(),
+        "left out when false: {}",
+        finished["replay"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

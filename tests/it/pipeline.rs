@@ -11,7 +11,7 @@ use std::time::Duration;
 use livescore_domain::{Breaks, MatchFold, ReplayStatus, Speed, Update, fold_match};
 use livescore_eventlog::kafka::{KafkaConfig, KafkaLog};
 use livescore_eventlog::memory::MemoryLog;
-use livescore_eventlog::{EventLog, LogConsumer};
+use livescore_eventlog::{Body, Control, Envelope, EventLog, LogConsumer};
 use livescore_producer::ReplayManager;
 use livescore_projector::{Projector, ProjectorConfig, ProjectorStats};
 use livescore_store::memory::MemoryStore;
@@ -132,14 +132,22 @@ impl Pipeline {
     }
 
     fn projector_with(&self, batch: usize, rebuild: bool) -> (JoinHandle<()>, Arc<ProjectorStats>) {
+        self.projector_config(ProjectorConfig {
+            batch,
+            rebuild,
+            ..ProjectorConfig::default()
+        })
+    }
+
+    /// A projector of the test's group, checking the store every 200 ms.
+    fn projector_config(&self, config: ProjectorConfig) -> (JoinHandle<()>, Arc<ProjectorStats>) {
         let projector = Projector::new(
             Arc::clone(&self.log),
             Arc::clone(&self.store),
             ProjectorConfig {
                 group: self.group.clone(),
-                batch,
-                rebuild,
                 epoch_check: Duration::from_millis(200),
+                ..config
             },
         );
         let stats = projector.stats();
@@ -451,6 +459,98 @@ async fn a_store_that_loses_its_last_writes_heals_from_the_log(engines: Engines)
     assert_eq!(stats.rebuilds.get(), 0, "healed without a rebuild");
 }
 
+async fn a_replay_whose_records_stop_is_marked_stalled_until_they_come_again(engines: Engines) {
+    let pipeline = pipeline(engines, "stalled", 0).await;
+    let grace = Duration::from_millis(500);
+    let (_projector, stats) = pipeline.projector_config(ProjectorConfig {
+        stall_grace: grace,
+        ..ProjectorConfig::default()
+    });
+    // The producer's records, sent by hand, so that they can stop mid-match with the replay
+    // running, as when the producer or the broker dies.
+    let game = support::catalog().load(&GAME.to_string()).unwrap();
+    let run = 1;
+    let send = async |seq: u64, body: Body| {
+        let envelope = Envelope {
+            match_id: GAME,
+            run,
+            seq,
+            emitted_at_ms: livescore_store::now_ms(),
+            body,
+        };
+        pipeline.log.send(&envelope).unwrap().await.unwrap();
+    };
+    send(
+        0,
+        Body::Control(Control::Started {
+            info: Box::new(game.info.clone()),
+            speed: Speed::Max,
+            events: game.events.len() as u32,
+        }),
+    )
+    .await;
+    let half = game.events.len() / 2;
+    for (seq, event) in (1..).zip(&game.events[..half]) {
+        send(seq, Body::Event(Box::new(event.clone()))).await;
+    }
+    let last_seq = half as u64;
+    pipeline.wait_for(|stored| stored.seq == last_seq).await;
+    let quiet = std::time::Instant::now();
+
+    // No record comes: at maximum speed, the grace alone is allowed.
+    let stalled = pipeline.wait_for(|stored| stored.replay.stalled).await;
+    let waited = quiet.elapsed();
+    assert!(waited >= grace, "marked after {waited:?}, before the grace");
+    assert_eq!(stalled.seq, last_seq, "no record was applied");
+    assert_eq!(stalled.replay.status, ReplayStatus::Running);
+    assert_eq!(stats.stalls.get(), 1);
+    let entries = pipeline.log_entries().await;
+    assert!(
+        matches!(entries.last(), Some(Entry::Replay { replay }) if replay.stalled),
+        "viewers are told: {:?}",
+        entries.last()
+    );
+    let list = pipeline.store.list().await.unwrap();
+    let line = list.iter().find(|line| line.match_id == GAME).unwrap();
+    assert!(line.replay.stalled, "the games list shows it");
+
+    // The records come again: live again, and the match ends at its fold.
+    for (seq, event) in (last_seq + 1..).zip(&game.events[half..]) {
+        send(seq, Body::Event(Box::new(event.clone()))).await;
+    }
+    send(
+        game.events.len() as u64 + 1,
+        Body::Control(Control::Finished),
+    )
+    .await;
+    let finished = pipeline.wait_finished().await;
+    assert!(!finished.replay.stalled);
+    let (fold, updates) = folded();
+    assert_eq!(finished.fold, fold);
+    assert_eq!(stats.stalls.get(), 1, "marked once");
+    // The log: the updates of the fold, in order, with the stall and the return to live
+    // between them, once each.
+    let entries = pipeline.log_entries().await;
+    let replays: Vec<bool> = entries
+        .iter()
+        .filter_map(|entry| match entry {
+            Entry::Replay { replay } if replay.status == ReplayStatus::Running => {
+                Some(replay.stalled)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replays, [true, false], "stalled, then live again");
+    let logged: Vec<Update> = entries
+        .iter()
+        .filter_map(|entry| match entry {
+            Entry::Update { update, .. } => Some((**update).clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logged, updates);
+}
+
 /// Runs each scenario twice: on the in-process engines and on real Kafka and Redis.
 macro_rules! on_both_engines {
     ($($scenario:ident),* $(,)?) => {
@@ -481,4 +581,5 @@ on_both_engines!(
     a_rebuild_on_request_clears_the_store_and_ends_the_same,
     a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on,
     a_store_that_loses_its_last_writes_heals_from_the_log,
+    a_replay_whose_records_stop_is_marked_stalled_until_they_come_again,
 );
