@@ -2,17 +2,16 @@
 //! offsets are stored only when the projector says a record is processed, and a dead-letter topic.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::{Delivery, Envelope, EventLog, LogConsumer, LogError, LogRecord, last_offsets};
@@ -57,20 +56,8 @@ const KEEP_FOR_EVER: [(&str, &str); 2] = [("retention.ms", "-1"), ("retention.by
 
 pub struct KafkaLog {
     config: KafkaConfig,
-    /// Replaced by a fresh one when the brokers lose the topics ([`KafkaLog::keep_topics`]).
-    producer: Arc<RwLock<FutureProducer<Quiet>>>,
-    /// Creates the topics again if the brokers lose them ([`KafkaLog::keep_topics`]).
-    keeper: tokio::task::JoinHandle<()>,
+    producer: FutureProducer<Quiet>,
 }
-
-impl Drop for KafkaLog {
-    fn drop(&mut self) {
-        self.keeper.abort();
-    }
-}
-
-/// How often each role checks that its topics still exist.
-const TOPIC_CHECK: Duration = Duration::from_secs(5);
 
 /// How librdkafka's reports reach our logs. While a broker is unreachable librdkafka says so
 /// every time it tries to reconnect (every 100 ms or so): that is logged once per 30 s, and the
@@ -136,160 +123,67 @@ impl KafkaLog {
     /// Connects, and creates the topic and its dead-letter topic if they do not exist (brokers
     /// with auto-creation off, such as tansu, need this; "already exists" is fine).
     pub async fn connect(config: KafkaConfig) -> Result<KafkaLog, LogError> {
-        let producer = Arc::new(RwLock::new(new_producer(&config)?));
-        create_topics(&config).await?;
-        let keeper = tokio::spawn(KafkaLog::keep_topics(config.clone(), Arc::clone(&producer)));
-        Ok(KafkaLog {
-            config,
-            producer,
-            keeper,
-        })
-    }
-
-    /// Every [`TOPIC_CHECK`], creates the topics again if they are gone: a broker (or a
-    /// cluster) that came back without its data would otherwise leave every record of the
-    /// roles waiting for a topic that only a restart creates, and a replay that failed
-    /// meanwhile would never tell the store. The records it lost are lost; what comes next,
-    /// `failed` records first, gets through.
-    ///
-    /// The producer is replaced by a fresh one, and the records still queued in the old one
-    /// are dropped (their replays failed on their delivery timeout, or fail now): they were
-    /// sequenced for the topic that was lost, by a producer id the brokers no longer know.
-    /// librdkafka would bump that id's epoch and go on, which Apache Kafka accepts; tansu 0.6
-    /// answers every produce after such a bump with UNKNOWN_PRODUCER_ID, for ever.
-    async fn keep_topics(config: KafkaConfig, producer: Arc<RwLock<FutureProducer<Quiet>>>) {
-        // A client of its own, for metadata only: it joins no group and sends nothing.
-        let watcher: Arc<BaseConsumer<Quiet>> = match ClientConfig::new()
+        let producer: FutureProducer<Quiet> = ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // librdkafka retries a record for as long as it takes (0: no timeout): a broker that
+            // restarts gets every record, in order. How long a replay waits for that before it
+            // fails is the producer's to decide (`ReplayManager::with_delivery_timeout`). A
+            // librdkafka timeout would also make the idempotent producer bump its epoch, which
+            // tansu 0.6's SQLite engine does not survive (docs/ARCHITECTURE.md).
+            .set("message.timeout.ms", "0")
+            .set("linger.ms", "2")
+            // One record per batch. tansu 0.6 cannot serve a fetch that starts inside a batch,
+            // so a consumer group that committed mid-batch would stall there; Kafka can, and
+            // loses little to this on a stream of small records.
+            .set("batch.num.messages", "1")
             .set("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS)
             .create_with_context(Quiet::default())
-        {
-            Ok(watcher) => Arc::new(watcher),
-            Err(err) => {
-                tracing::error!("cannot watch the topics: {err}");
-                return;
-            }
-        };
-        loop {
-            tokio::time::sleep(TOPIC_CHECK).await;
-            let (watcher, topic) = (Arc::clone(&watcher), config.topic.clone());
-            // librdkafka's metadata call blocks. A topic that does not exist comes back with
-            // UnknownTopicOrPartition; a broker that does not answer is librdkafka's to wait
-            // out, and checked again next time.
-            let missing = tokio::task::spawn_blocking(move || {
-                watcher
-                    .fetch_metadata(Some(&topic), Duration::from_secs(5))
-                    .map(|metadata| {
-                        metadata.topics().iter().any(|found| {
-                            found.error().is_some_and(|code| {
-                                RDKafkaErrorCode::from(code)
-                                    == RDKafkaErrorCode::UnknownTopicOrPartition
-                            })
-                        })
-                    })
-                    .unwrap_or(false)
-            })
+            .map_err(kafka)?;
+        let log = KafkaLog { config, producer };
+        log.create_topics().await?;
+        Ok(log)
+    }
+
+    async fn create_topics(&self) -> Result<(), LogError> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.config.brokers)
+            .create()
+            .map_err(kafka)?;
+        let dead_letters = self.config.dead_letter_topic();
+        let replication = || TopicReplication::Fixed(self.config.replication_factor);
+        let min_insync = self.config.min_insync_replicas().to_string();
+        let topics = [
+            NewTopic::new(&self.config.topic, self.config.partitions, replication()),
+            NewTopic::new(&dead_letters, 1, replication()),
+        ]
+        .map(|topic| {
+            KEEP_FOR_EVER
+                .iter()
+                .fold(topic, |topic, (name, value)| topic.set(name, value))
+                .set("min.insync.replicas", &min_insync)
+        });
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin
+            .create_topics(&topics, &options)
             .await
-            .unwrap_or(false);
-            if !missing {
-                continue;
-            }
-            tracing::warn!(topic = %config.topic, "the brokers lost the topic: creating it again, with a fresh producer");
-            if let Err(err) = create_topics(&config).await {
-                tracing::warn!("cannot create the topics again yet: {err}");
-                continue;
-            }
-            match new_producer(&config) {
-                Ok(fresh) => {
-                    let old = std::mem::replace(
-                        &mut *producer
-                            .write()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner()),
-                        fresh,
-                    );
-                    // Purging waits for librdkafka's threads: not on the runtime's.
-                    let _ = tokio::task::spawn_blocking(move || {
-                        old.purge(PurgeConfig::default().queue().inflight());
-                    })
-                    .await;
+            .map_err(kafka)?
+        {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(kafka_error(format!("cannot create topic {topic}: {code}")));
                 }
-                Err(err) => tracing::error!("cannot start a fresh producer: {err}"),
             }
         }
+        Ok(())
     }
-}
 
-/// The idempotent producer every role sends with.
-fn new_producer(config: &KafkaConfig) -> Result<FutureProducer<Quiet>, LogError> {
-    let mut client = ClientConfig::new();
-    if let Ok(contexts) = std::env::var("KAFKA_DEBUG") {
-        client.set("debug", contexts);
-    }
-    client
-        .set("bootstrap.servers", &config.brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        // librdkafka retries a record for as long as it takes (0: no timeout): a broker that
-        // restarts gets every record, in order. How long a replay waits for that before it
-        // fails is the producer's to decide (`ReplayManager::with_delivery_timeout`). A
-        // librdkafka timeout would also make the idempotent producer bump its epoch, which
-        // tansu 0.6's SQLite engine does not survive (docs/ARCHITECTURE.md).
-        .set("message.timeout.ms", "0")
-        .set("linger.ms", "2")
-        // One record per batch. tansu 0.6 cannot serve a fetch that starts inside a batch,
-        // so a consumer group that committed mid-batch would stall there; Kafka can, and
-        // loses little to this on a stream of small records.
-        .set("batch.num.messages", "1")
-        .set("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS)
-        .create_with_context(Quiet::default())
-        .map_err(kafka)
-}
-
-/// Creates the topic and its dead-letter topic if they do not exist (brokers with
-/// auto-creation off, such as tansu, need this; "already exists" is fine).
-async fn create_topics(config: &KafkaConfig) -> Result<(), LogError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .create()
-        .map_err(kafka)?;
-    let dead_letters = config.dead_letter_topic();
-    let replication = || TopicReplication::Fixed(config.replication_factor);
-    let min_insync = config.min_insync_replicas().to_string();
-    let topics = [
-        NewTopic::new(&config.topic, config.partitions, replication()),
-        NewTopic::new(&dead_letters, 1, replication()),
-    ]
-    .map(|topic| {
-        KEEP_FOR_EVER
-            .iter()
-            .fold(topic, |topic, (name, value)| topic.set(name, value))
-            .set("min.insync.replicas", &min_insync)
-    });
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for result in admin
-        .create_topics(&topics, &options)
-        .await
-        .map_err(kafka)?
-    {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(kafka_error(format!("cannot create topic {topic}: {code}")));
-            }
-        }
-    }
-    Ok(())
-}
-
-impl KafkaLog {
     fn queue(&self, topic: &str, key: &[u8], payload: &[u8]) -> Result<Delivery, LogError> {
         let record = FutureRecord::to(topic).key(key).payload(payload);
-        let producer = self
+        let delivery = self
             .producer
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        let delivery = producer
             .send_result(record)
             .map_err(|(err, _)| kafka(err))?;
         Ok(Box::pin(async move {

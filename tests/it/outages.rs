@@ -7,8 +7,6 @@
 //! - The broker stays away longer than the delivery timeout: the replay fails, and once the
 //!   broker is back that failure reaches the store, the games list and the viewers; the match is
 //!   never left looking live.
-//! - The broker (in memory) comes back empty, without its topics: the roles create them again
-//!   and the replay's failure gets into the log; the match is marked stalled, not left live.
 //! - Redis (keeping its data in an append-only file) is killed at minute 30 and started again
 //!   10 s later: `/readyz` answers 503 meanwhile, every role recovers by itself, and the viewers
 //!   finish with no gap and no duplicate.
@@ -24,8 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use livescore_domain::{ReplayStatus, fold_match};
-use livescore_eventlog::kafka::{KafkaConfig, KafkaLog};
-use livescore_eventlog::{Body, Control, Envelope, EventLog};
 use livescore_store::redis::{RedisConfig, RedisServer, RedisStore};
 use livescore_store::{MatchStore, StoredMatch};
 use support::clients::{Followed, Transport, assert_exact, follow_to_the_end};
@@ -46,8 +42,6 @@ struct Roles {
     api: String,
     store: Arc<dyn MatchStore>,
     http: reqwest::Client,
-    /// The roles' topic (and key prefix, and group).
-    topic: String,
 }
 
 async fn start_roles(brokers: &str, redis_url: &str, delivery_timeout: Duration) -> Roles {
@@ -84,13 +78,12 @@ async fn start_roles(brokers: &str, redis_url: &str, delivery_timeout: Duration)
         store: Arc::new(
             RedisStore::connect(RedisConfig {
                 server: RedisServer::Url(redis_url.to_owned()),
-                prefix: name.clone(),
+                prefix: name,
             })
             .await
             .unwrap(),
         ),
         http: support::http_client(),
-        topic: name.clone(),
     };
     for url in [
         format!("{}/healthz", roles.producer),
@@ -287,101 +280,6 @@ async fn a_broker_gone_for_longer_fails_the_replay_and_viewers_are_told() {
         assert!(last.data.contains(r#""status":"failed""#), "{last:?}");
         assert_exact(roles.store.as_ref(), GAME, &followed.seen).await;
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_back_without_its_topics_gets_them_again_and_the_match_is_not_left_live() {
-    let mut broker = Server::tansu_in_memory().await;
-    let redis = support::redis_url();
-    let roles = start_roles(&broker.brokers(), &redis, Duration::from_secs(3)).await;
-    roles.start_replay().await;
-    roles.wait_for("the replay's snapshot", |_| true).await;
-    roles.wait_for_minute(30).await;
-    broker.kill();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        let status = roles.replay_status().await;
-        if status["status"] != "running" {
-            break status;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(status["status"], "failed", "{status}");
-    // Back, but empty: no topic, no record, no group.
-    broker.restart().await;
-
-    // The roles create the topics again (the test only looks: connecting a log would create
-    // them itself), and the producer's `failed` record gets into the log.
-    let watcher: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", broker.brokers())
-        .create()
-        .unwrap();
-    let watcher = Arc::new(watcher);
-    let topic = roles.topic.clone();
-    support::until(
-        "the roles to create the topic again",
-        Duration::from_secs(60),
-        || {
-            let (watcher, topic) = (Arc::clone(&watcher), topic.clone());
-            async move {
-                tokio::task::spawn_blocking(move || {
-                    use rdkafka::consumer::Consumer;
-                    watcher
-                        .fetch_metadata(Some(&topic), Duration::from_secs(2))
-                        .is_ok_and(|metadata| {
-                            metadata.topics().iter().any(|found| {
-                                found.error().is_none() && !found.partitions().is_empty()
-                            })
-                        })
-                })
-                .await
-                .unwrap()
-            }
-        },
-    )
-    .await;
-    let log = KafkaLog::connect(KafkaConfig {
-        brokers: broker.brokers(),
-        topic: roles.topic.clone(),
-        partitions: 3,
-        replication_factor: 1,
-    })
-    .await
-    .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let records = match log.read_to_end().await {
-            Ok(records) => records,
-            Err(err) => {
-                eprintln!("cannot read the log yet: {err}");
-                Vec::new()
-            }
-        };
-        let failed = records.iter().any(|record| {
-            Envelope::from_json(&record.payload).is_ok_and(|envelope| {
-                matches!(envelope.body, Body::Control(Control::Failed { .. }))
-            })
-        });
-        if failed {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the failure never reached the recreated topic ({} records)",
-            records.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-
-    // The projector keeps reading the lost topic's offsets and does not see that record (see
-    // RELIABILITY.md); the match is still not left live: no record has come for longer than
-    // its speed allows, and it is marked stalled.
-    roles
-        .wait_for("the match marked stalled", |s| s.replay.stalled)
-        .await;
-    let live = roles.api_get("/games?status=live").await;
-    assert_eq!(live, serde_json::json!([]), "a stalled replay is not live");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -89,16 +89,7 @@ type CommandFor = dyn Fn(u16, &Path) -> Command + Send + Sync;
 impl Server {
     /// tansu, storing in SQLite: killed and started again, it has every record it acknowledged.
     pub async fn tansu() -> Server {
-        Server::tansu_storing("sqlite://tansu.db").await
-    }
-
-    /// tansu, storing in memory: killed and started again, it has nothing, not even topics.
-    pub async fn tansu_in_memory() -> Server {
-        Server::tansu_storing("memory://tansu/").await
-    }
-
-    async fn tansu_storing(storage: &'static str) -> Server {
-        Server::start("tansu", move |port, dir| {
+        Server::start("tansu", |port, dir| {
             let url = format!("tcp://127.0.0.1:{port}");
             let log = std::fs::OpenOptions::new()
                 .create(true)
@@ -110,7 +101,7 @@ impl Server {
                 .arg("broker")
                 .args(["--listener-url", &url, "--advertised-listener-url", &url])
                 // sqlite://<host>/<path> is relative to the working directory.
-                .args(["--storage-engine", storage])
+                .args(["--storage-engine", "sqlite://tansu.db"])
                 .arg("--silent")
                 .current_dir(dir)
                 .env("RUST_LOG", "warn")
