@@ -336,8 +336,12 @@ impl Projector {
         if self.store.epoch().await? != position.epoch {
             return self.rebuild(consumer, position).await;
         }
-        self.check_marks(consumer, position).await?;
-        self.mark_stalled(position).await
+        // Stalls are looked for even when the marks cannot be (a broker that lost the topic
+        // fails the consumer's seeks): that is when they happen.
+        let marks = self.check_marks(consumer, position).await;
+        let stalls = self.mark_stalled(position).await;
+        marks.map(|_| ())?;
+        stalls
     }
 
     /// Marks stalled each running match of this projector's that has had no record for longer
@@ -629,6 +633,9 @@ impl Projector {
             heard,
             ..
         } = position;
+        // Records of the match came: whether or not the store takes them now (it may be down),
+        // the replay is not stalled.
+        heard.insert(match_id, std::time::Instant::now());
         for _ in 0..WRITE_ATTEMPTS {
             let before = match known.get(&match_id) {
                 Some(stored) => Some(stored.clone()),
@@ -719,7 +726,6 @@ impl Projector {
                             .observe(age_ms as f64 / 1000.0);
                     }
                     known.insert(match_id, write.stored);
-                    heard.insert(match_id, std::time::Instant::now());
                     marks.insert(
                         partition,
                         Reflected {
