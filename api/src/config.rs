@@ -22,6 +22,8 @@ pub mod defaults {
     pub const ALLOWED_ORIGINS: &str = "";
     /// At shutdown, viewers are told to go (and go elsewhere) spread over this window.
     pub const SHUTDOWN_DRAIN_MS: u64 = 5_000;
+    /// Viewers a replica keeps before it sheds some to the others: none (0, off).
+    pub const SHED_ABOVE_CONNECTIONS: u64 = 0;
 }
 
 /// An API replica's settings.
@@ -54,6 +56,11 @@ pub struct FanoutConfig {
     /// At shutdown, the viewers are closed a few at a time over this window, so that they do
     /// not all reconnect to the other replicas at the same instant (zero: all at once).
     pub drain: Duration,
+    /// Load shedding: a replica with more viewers than this tells the excess, and a tenth
+    /// more, to go elsewhere, over the drain window (`None`: never). For a replica that got
+    /// more than its share (a reconnect storm, replicas added by an autoscaler): its viewers
+    /// reconnect through the load balancer and spread over the others.
+    pub shed_above: Option<usize>,
 }
 
 impl Default for ApiConfig {
@@ -75,6 +82,7 @@ impl Default for FanoutConfig {
             io_uring: defaults::FANOUT_IO_URING,
             send_buffer: None,
             drain: Duration::from_millis(defaults::SHUTDOWN_DRAIN_MS),
+            shed_above: None,
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct ShardMetrics {
     pub resync_snapshots: AtomicU64,
     /// Viewers let go because they stopped reading.
     pub slow_client_closes: AtomicU64,
+    /// Viewers told to go elsewhere: the replica was past its load-shedding limit.
+    pub shed: AtomicU64,
     /// Followers joining a topic: a stream opening, a subscription, a catch-up.
     pub joins: AtomicU64,
     /// Store reads those joins took (followers joining a topic from the same cursor share one).
@@ -195,7 +197,7 @@ impl Collector for ShardSums {
             "Topic subscriptions of all clients.",
             self.gauge(|s| &s.subscriptions),
         )?;
-        let counts: [(&str, &str, u64); 9] = [
+        let counts: [(&str, &str, u64); 10] = [
             (
                 "livescore_joins",
                 "Followers joining a topic: streams opening, subscriptions, catch-ups.",
@@ -225,6 +227,11 @@ impl Collector for ShardSums {
                 "livescore_slow_client_closes",
                 "Clients let go because they stopped reading.",
                 self.count(|s| &s.slow_client_closes),
+            ),
+            (
+                "livescore_viewers_shed",
+                "Viewers told to reconnect elsewhere: the replica was past its load-shedding limit.",
+                self.count(|s| &s.shed),
             ),
             (
                 "livescore_requests_refused",

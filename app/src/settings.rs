@@ -170,6 +170,11 @@ pub struct HttpSettings {
     #[arg(long, env = "SHUTDOWN_DRAIN_MS", default_value_t = api::SHUTDOWN_DRAIN_MS,
           value_parser = clap::value_parser!(u64).range(0..=600_000))]
     pub shutdown_drain_ms: u64,
+    /// Load shedding: an API replica with more viewers than this tells the excess (and a tenth
+    /// more) to reconnect elsewhere, over SHUTDOWN_DRAIN_MS. 0: never. Set it above a
+    /// replica's fair share (viewers / replicas), below what one replica can hold.
+    #[arg(long, env = "SHED_ABOVE_CONNECTIONS", default_value_t = api::SHED_ABOVE_CONNECTIONS)]
+    pub shed_above_connections: u64,
 }
 
 impl HttpSettings {
@@ -199,6 +204,8 @@ impl HttpSettings {
                     .send_buffer_bytes
                     .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX)),
                 drain: Duration::from_millis(self.shutdown_drain_ms),
+                shed_above: (self.shed_above_connections > 0)
+                    .then(|| usize::try_from(self.shed_above_connections).unwrap_or(usize::MAX)),
             },
             origins: self.allowed_origins.clone(),
         }
@@ -300,6 +307,7 @@ impl Default for HttpSettings {
             send_buffer_bytes: None,
             allowed_origins: AllowedOrigins::default(),
             shutdown_drain_ms: api::SHUTDOWN_DRAIN_MS,
+            shed_above_connections: api::SHED_ABOVE_CONNECTIONS,
         }
     }
 }

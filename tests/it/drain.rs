@@ -1,4 +1,5 @@
-//! Shutdown spreads its goodbyes: an API replica told to stop (SIGTERM) closes its viewers a few
+//! Shutdown and load shedding spread their goodbyes: an API replica told to stop (SIGTERM), or past
+//! its `SHED_ABOVE_CONNECTIONS`, closes its viewers (the excess ones) a few
 //! at a time over its drain window (`SHUTDOWN_DRAIN_MS`), not all at once, so that they do not
 //! all reconnect to the other replicas at the same instant.
 //!
@@ -96,5 +97,88 @@ async fn a_replica_told_to_stop_closes_its_viewers_over_its_drain_window() {
         ends[VIEWERS - 1] >= WINDOW * 9 / 10,
         "the last viewer was closed {:?} after the signal, before the window ({WINDOW:?}) was over",
         ends[VIEWERS - 1]
+    );
+}
+
+/// Load shedding: a replica past `SHED_ABOVE_CONNECTIONS` tells the excess (down to nine tenths
+/// of the limit) to go, over the same window, and keeps the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_past_its_limit_sheds_the_excess_over_its_window_and_keeps_the_rest() {
+    const LIMIT: usize = 100;
+    let kept = LIMIT * 9 / 10;
+    let name = support::unique("shed");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _api = Role::start(
+        "api",
+        &[
+            ("REDIS_URL", support::redis_url()),
+            ("REDIS_PREFIX", name),
+            ("LISTEN", format!("127.0.0.1:{port}")),
+            ("SHUTDOWN_DRAIN_MS", WINDOW.as_millis().to_string()),
+            ("SHED_ABOVE_CONNECTIONS", LIMIT.to_string()),
+            // One shard: the limit is all its own.
+            ("HTTP_SHARDS", "1".to_owned()),
+        ],
+    );
+    let http = support::http_client();
+    support::until("the replica ready", Duration::from_secs(30), || async {
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|response| response.status() == 200)
+    })
+    .await;
+
+    // Viewers that do not come back once told to go: what is left is what the replica kept.
+    let (ended_tx, mut ended) = tokio::sync::mpsc::channel(VIEWERS);
+    let _viewers: Vec<_> = (0..VIEWERS)
+        .map(|_| {
+            let (url, ended) = (format!("{base}/sse/games"), ended_tx.clone());
+            tokio::spawn(async move {
+                let response = reqwest::Client::new().get(url).send().await.ok()?;
+                let mut body = response.bytes_stream();
+                body.next().await?.ok()?;
+                while let Some(Ok(_)) = body.next().await {}
+                ended.send(Instant::now()).await.ok()
+            })
+        })
+        .collect();
+    let shed = VIEWERS - kept;
+    let mut ends = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ends.len() < shed {
+        let end = tokio::time::timeout_at(deadline, ended.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {shed} viewers were shed", ends.len()));
+        ends.push(end.unwrap());
+    }
+    // The rest stay: nobody else is told to go, for a whole window and more.
+    let more = tokio::time::timeout(WINDOW * 2, ended.recv()).await;
+    assert!(more.is_err(), "a viewer under the limit was told to go");
+    let spread = ends[shed - 1].duration_since(ends[0]);
+    eprintln!("{shed} viewers shed over {spread:?}; {kept} kept");
+    assert!(
+        spread >= WINDOW / 2,
+        "the {shed} viewers were shed within {spread:?}: not spread over the {WINDOW:?} window"
+    );
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == format!("livescore_viewers_shed_total {shed}")),
+        "{}",
+        metrics
+            .lines()
+            .filter(|line| line.contains("shed"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

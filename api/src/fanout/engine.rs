@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use super::Stream;
 use super::connections::{Conn, ConnKey, Connections, set_send_buffer};
-use super::housekeeping::{Drain, Housekeeping};
+use super::housekeeping::{Drain, Goodbye, Housekeeping};
 use super::joins::{Ended, Joined, Joins};
 use super::outbox::{Drained, Outbox};
 use super::reader::{self, ReadGate};
@@ -111,8 +111,10 @@ pub(crate) struct Engine {
     pub(super) behind: Vec<ConnKey>,
     readers: mpsc::Sender<FromReader>,
     send_buffer: Option<usize>,
-    /// At shutdown, the window the viewers are closed over.
+    /// At shutdown, the window the viewers are closed over (and excess viewers, shed).
     drain: Duration,
+    /// This shard's share of the replica's load-shedding limit.
+    shed_above: Option<usize>,
 }
 
 impl Engine {
@@ -120,6 +122,7 @@ impl Engine {
     pub fn new(
         store: Arc<dyn MatchStore>,
         config: &FanoutConfig,
+        shards: usize,
         metrics: Arc<ShardMetrics>,
         live: mpsc::Receiver<HubEvent>,
         shutdown: watch::Receiver<bool>,
@@ -142,6 +145,8 @@ impl Engine {
             readers,
             send_buffer: config.send_buffer,
             drain: config.drain,
+            // The kernel spreads connections evenly over the shards' listeners.
+            shed_above: config.shed_above.map(|limit| limit.div_ceil(shards.max(1))),
         };
         let inputs = Inputs {
             live,
@@ -161,6 +166,8 @@ impl Engine {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // After the shutdown signal: viewers go a few at a time, every step, until all are gone.
         let mut draining: Option<Drain> = None;
+        // Past the load-shedding limit: the excess goes the same way, and the rest stay.
+        let mut shedding: Option<Drain> = None;
         let mut drain_step = tokio::time::interval(Drain::STEP);
         loop {
             tokio::select! {
@@ -168,14 +175,23 @@ impl Engine {
                 _ = inputs.shutdown.wait_for(|stop| *stop), if draining.is_none() => {
                     tracing::info!(viewers = self.conns.len(), window = ?self.drain, "draining");
                     draining = Some(Drain::new(Instant::now(), self.drain, self.conns.len()));
+                    shedding = None;
                     drain_step.reset_immediately();
                 }
-                _ = drain_step.tick(), if draining.is_some() => {
-                    let Some(drain) = draining.as_mut() else { break };
+                _ = drain_step.tick(), if draining.is_some() || shedding.is_some() => {
                     let now = Instant::now();
-                    self.goodbye(drain.due(now));
-                    if drain.over(now) || self.conns.is_empty() {
-                        break;
+                    if let Some(drain) = draining.as_mut() {
+                        self.goodbye(drain.due(now), Goodbye::Restart);
+                        if drain.over(now) || self.conns.is_empty() {
+                            break;
+                        }
+                    } else if let Some(shed) = shedding.as_mut() {
+                        let due = shed.due(now);
+                        ShardMetrics::add(&self.metrics.shed, due as u64);
+                        self.goodbye(due, Goodbye::Shed);
+                        if shed.over(now) {
+                            shedding = None;
+                        }
                     }
                 }
                 Some(event) = inputs.events.recv() => {
@@ -197,13 +213,30 @@ impl Engine {
                     self.take(event);
                     self.sweep(&mut inputs.live).await;
                 }
-                _ = tick.tick() => self.housekeep(),
+                _ = tick.tick() => {
+                    self.housekeep();
+                    if draining.is_none() && shedding.is_none()
+                        && let Some(excess) = self.excess()
+                    {
+                        tracing::info!(viewers = self.conns.len(), excess, window = ?self.drain, "shedding viewers past the limit");
+                        shedding = Some(Drain::new(Instant::now(), self.drain, excess));
+                        drain_step.reset_immediately();
+                    }
+                }
             }
             self.flush();
             self.catch_up_behind();
         }
         // Whoever is left (all of them with no drain window, or adopted meanwhile).
-        self.goodbye(usize::MAX);
+        self.goodbye(usize::MAX, Goodbye::Restart);
+    }
+
+    /// How many viewers to shed: past the limit, down to nine tenths of it, so that the ones
+    /// that come back through the load balancer do not set it off again at once.
+    fn excess(&self) -> Option<usize> {
+        let limit = self.shed_above?;
+        let viewers = self.conns.len();
+        (viewers > limit).then(|| viewers - limit * 9 / 10)
     }
 
     fn handle(&mut self, event: Event) {

@@ -2,7 +2,8 @@
 //! no socket is silent longer than [`HEARTBEAT`]; WebSockets that follow no topic for the idle
 //! timeout closed (1008); and at shutdown, every viewer's goodbye (the end of its SSE stream,
 //! or a WebSocket close 1012), so that clients reconnect elsewhere, spread over the drain
-//! window ([`Drain`]) so that they do not all arrive at the other replicas at once.
+//! window ([`Drain`]) so that they do not all arrive at the other replicas at once. Load
+//! shedding tells the viewers past the replica's limit to go the same way.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -151,7 +152,7 @@ impl Engine {
 
     /// Shutdown: `count` viewers (at most) get the end of their stream or a close 1012, then
     /// their sockets close.
-    pub(super) fn goodbye(&mut self, count: usize) {
+    pub(super) fn goodbye(&mut self, count: usize, why: Goodbye) {
         if count == 0 {
             return;
         }
@@ -159,7 +160,12 @@ impl Engine {
         let sse = Bytes::from_static(END_OF_STREAM);
         let ws = websocket::close(
             close_code::RESTART,
-            "server restarting: reconnect and resubscribe with your cursors",
+            match why {
+                Goodbye::Restart => {
+                    "server restarting: reconnect and resubscribe with your cursors"
+                }
+                Goodbye::Shed => "server full: reconnect and resubscribe with your cursors",
+            },
         );
         for &index in &going {
             let Some(conn) = self.conns.get_mut(index) else {
@@ -176,6 +182,16 @@ impl Engine {
             self.remove(index);
         }
     }
+}
+
+/// Why viewers are told to go; either way they reconnect with their cursors (an SSE stream
+/// that ends, a WebSocket close 1012) and land on another replica or this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Goodbye {
+    /// The replica is stopping.
+    Restart,
+    /// The replica has more viewers than its load-shedding limit.
+    Shed,
 }
 
 /// Shutdown spread over a window: closing every viewer at once sends them all to the other

@@ -84,6 +84,7 @@ pub(crate) fn start(
     let (engine, inputs, events) = engine::Engine::new(
         store,
         config,
+        shard.count(),
         metrics.shard(),
         hub.attach(),
         shard.shutdown(),
