@@ -149,22 +149,21 @@ impl Node {
         if matches!(self.locate, Locate::Fixed(_)) {
             return;
         }
-        let mut found = self
-            .found
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut found = self.held();
         if found.as_ref().is_some_and(|f| f.generation == generation) {
             *found = None;
         }
     }
 
-    async fn found(&self) -> Result<Found, StoreError> {
-        if let Some(found) = self
-            .found
+    /// The server found, if any (a poisoned lock still holds a usable value: a clone or a swap).
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<Found>> {
+        self.found
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-        {
+    }
+
+    async fn found(&self) -> Result<Found, StoreError> {
+        if let Some(found) = self.held().clone() {
             return Ok(found);
         }
         let client = match &self.locate {
@@ -176,12 +175,7 @@ impl Node {
             } => {
                 // One resolution at a time: the others wait for it, then take what it found.
                 let mut sentinel = sentinel.lock().await;
-                if let Some(found) = self
-                    .found
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .clone()
-                {
+                if let Some(found) = self.held().clone() {
                     return Ok(found);
                 }
                 Node::ask(&mut sentinel, master, *read_from).await?
@@ -197,10 +191,7 @@ impl Node {
             conn,
             generation,
         };
-        *self
-            .found
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(found.clone());
+        *self.held() = Some(found.clone());
         Ok(found)
     }
 
