@@ -351,9 +351,15 @@ impl Projector {
     /// write expects the match as this projector last wrote it, and is refused.
     async fn mark_stalled(&self, position: &mut Position) -> Result<(), ProjectorError> {
         let now = std::time::Instant::now();
-        let heard: Vec<(u64, std::time::Instant)> =
-            position.heard.iter().map(|(id, at)| (*id, *at)).collect();
-        for (match_id, heard_at) in heard {
+        // No speed allows less quiet than the grace: the matches heard from within it (nearly
+        // all, while replays run) are not looked at, let alone loaded.
+        let quiet: Vec<(u64, std::time::Instant)> = position
+            .heard
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) > self.config.stall_grace)
+            .map(|(id, at)| (*id, *at))
+            .collect();
+        for (match_id, heard_at) in quiet {
             let current = match position.known.get(&match_id) {
                 Some(stored) => Some(stored.clone()),
                 None => self.store.load(match_id).await?,
