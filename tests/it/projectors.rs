@@ -25,8 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use livescore_domain::{ReplayStatus, fold_match};
+use livescore_store::MatchStore;
 use livescore_store::redis::{RedisConfig, RedisServer, RedisStore};
-use livescore_store::{Entry, LogRead, MatchStore, Topic};
+use support::clients::logged_updates;
 use support::services::{Role, free_port};
 
 const TOKEN: &str = "projectors-test-token";
@@ -216,22 +217,7 @@ async fn a_projector_stopped_mid_replay_hands_its_partitions_over_and_nothing_is
         };
         assert_eq!(stored.fold, fold, "match {game} ends at its fold");
         assert_eq!(stored.replay.lost_records, 0, "match {game} lost nothing");
-        let LogRead::After(entries) = store
-            .read_after(Topic::Match(*game), None, usize::MAX)
-            .await
-            .unwrap()
-        else {
-            panic!("match {game}'s log is readable from the start");
-        };
-        let logged: Vec<_> = entries
-            .iter()
-            .filter_map(
-                |entry| match serde_json::from_str::<Entry>(&entry.json).unwrap() {
-                    Entry::Update { update, .. } => Some(*update),
-                    _ => None,
-                },
-            )
-            .collect();
+        let logged = logged_updates(store.as_ref(), *game).await;
         assert_eq!(logged, updates, "match {game}: every update once, in order");
     }
     eprintln!(

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use livescore_domain::{ReplayStatus, fold_match};
+use livescore_store::MatchStore;
 use livescore_store::redis::{ReadFrom, RedisConfig, RedisServer, RedisStore, SentinelConfig};
-use livescore_store::{Entry, LogRead, MatchStore, Topic};
-use support::clients::{Transport, assert_exact, follow_to_the_end};
+use support::clients::{Transport, assert_exact, follow_to_the_end, logged_updates};
 use support::services::{Role, Server, free_port};
 
 const GAME: u64 = 7471;
@@ -256,22 +256,7 @@ async fn a_redis_primary_killed_mid_match_fails_over_and_no_viewer_misses_an_ent
     let stored = store.load(GAME).await.unwrap().unwrap();
     assert_eq!(stored.fold, fold, "the match ends at its fold");
     assert_eq!(stored.replay.lost_records, 0, "nothing lost");
-    let LogRead::After(entries) = store
-        .read_after(Topic::Match(GAME), None, usize::MAX)
-        .await
-        .unwrap()
-    else {
-        panic!("the match's log is readable from the start");
-    };
-    let logged: Vec<_> = entries
-        .iter()
-        .filter_map(
-            |entry| match serde_json::from_str::<Entry>(&entry.json).unwrap() {
-                Entry::Update { update, .. } => Some(*update),
-                _ => None,
-            },
-        )
-        .collect();
+    let logged = logged_updates(store.as_ref(), GAME).await;
     assert_eq!(logged, updates, "every update once, in order");
 
     for viewer in viewers {

@@ -233,6 +233,19 @@ pub async fn log_of(store: &dyn MatchStore, game: u64) -> Vec<(Cursor, serde_jso
     }
 }
 
+/// The match's updates as its log holds them, in order (snapshots and replay entries left out):
+/// what `fold_match` computes, if each was logged once.
+pub async fn logged_updates(store: &dyn MatchStore, game: u64) -> Vec<livescore_domain::Update> {
+    log_of(store, game)
+        .await
+        .into_iter()
+        .filter_map(|(_, json)| match serde_json::from_value(json).unwrap() {
+            livescore_store::Entry::Update { update, .. } => Some(*update),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Checks that what a client saw after its first snapshot is exactly the log after it: nothing
 /// missing, nothing twice, in order. (A client that reconnects with a cursor the server still
 /// has gets no second snapshot.)
