@@ -91,6 +91,8 @@ pub enum ReplayError {
 #[derive(Debug, Clone, Copy)]
 enum Command {
     Pause,
+    /// Pause at the end of this match minute (at once if it is past).
+    PauseAt(u16),
     Resume,
     Speed(Speed),
     Stop,
@@ -205,6 +207,17 @@ impl ReplayManager {
     /// Starts a replay of `game_id` (checked against the catalog before any file is read). A
     /// replay of the same game still running is stopped first: the new one is a new run.
     pub async fn start(&self, game_id: &str, speed: Speed) -> Result<ReplayState, ReplayError> {
+        self.start_holding(game_id, speed, None).await
+    }
+
+    /// Starts a replay as [`start`](Self::start) does, to be held at `pause_at` (a match minute;
+    /// see [`pause_at`](Self::pause_at)) if given: set before its first event is sent.
+    pub async fn start_holding(
+        &self,
+        game_id: &str,
+        speed: Speed,
+        pause_at: Option<u16>,
+    ) -> Result<ReplayState, ReplayError> {
         let game = self.catalog.game(game_id)?;
         let match_id = game.id;
         let catalog = Arc::clone(&self.catalog);
@@ -218,7 +231,11 @@ impl ReplayManager {
             let _ = previous.commands.send(Command::Stop);
         }
         let run = self.next_run();
-        Ok(self.launch(info, events, run, speed, Resume::fresh()))
+        let from = Resume {
+            pause_at,
+            ..Resume::fresh()
+        };
+        Ok(self.launch(info, events, run, speed, from))
     }
 
     /// Starts the task of run `run` from `from`, and registers it.
@@ -263,6 +280,7 @@ impl ReplayManager {
             delivery_timeout: self.delivery_timeout,
             lateness: Arc::clone(&lateness),
             metrics: Arc::clone(&self.metrics),
+            pause_at: from.pause_at,
         };
         let span = tracing::info_span!("replay", match_id, run);
         let running = task.run(info, events, times, speed, from).instrument(span);
@@ -333,6 +351,7 @@ impl ReplayManager {
                 seq: open.next_seq,
                 played,
                 paused: open.paused,
+                pause_at: None,
             };
             resumed.push(self.launch(info, events, open.run, open.speed, from));
         }
@@ -341,6 +360,15 @@ impl ReplayManager {
 
     pub fn pause(&self, match_id: u64) -> Result<ReplayState, ReplayError> {
         self.command(match_id, Command::Pause)
+    }
+
+    /// Holds the replay at the end of match minute `minute`, as the clock shows it: it pauses
+    /// before sending the first event after it (at once if it is past), and waits there for
+    /// `resume`. The replay's status says
+    /// `paused` once it holds. What a demonstration, or a test, uses to act at a given moment
+    /// of the match whatever the speed and the machine's load.
+    pub fn pause_at(&self, match_id: u64, minute: u16) -> Result<ReplayState, ReplayError> {
+        self.command(match_id, Command::PauseAt(minute))
     }
 
     pub fn resume(&self, match_id: u64) -> Result<ReplayState, ReplayError> {
@@ -393,6 +421,8 @@ struct Resume {
     /// The match time of the last event sent.
     played: Duration,
     paused: bool,
+    /// The match minute to hold at, if asked ([`ReplayManager::start_holding`]).
+    pause_at: Option<u16>,
 }
 
 impl Resume {
@@ -402,6 +432,7 @@ impl Resume {
             seq: 0,
             played: Duration::ZERO,
             paused: false,
+            pause_at: None,
         }
     }
 
@@ -488,6 +519,8 @@ struct ReplayTask {
     delivery_timeout: Duration,
     lateness: Arc<Mutex<LatenessSamples>>,
     metrics: Arc<ProducerMetrics>,
+    /// The match minute to pause at, if asked (`Command::PauseAt`).
+    pause_at: Option<u16>,
 }
 
 /// A record sent and not yet acknowledged.
@@ -670,6 +703,11 @@ impl ReplayTask {
         for (sent, (event, &at)) in remaining {
             // Wait for the event's moment, obeying commands meanwhile.
             loop {
+                // StatsBomb's minute is 0-based: its minute 30 is the clock's 31'.
+                if self.pause_at.is_some_and(|minute| event.minute >= minute) {
+                    self.pause_at = None;
+                    self.obey(Command::Pause, &mut clock, played).await?;
+                }
                 let due = clock.wall_time_of(at);
                 let timeout = self.delivery_timeout;
                 let command = match due {
@@ -740,6 +778,11 @@ impl ReplayTask {
             Command::Stop => {
                 self.send(Body::Control(Control::Stopped)).await?;
                 return Err(Ended::Stopped);
+            }
+            // Takes effect before the next event (`play`).
+            Command::PauseAt(minute) => {
+                self.pause_at = Some(minute);
+                return Ok(());
             }
             // Pausing a paused replay, or resuming a running one, changes nothing.
             Command::Pause | Command::Resume => return Ok(()),

@@ -3,9 +3,10 @@
 //!
 //! - `GET  /catalog`                      the replayable games
 //! - `POST /games/{game_id}`              start a replay (`?speed=60`, or a JSON body `{"speed": 60}`;
-//!   the original demo's route, kept)
+//!   the original demo's route, kept); `&pause_at=30` holds it at the end of minute 30
+//!   (paused before the first event after 30', until `resume`)
 //! - `GET  /replays`, `GET /replays/{game_id}`          status
-//! - `POST /replays/{game_id}/pause|resume|stop`
+//! - `POST /replays/{game_id}/pause|resume|stop`   `pause?at=30`: at the end of minute 30, not now
 //! - `PUT  /replays/{game_id}/speed`      `{"speed": 600}` or `{"speed": "max"}`
 
 use std::sync::Arc;
@@ -126,8 +127,10 @@ async fn catalog(State(state): State<ControlState>) -> impl IntoResponse {
 }
 
 #[derive(Deserialize)]
-struct SpeedQuery {
+struct StartQuery {
     speed: Option<String>,
+    /// The match minute to hold the replay at.
+    pause_at: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -139,7 +142,7 @@ async fn start(
     _: Admin,
     State(state): State<ControlState>,
     Path(raw_id): Path<String>,
-    Query(query): Query<SpeedQuery>,
+    Query(query): Query<StartQuery>,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let speed = match query.speed {
@@ -147,7 +150,10 @@ async fn start(
         None if body.iter().all(u8::is_ascii_whitespace) => Speed::DEFAULT,
         None => speed_body(&body)?,
     };
-    let replay = state.replays.start(&raw_id, speed).await?;
+    let replay = state
+        .replays
+        .start_holding(&raw_id, speed, query.pause_at)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(replay)))
 }
 
@@ -176,16 +182,26 @@ async fn status(
     Ok(Json(state.replays.status(id)?))
 }
 
-/// `pause`, `resume` or `stop`.
+#[derive(Deserialize)]
+struct PauseQuery {
+    /// Pause when the match reaches this minute, not now.
+    at: Option<u16>,
+}
+
+/// `pause` (`?at=<minute>`: when the match reaches it), `resume` or `stop`.
 async fn control(
     _: Admin,
     State(state): State<ControlState>,
     Path((raw_id, action)): Path<(String, String)>,
+    Query(pause): Query<PauseQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = game_id(&state, &raw_id)?;
     let replays = &state.replays;
     let replay = match action.as_str() {
-        "pause" => replays.pause(id),
+        "pause" => match pause.at {
+            Some(minute) => replays.pause_at(id, minute),
+            None => replays.pause(id),
+        },
         "resume" => replays.resume(id),
         "stop" => replays.stop(id),
         _ => {

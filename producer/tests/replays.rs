@@ -501,3 +501,92 @@ async fn a_paused_replay_is_resumed_paused_and_an_ended_one_not_at_all() {
     let (_, last) = resumed_record.last().unwrap();
     assert_eq!(last.match_id, 7471);
 }
+
+/// The match minute of each event record received, in order.
+fn event_minutes(received: &[(Instant, Envelope)]) -> Vec<u16> {
+    received
+        .iter()
+        .filter_map(|(_, e)| match &e.body {
+            Body::Event(event) => Some(event.minute),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replay_held_at_a_minute_pauses_before_its_first_event_and_goes_on_when_resumed() {
+    let log = MemoryLog::new(2);
+    let replays = manager(&log);
+    let mut consumer = log.consumer("watch").await.unwrap();
+    // Held from the start, at full speed: nothing after minute 30 (StatsBomb's 0-based minute 30
+    // or later, the clock's 31' on) leaves before `resume`.
+    replays
+        .start_holding("7471", Speed::Max, Some(30))
+        .await
+        .unwrap();
+    let before = receive(consumer.as_mut(), |e| {
+        matches!(e.body, Body::Control(Control::Paused))
+    })
+    .await;
+    let match_minutes: Vec<u16> = catalog()
+        .load("7471")
+        .unwrap()
+        .events
+        .iter()
+        .map(|event| event.minute)
+        .collect();
+    let before_30 = match_minutes.iter().filter(|&&minute| minute < 30).count();
+    assert_eq!(
+        event_minutes(&before).len(),
+        before_30,
+        "held after every event before minute 30, before any later one"
+    );
+    let held = replays.status(7471).unwrap();
+    assert_eq!(held.status, ReplayStatus::Paused);
+    assert!(
+        held.clock.is_some_and(|clock| clock.minute == 30),
+        "the clock shows 30': {held:?}"
+    );
+    let records = log.records().len();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(log.records().len(), records, "nothing leaves while held");
+
+    // Held again while running, further on; then to the end.
+    replays.pause_at(7471, 60).unwrap();
+    replays.resume(7471).unwrap();
+    let middle = receive(consumer.as_mut(), |e| {
+        matches!(e.body, Body::Control(Control::Paused))
+    })
+    .await;
+    let minutes = event_minutes(&middle);
+    assert!(
+        minutes.first().is_some_and(|&minute| minute >= 30),
+        "{minutes:?}"
+    );
+    assert!(minutes.iter().all(|&minute| minute < 60), "{minutes:?}");
+    // A minute already past holds it before its next event. (Both commands are queued before
+    // the replay's task runs again: this test runs on one thread.)
+    replays.resume(7471).unwrap();
+    replays.pause_at(7471, 10).unwrap();
+    let past = receive(consumer.as_mut(), |e| {
+        matches!(e.body, Body::Control(Control::Paused | Control::Finished))
+    })
+    .await;
+    assert!(
+        matches!(
+            past.last().map(|(_, e)| &e.body),
+            Some(Body::Control(Control::Paused))
+        ),
+        "held at once"
+    );
+    replays.resume(7471).unwrap();
+    let rest = receive(consumer.as_mut(), is_finished).await;
+    let all: Vec<u16> = [before, middle, past, rest]
+        .iter()
+        .flat_map(|part| event_minutes(part))
+        .collect();
+    assert_eq!(
+        all, match_minutes,
+        "every event once, in order, held or not"
+    );
+}

@@ -153,8 +153,22 @@ async fn the_catalog_is_public() {
 async fn replay_actions_are_pause_resume_stop_and_speed() {
     let log = MemoryLog::new(2);
     let app = app(&log);
-    let (status, _) = call(&app, Method::POST, "/games/7471?speed=1", Some(TOKEN), "").await;
+    let uri = "/games/7471?speed=1&pause_at=30";
+    let (status, _) = call(&app, Method::POST, uri, Some(TOKEN), "").await;
     assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/replays/7471/pause?at=60",
+        Some(TOKEN),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for bad in ["/replays/7471/pause?at=soon", "/games/7471?pause_at=-1"] {
+        let (status, _) = call(&app, Method::POST, bad, Some(TOKEN), "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
     for action in ["pause", "resume", "stop"] {
         let uri = format!("/replays/7471/{action}");
         let (status, body) = call(&app, Method::POST, &uri, Some(TOKEN), "").await;
