@@ -5,7 +5,7 @@
 //! its thread alone, on a cache line of their own, so that counting costs a sweep nothing); a
 //! collector registered with everything else sums the shards at each scrape.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use prometheus_client::collector::Collector;
@@ -72,6 +72,9 @@ pub struct ShardMetrics {
     pub sweeps: AtomicU64,
     pub sweep_nanoseconds: AtomicU64,
     pub sweep_wait_nanoseconds: AtomicU64,
+    /// The shard writes through io_uring now (false: one `sendmsg` per socket, as asked, or
+    /// because the kernel refused a ring or the ring failed).
+    pub io_uring: AtomicBool,
 }
 
 impl ShardMetrics {
@@ -197,6 +200,21 @@ impl Collector for ShardSums {
             "Topic subscriptions of all clients.",
             self.gauge(|s| &s.subscriptions),
         )?;
+        let writers = ConstGauge::new(0i64);
+        let mut family = encoder.encode_descriptor(
+            "livescore_fanout_shards",
+            "Fan-out shards by how they write to sockets: io_uring, or one sendmsg per socket.",
+            None,
+            writers.metric_type(),
+        )?;
+        let on_uring = lock(&self.shards)
+            .iter()
+            .filter(|shard| shard.io_uring.load(Ordering::Relaxed))
+            .count() as i64;
+        let shards = lock(&self.shards).len() as i64;
+        for (writer, count) in [("io_uring", on_uring), ("sendmsg", shards - on_uring)] {
+            ConstGauge::new(count).encode(family.encode_family(&[("writer", writer)])?)?;
+        }
         let counts: [(&str, &str, u64); 10] = [
             (
                 "livescore_joins",

@@ -53,14 +53,19 @@ async fn every_client_gets_every_entry_in_order(io_uring: bool) {
         replays.pause(game).unwrap();
     }
     for game in GAMES {
-        while store
-            .load(game)
-            .await
-            .unwrap()
-            .is_none_or(|m| m.replay.status != ReplayStatus::Paused)
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let store = &store;
+        support::until(
+            &format!("game {game} paused in the store"),
+            Duration::from_secs(30),
+            async || {
+                store
+                    .load(game)
+                    .await
+                    .unwrap()
+                    .is_some_and(|m| m.replay.status == ReplayStatus::Paused)
+            },
+        )
+        .await;
     }
     let mut clients = Vec::new();
     for i in 0..CLIENTS_PER_TRANSPORT {
@@ -87,6 +92,20 @@ async fn every_client_gets_every_entry_in_order(io_uring: bool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The writer asked for is the one at work (a kernel that refuses io_uring would have the
+    // engine fall back to sendmsg, and this test would prove nothing about io_uring).
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let writer = if io_uring { "io_uring" } else { "sendmsg" };
+    let shards = support::metric(
+        &metrics,
+        &format!("livescore_fanout_shards{{writer=\"{writer}\"}}"),
+    );
+    assert_eq!(shards, Some(2.0), "both shards write through {writer}");
     for game in GAMES {
         replays.set_speed(game, Speed::Max).unwrap();
         replays.resume(game).unwrap();

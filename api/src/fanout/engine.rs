@@ -20,6 +20,7 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -148,6 +149,7 @@ impl Engine {
             // The kernel spreads connections evenly over the shards' listeners.
             shed_above: config.shed_above.map(|limit| limit.div_ceil(shards.max(1))),
         };
+        engine.note_writer();
         let inputs = Inputs {
             live,
             events: events_in,
@@ -159,6 +161,13 @@ impl Engine {
 
     pub fn writer_name(&self) -> &'static str {
         self.outbox.writer_name()
+    }
+
+    /// Tells the metrics which writer the shard uses (it falls back to system calls for good
+    /// if its ring fails).
+    fn note_writer(&self) {
+        let uring = self.writer_name() == "io_uring";
+        self.metrics.io_uring.store(uring, Ordering::Relaxed);
     }
 
     pub async fn run(mut self, mut inputs: Inputs) {
@@ -215,6 +224,7 @@ impl Engine {
                 }
                 _ = tick.tick() => {
                     self.housekeep();
+                    self.note_writer();
                     if draining.is_none() && shedding.is_none()
                         && let Some(excess) = self.excess()
                     {
