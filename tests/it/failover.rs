@@ -2,7 +2,10 @@
 //! follow a replay on replica A; A is killed (SIGKILL) mid-match; the clients reconnect to B
 //! with their last cursor (Last-Event-ID, or the WebSocket `cursor`); each client's sequence
 //! equals the match's log exactly, with no gap and no duplicate. Needs Redis (REDIS_URL, which
-//! `scripts/test` provides).
+//! `scripts/test` provides; the test that cuts Redis connections starts a Redis of its own).
+//!
+//! The replay is held at chosen minutes (`ReplayManager::pause_at`) while the clients join and
+//! while a replica is killed: what happens when depends on no race with the replay's speed.
 
 use crate::support;
 
@@ -10,14 +13,18 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use livescore_domain::Speed;
+use livescore_domain::{ReplayStatus, Speed};
 use livescore_producer::ReplayManager;
 use livescore_store::MatchStore;
 use support::clients::{
     Seen, Transport, assert_exact, last_cursor, listen_once, next_json, send, ws,
 };
+use support::services::Server;
 
 const GAME: u64 = 7471;
+
+/// How long a client may take to follow the match to its end once it runs again.
+const TO_THE_END: Duration = Duration::from_secs(60);
 
 /// A `livescore api` process; killed when dropped.
 struct Replica {
@@ -32,7 +39,7 @@ impl Drop for Replica {
     }
 }
 
-async fn replica(prefix: &str) -> Replica {
+async fn replica(redis_url: &str, prefix: &str) -> Replica {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -40,7 +47,7 @@ async fn replica(prefix: &str) -> Replica {
         .port();
     let child = Command::new(env!("CARGO_BIN_EXE_livescore"))
         .arg("api")
-        .env("REDIS_URL", support::redis_url())
+        .env("REDIS_URL", redis_url)
         .env("REDIS_PREFIX", prefix)
         .env("LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
@@ -64,62 +71,110 @@ async fn listen(base: &str, last_id: Option<&str>, seen: &mut Vec<Seen>) -> bool
     listen_once(Transport::Sse, base, GAME, last_id, seen).await
 }
 
-/// Two replicas on a Redis prefix of their own, and a replay of 7471 under way.
+/// Two replicas on a Redis prefix of their own, and a replay of 7471 held at minute 10.
 struct Setup {
     store: Arc<dyn MatchStore>,
     a: Option<Replica>,
     b: Replica,
-    _replays: ReplayManager,
+    replays: ReplayManager,
+    /// The Redis of the test's own, if it has one (dropped last: it stops the server).
+    _redis: Option<Server>,
 }
 
-async fn setup(speed: f64) -> Setup {
+/// The replay runs at this speed between holds: 1500x, a minute of football in 40 ms.
+const SPEED: Speed = Speed::Factor(1500.0);
+
+/// On the shared test Redis, under a prefix of the test's own.
+async fn setup() -> Setup {
+    setup_on(support::redis_url(), None).await
+}
+
+/// On a Redis of the test's own, for a test that cuts every connection of its server.
+async fn setup_on_own_redis() -> Setup {
+    let redis = Server::redis().await;
+    setup_on(redis.url(), Some(redis)).await
+}
+
+async fn setup_on(redis_url: String, redis: Option<Server>) -> Setup {
     let prefix = support::unique("failover");
-    let store = support::redis_store(&prefix).await;
-    let a = replica(&prefix).await;
-    let b = replica(&prefix).await;
+    let store = support::redis_store_at(&redis_url, &prefix).await;
+    let a = replica(&redis_url, &prefix).await;
+    let b = replica(&redis_url, &prefix).await;
     // The pipeline, in this process, writing to the replicas' Redis.
     let replays = support::replays_into(&store);
     replays
-        .start(&GAME.to_string(), Speed::Factor(speed))
+        .start_holding(&GAME.to_string(), SPEED, Some(10))
         .await
         .unwrap();
-    while store.load(GAME).await.unwrap().is_none() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    Setup {
+    let setup = Setup {
         store,
         a: Some(a),
         b,
-        _replays: replays,
-    }
+        replays,
+        _redis: redis,
+    };
+    setup.wait_until_held().await;
+    setup
 }
 
 impl Setup {
+    /// Waits until the store shows the replay paused (held at a minute).
+    async fn wait_until_held(&self) {
+        let store = &self.store;
+        support::until("the replay held", Duration::from_secs(30), async || {
+            store
+                .load(GAME)
+                .await
+                .unwrap()
+                .is_some_and(|m| m.replay.status == ReplayStatus::Paused)
+        })
+        .await;
+    }
+
+    /// Lets the replay run to the end of `minute`, and waits until it holds there.
+    async fn run_to(&self, minute: u16) {
+        self.replays.pause_at(GAME, minute).unwrap();
+        self.replays.resume(GAME).unwrap();
+        // The store says `running` first (the resume), then `paused` again.
+        let store = &self.store;
+        support::until("the replay running", Duration::from_secs(30), async || {
+            store
+                .load(GAME)
+                .await
+                .unwrap()
+                .is_some_and(|m| m.replay.status != ReplayStatus::Paused)
+        })
+        .await;
+        self.wait_until_held().await;
+    }
+
+    /// Waits until `base` has `count` viewers subscribed.
+    async fn wait_for_viewers(&self, base: &str, count: usize) {
+        let http = support::http_client();
+        let expected = count as f64;
+        support::until(
+            &format!("{count} viewers subscribed on {base}"),
+            Duration::from_secs(30),
+            async || {
+                let text = match http.get(format!("{base}/metrics")).send().await {
+                    Ok(response) => response.text().await.unwrap_or_default(),
+                    Err(_) => return false,
+                };
+                support::metric(&text, "livescore_topic_subscribers") == Some(expected)
+            },
+        )
+        .await;
+    }
+
     async fn assert_exact(&self, seen: &[Seen]) {
         assert_exact(self.store.as_ref(), GAME, seen).await;
     }
-
-    /// Waits until the match's clock shows `minute` (a condition with a deadline, not a sleep).
-    async fn wait_for_minute(&self, minute: u16) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let stored = self.store.load(GAME).await.unwrap().unwrap();
-            if stored.fold.state.clock.minute >= minute {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the match never reached minute {minute}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
 }
 
-/// Eight clients follow the match on A over `transport`; A is killed at minute 30; each
-/// finishes on B with exactly the log after its snapshot.
+/// Eight clients follow the match on A over `transport` from minute 10; A is killed at minute
+/// 30; each finishes on B with exactly the log after its snapshot.
 async fn clients_fail_over(transport: Transport) {
-    let mut setup = setup(1500.0).await;
+    let mut setup = setup().await;
     let a_base = setup.a.as_ref().unwrap().base.clone();
     let b_base = setup.b.base.clone();
     let clients: Vec<_> = (0..8)
@@ -140,12 +195,17 @@ async fn clients_fail_over(transport: Transport) {
         })
         .collect();
 
-    // Kill A in the middle of the match.
-    setup.wait_for_minute(30).await;
+    // Every client on A, the match runs to minute 30 and holds; A dies; the match goes on
+    // while the clients move to B.
+    setup.wait_for_viewers(&a_base, 8).await;
+    setup.run_to(30).await;
     setup.a = None;
+    setup.replays.resume(GAME).unwrap();
 
     for client in clients {
-        let (seen, switched_at) = client.await.unwrap();
+        let (seen, switched_at) = support::within("a client's end", TO_THE_END, client)
+            .await
+            .unwrap();
         assert!(switched_at > 1, "the client saw some of the match on A");
         setup.assert_exact(&seen).await;
     }
@@ -164,7 +224,7 @@ async fn websocket_clients_fail_over_with_their_cursors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_bad_requests_get_clear_errors_and_the_connection_carries_on() {
-    let setup = setup(600.0).await;
+    let setup = setup().await;
     let mut socket = ws(&setup.b.base).await.unwrap();
     for (request, expected) in [
         ("not json", "not a request"),
@@ -214,7 +274,8 @@ async fn websocket_bad_requests_get_clear_errors_and_the_connection_carries_on()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_whose_redis_subscription_drops_backfills_what_it_missed() {
-    let setup = setup(1500.0).await;
+    // Cutting connections is a server-wide command: on a Redis of the test's own.
+    let setup = setup_on_own_redis().await;
     let b_base = setup.b.base.clone();
     let clients: Vec<_> = (0..4)
         .map(|_| {
@@ -229,11 +290,16 @@ async fn a_replica_whose_redis_subscription_drops_backfills_what_it_missed() {
             })
         })
         .collect();
-    // Cut every pub/sub connection of the server in the middle of the match: the replicas
-    // resubscribe, and entries published meanwhile reach their clients from the streams.
-    setup.wait_for_minute(30).await;
-    let client = redis::Client::open(support::redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    setup.wait_for_viewers(&b_base, 4).await;
+    // Held at minute 30, every pub/sub connection of the server is cut: the replicas
+    // resubscribe, and what the match publishes meanwhile reaches the clients from the streams.
+    setup.run_to(30).await;
+    let url = setup._redis.as_ref().unwrap().url();
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     let killed: i64 = redis::cmd("CLIENT")
         .arg("KILL")
         .arg("TYPE")
@@ -245,19 +311,25 @@ async fn a_replica_whose_redis_subscription_drops_backfills_what_it_missed() {
         killed >= 2,
         "the replicas' subscriptions were cut ({killed})"
     );
+    setup.replays.resume(GAME).unwrap();
     for client in clients {
-        let seen = client.await.unwrap();
+        let seen = support::within("a client's end", TO_THE_END, client)
+            .await
+            .unwrap();
         setup.assert_exact(&seen).await;
     }
-    let metrics = reqwest::get(format!("{b_base}/metrics"))
+    let metrics = support::http_client()
+        .get(format!("{b_base}/metrics"))
+        .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
+    let interruptions = support::metric(&metrics, "livescore_live_interruptions_total");
     assert!(
-        !metrics.contains("livescore_live_interruptions_total 0"),
-        "the replica noticed: {metrics}"
+        interruptions.is_some_and(|count| count > 0.0),
+        "replica B noticed its subscription cut: livescore_live_interruptions_total is {interruptions:?}"
     );
     setup.store.clear().await.unwrap();
 }

@@ -66,8 +66,14 @@ pub async fn sse_listen(
     }
     let mut body = response.bytes_stream();
     let mut reader = sse::Reader::default();
-    while let Some(chunk) = body.next().await {
-        let Ok(chunk) = chunk else { return false };
+    // The server sends a heartbeat when it has sent nothing else for 15 s: a stream silent for
+    // longer is a broken server, and fails the test instead of hanging it.
+    loop {
+        let chunk = match tokio::time::timeout(SILENCE_LIMIT, body.next()).await {
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(Some(Err(_)) | None) => return false,
+            Err(_) => panic!("SSE {base}/sse/games/{game}: nothing within {SILENCE_LIMIT:?}"),
+        };
         reader.push(&chunk);
         while let Some(event) = reader.next_event() {
             let event = Seen {
@@ -82,8 +88,11 @@ pub async fn sse_listen(
             }
         }
     }
-    false
 }
+
+/// How long a stream may stay silent before a test says so: longer than the server's longest
+/// gap between heartbeats (15 s, SSE and WebSocket).
+const SILENCE_LIMIT: Duration = Duration::from_secs(20);
 
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -123,11 +132,11 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     loop {
-        match tokio::time::timeout(Duration::from_secs(20), socket.next()).await {
+        match tokio::time::timeout(SILENCE_LIMIT, socket.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => return Some(text.to_string()),
             Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => return None,
             Ok(Some(Ok(_))) => continue,
-            Err(_) => panic!("no frame within 20 s"),
+            Err(_) => panic!("WebSocket: no frame within {SILENCE_LIMIT:?}"),
         }
     }
 }
@@ -203,16 +212,19 @@ pub async fn follow_to_the_end(
     let until = tokio::time::Instant::now() + deadline;
     let mut seen = Vec::new();
     let mut reconnects = 0;
+    let late = || format!("{transport:?} client: the replay did not finish within {deadline:?}");
     loop {
         let cursor = last_cursor(&seen);
-        let finished = listen_once(transport, base, game, cursor.as_deref(), &mut seen).await;
+        // The deadline holds inside a connection too: one that delivers heartbeats but never
+        // the end would otherwise keep the client for ever.
+        let connection = listen_once(transport, base, game, cursor.as_deref(), &mut seen);
+        let finished = tokio::time::timeout_at(until, connection)
+            .await
+            .unwrap_or_else(|_| panic!("{}", late()));
         if finished {
             return Followed { seen, reconnects };
         }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "{transport:?} client: the replay did not finish within {deadline:?}"
-        );
+        assert!(tokio::time::Instant::now() < until, "{}", late());
         reconnects += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

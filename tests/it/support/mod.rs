@@ -140,9 +140,14 @@ pub fn redis_url() -> String {
 
 /// A Redis store under `prefix`.
 pub async fn redis_store(prefix: &str) -> Arc<dyn MatchStore> {
+    redis_store_at(&redis_url(), prefix).await
+}
+
+/// A store on the Redis at `url` under `prefix`.
+pub async fn redis_store_at(url: &str, prefix: &str) -> Arc<dyn MatchStore> {
     use livescore_store::redis::{RedisConfig, RedisServer, RedisStore};
     let config = RedisConfig {
-        server: RedisServer::Url(redis_url()),
+        server: RedisServer::Url(url.to_owned()),
         prefix: prefix.to_owned(),
     };
     Arc::new(
@@ -167,6 +172,17 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+/// Awaits `future` for `within` at most; `what` names what was awaited in the failure.
+pub async fn within<T>(
+    what: &str,
+    within: std::time::Duration,
+    future: impl Future<Output = T>,
+) -> T {
+    tokio::time::timeout(within, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {within:?}"))
 }
 
 /// The value of the first sample of `name` (with any labels, or the labels given in `name`) in
