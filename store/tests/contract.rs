@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use ::redis::AsyncCommands;
+
 use livescore_domain::{MatchFold, MatchInfo, ReplayStatus, Speed, TeamRef};
 use livescore_store::memory::MemoryStore;
 use livescore_store::redis::{RedisConfig, RedisServer, RedisStore};
@@ -418,14 +420,26 @@ on_both_stores!(
 
 /// A store under a key prefix of its own, on the test Redis.
 async fn redis_store(name: &str) -> RedisStore {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    redis_store_with_prefix(&unique_prefix(name)).await
+}
+
+/// `test:<name>:<now in nanoseconds>`: a key prefix no other test, or earlier run, uses.
+fn unique_prefix(name: &str) -> String {
     let unique = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
+    format!("test:{name}:{unique}")
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn redis_store_with_prefix(prefix: &str) -> RedisStore {
     RedisStore::connect(RedisConfig {
-        server: RedisServer::Url(url),
-        prefix: format!("test:{name}:{unique}"),
+        server: RedisServer::Url(redis_url()),
+        prefix: prefix.to_owned(),
     })
     .await
     .expect("Redis must be running for these tests: scripts/test starts it")
@@ -435,7 +449,8 @@ async fn redis_store(name: &str) -> RedisStore {
 /// its kind taken from its tag.
 #[tokio::test]
 async fn an_entry_stored_without_its_kind_reads_by_its_tag() {
-    let store = redis_store("legacy").await;
+    let prefix = unique_prefix("legacy");
+    let store = redis_store_with_prefix(&prefix).await;
     let epoch = store.epoch().await.unwrap();
     store
         .write(&epoch, &write(6, None, 0, &[r#"{"kind":"update","n":1}"#]))
@@ -449,17 +464,23 @@ async fn an_entry_stored_without_its_kind_reads_by_its_tag() {
         panic!("the log of match 6 is there");
     };
     assert_eq!(read.len(), 1);
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let mut conn = ::redis::Client::open(url)
+    let mut conn = ::redis::Client::open(redis_url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let keys: Vec<String> = ::redis::cmd("KEYS")
-        .arg("test:legacy:*:match:6:log")
-        .query_async(&mut conn)
+    // This store's log of match 6, under this test's prefix only (SCAN, not the server-wide
+    // KEYS, which could also find one left by an earlier run).
+    let mut keys: Vec<String> = Vec::new();
+    let mut scan = conn
+        .scan_match::<_, String>(format!("{prefix}:*match:6:log"))
         .await
         .unwrap();
+    while let Some(key) = scan.next_item().await {
+        keys.push(key.unwrap());
+    }
+    drop(scan);
+    assert_eq!(keys.len(), 1, "one log of match 6 under {prefix}: {keys:?}");
     let _: String = ::redis::cmd("XADD")
         .arg(&keys[0])
         .arg("*")
