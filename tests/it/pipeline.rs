@@ -45,7 +45,7 @@ enum Restorable {
     Redis(support::services::Server),
 }
 
-async fn pipeline(engines: Engines, name: &str, redis_db: u8) -> Pipeline {
+async fn pipeline(engines: Engines, name: &str) -> Pipeline {
     support::logs();
     let (log, memory_log, kafka): (Arc<dyn EventLog>, _, _) = match engines {
         Engines::InProcess => {
@@ -68,17 +68,14 @@ async fn pipeline(engines: Engines, name: &str, redis_db: u8) -> Pipeline {
     };
     let store: Arc<dyn MatchStore> = match engines {
         Engines::InProcess => Arc::new(MemoryStore::new()),
-        Engines::Real => {
-            let base = support::redis_url();
-            Arc::new(
-                RedisStore::connect(RedisConfig {
-                    server: RedisServer::Url(format!("{}/{redis_db}", base.trim_end_matches('/'))),
-                    prefix: support::unique(&format!("pipeline:{name}")),
-                })
-                .await
-                .expect("Redis must be running: scripts/test starts it"),
-            )
-        }
+        Engines::Real => Arc::new(
+            RedisStore::connect(RedisConfig {
+                server: RedisServer::Url(support::redis_url()),
+                prefix: support::unique(&format!("pipeline:{name}")),
+            })
+            .await
+            .expect("Redis must be running: scripts/test starts it"),
+        ),
     };
     let replays = ReplayManager::new(Arc::clone(&log), support::catalog(), Breaks::default());
     Pipeline {
@@ -95,7 +92,7 @@ async fn pipeline(engines: Engines, name: &str, redis_db: u8) -> Pipeline {
 /// A pipeline whose store the test can restore from an older backup: the in-process store, or
 /// a Redis server of its own (on disk, so that it has backups).
 async fn restorable_pipeline(engines: Engines, name: &str) -> Pipeline {
-    let mut pipeline = pipeline(engines, name, 0).await;
+    let mut pipeline = pipeline(engines, name).await;
     match engines {
         Engines::InProcess => {
             let store = MemoryStore::new();
@@ -250,7 +247,7 @@ async fn assert_exactly_the_fold(pipeline: &Pipeline, stored: &StoredMatch) {
 }
 
 async fn a_replay_at_maximum_speed_ends_as_the_fold(engines: Engines) {
-    let pipeline = pipeline(engines, "fold", 0).await;
+    let pipeline = pipeline(engines, "fold").await;
     let (_projector, stats) = pipeline.projector(500);
     pipeline.replay_at_max_speed().await;
     let stored = pipeline.wait_finished().await;
@@ -270,7 +267,7 @@ async fn a_replay_at_maximum_speed_ends_as_the_fold(engines: Engines) {
 }
 
 async fn a_projector_killed_again_and_again_loses_and_repeats_nothing(engines: Engines) {
-    let pipeline = pipeline(engines, "crash", 0).await;
+    let pipeline = pipeline(engines, "crash").await;
     // The whole replay is in the log first; then the projector works through it, and is killed
     // (its task aborted, its consumer dropped) at points drawn from a seed.
     pipeline.replay_at_max_speed().await;
@@ -279,10 +276,7 @@ async fn a_projector_killed_again_and_again_loses_and_repeats_nothing(engines: E
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
+    let seed = support::seed("crash test");
     let mut random = seed;
     let mut next = |below: u64| {
         random ^= random << 13;
@@ -292,7 +286,7 @@ async fn a_projector_killed_again_and_again_loses_and_repeats_nothing(engines: E
     };
     let mut kill_points: Vec<u64> = (0..6).map(|i| 200 + i * 500 + next(400)).collect();
     kill_points.sort_unstable();
-    eprintln!("crash test seed {seed}: killing the projector after seq {kill_points:?}");
+    eprintln!("crash test: killing the projector after seq {kill_points:?}");
     for point in &kill_points {
         let (projector, _) = pipeline.projector(1 + next(60) as usize);
         pipeline.wait_for(|stored| stored.seq >= *point).await;
@@ -306,8 +300,8 @@ async fn a_projector_killed_again_and_again_loses_and_repeats_nothing(engines: E
 }
 
 async fn a_store_that_loses_its_data_is_rebuilt_from_the_log(engines: Engines) {
-    // Database 15 of the test Redis is this test's own, so FLUSHDB touches no other test.
-    let pipeline = pipeline(engines, "flush", 15).await;
+    // FLUSHDB is a server-wide command: on a Redis of the test's own.
+    let pipeline = restorable_pipeline(engines, "flush").await;
     let (_projector, stats) = pipeline.projector(20);
     pipeline
         .replays
@@ -318,8 +312,10 @@ async fn a_store_that_loses_its_data_is_rebuilt_from_the_log(engines: Engines) {
     match engines {
         Engines::InProcess => pipeline.store.clear().await.unwrap(),
         Engines::Real => {
-            let base = support::redis_url();
-            let client = redis::Client::open(format!("{}/15", base.trim_end_matches('/'))).unwrap();
+            let Some(Restorable::Redis(server)) = &pipeline.restorable else {
+                unreachable!("restorable_pipeline gives the real engines a Redis of their own")
+            };
+            let client = redis::Client::open(server.url()).unwrap();
             let mut conn = client.get_multiplexed_async_connection().await.unwrap();
             let _: () = redis::cmd("FLUSHDB").query_async(&mut conn).await.unwrap();
         }
@@ -330,7 +326,7 @@ async fn a_store_that_loses_its_data_is_rebuilt_from_the_log(engines: Engines) {
 }
 
 async fn a_rebuild_on_request_clears_the_store_and_ends_the_same(engines: Engines) {
-    let pipeline = pipeline(engines, "rebuild", 0).await;
+    let pipeline = pipeline(engines, "rebuild").await;
     let (projector, _) = pipeline.projector(500);
     pipeline.replay_at_max_speed().await;
     let before = pipeline.wait_finished().await;
@@ -358,7 +354,7 @@ async fn a_rebuild_on_request_clears_the_store_and_ends_the_same(engines: Engine
 }
 
 async fn a_garbage_record_goes_to_the_dead_letters_and_the_projector_goes_on(engines: Engines) {
-    let pipeline = pipeline(engines, "garbage", 0).await;
+    let pipeline = pipeline(engines, "garbage").await;
     let garbage = b"{\"match_id\": 7471, \"this is\": \"not a record\"".to_vec();
     match (&pipeline.memory_log, &pipeline.kafka) {
         (Some(log), _) => log.append_raw(b"7471", garbage.clone()),
@@ -460,7 +456,7 @@ async fn a_store_that_loses_its_last_writes_heals_from_the_log(engines: Engines)
 }
 
 async fn a_replay_whose_records_stop_is_marked_stalled_until_they_come_again(engines: Engines) {
-    let pipeline = pipeline(engines, "stalled", 0).await;
+    let pipeline = pipeline(engines, "stalled").await;
     // Sending by hand, a record at a time, a loaded machine can leave a gap of a second between
     // two: that is a stall too, and the projector marks it; the assertions allow such marks.
     let grace = Duration::from_secs(2);

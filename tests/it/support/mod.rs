@@ -118,6 +118,25 @@ pub fn http_client() -> reqwest::Client {
         .unwrap()
 }
 
+/// The seed of a test's random choices: `LIVESCORE_TEST_SEED` if set (to replay a failure),
+/// else drawn from the clock. Printed either way, so that a failing run says how to repeat it.
+pub fn seed(test: &str) -> u64 {
+    let seed: u64 = match std::env::var("LIVESCORE_TEST_SEED") {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|_| panic!("LIVESCORE_TEST_SEED must be a number, not {text:?}")),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+            .into(),
+    };
+    // xorshift (the tests' generator) never leaves zero.
+    let seed = seed.max(1);
+    eprintln!("{test}: seed {seed} (LIVESCORE_TEST_SEED={seed} repeats it)");
+    seed
+}
+
 /// A name no other test run uses: for topics, key prefixes and consumer groups.
 pub fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
