@@ -106,7 +106,6 @@ async fn a_redis_primary_killed_mid_match_fails_over_and_no_viewer_misses_an_ent
             ("KAFKA_BROKERS", support::kafka_brokers()),
             ("KAFKA_TOPIC", name.clone()),
             ("PROJECTOR_GROUP", name.clone()),
-            ("REDIS_URL", String::new()),
             ("REDIS_SENTINELS", addresses.join(",")),
             ("REDIS_SENTINEL_MASTER", MASTER.to_owned()),
             ("REDIS_PREFIX", name.clone()),

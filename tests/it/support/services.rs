@@ -247,10 +247,18 @@ pub struct Role {
 }
 
 impl Role {
-    /// Starts `livescore <role>` with `env` on top of the test's environment; an empty value
-    /// unsets the variable (the test's `REDIS_URL`, say, for a role that uses Sentinel).
+    /// Starts `livescore <role>` with `env` and nothing else of the test's environment but
+    /// `PATH`, `HOME` and `RUST_BACKTRACE`: `scripts/test`'s `KAFKA_BROKERS` and `REDIS_URL`
+    /// would otherwise put a role the test meant on the in-process engines on the shared
+    /// servers, under the default topic, group and prefix. An empty value is left unset.
     pub fn start(role: &str, env: &[(&str, String)]) -> Role {
         let mut command = Command::new(env!("CARGO_BIN_EXE_livescore"));
+        command.env_clear();
+        for kept in ["PATH", "HOME", "RUST_BACKTRACE"] {
+            if let Some(value) = std::env::var_os(kept) {
+                command.env(kept, value);
+            }
+        }
         command
             .arg(role)
             // ROLE_RUST_LOG=info (or librdkafka=debug with KAFKA_DEBUG=cgrp) to see the roles.
@@ -259,12 +267,8 @@ impl Role {
                 std::env::var("ROLE_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
             )
             .stdout(Stdio::null());
-        for (name, value) in env {
-            if value.is_empty() {
-                command.env_remove(name);
-            } else {
-                command.env(name, value);
-            }
+        for (name, value) in env.iter().filter(|(_, value)| !value.is_empty()) {
+            command.env(name, value);
         }
         Role {
             child: Some(command.spawn().unwrap()),
