@@ -39,6 +39,8 @@ struct Cluster {
     run_dir: PathBuf,
     store: Arc<dyn MatchStore>,
     http: reqwest::Client,
+    /// The cluster's topic and key prefix, deleted once the script has stopped every role.
+    _name: support::Owned,
 }
 
 impl Drop for Cluster {
@@ -80,17 +82,17 @@ fn free_base_port() -> u16 {
 
 async fn start_cluster() -> Cluster {
     let port = free_base_port();
-    let name = support::unique("cluster");
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&name);
+    let name = support::owned_topic("cluster");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&*name);
     let mut script = Command::new(repo().join("scripts/cluster"))
         .env("CLUSTER_PORT", port.to_string())
         .env("CLUSTER_DIR", &dir)
         .env("LIVESCORE_BIN", env!("CARGO_BIN_EXE_livescore"))
         .env("REDIS_URL", support::redis_url())
         .env("KAFKA_BROKERS", support::kafka_brokers())
-        .env("REDIS_PREFIX", &name)
-        .env("KAFKA_TOPIC", &name)
-        .env("PROJECTOR_GROUP", &name)
+        .env("REDIS_PREFIX", &*name)
+        .env("KAFKA_TOPIC", &*name)
+        .env("PROJECTOR_GROUP", &*name)
         .env("ADMIN_TOKEN", TOKEN)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -119,6 +121,7 @@ async fn start_cluster() -> Cluster {
         run_dir: dir.join("run"),
         store: support::redis_store(&name).await,
         http: support::http_client(),
+        _name: name,
     };
     tokio::time::timeout(Duration::from_secs(90), up_rx)
         .await

@@ -20,14 +20,14 @@ const WINDOW: Duration = Duration::from_secs(2);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_told_to_stop_closes_its_viewers_over_its_drain_window() {
-    let name = support::unique("drain");
+    let name = support::owned("drain");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut api = Role::start(
         "api",
         &[
             ("REDIS_URL", support::redis_url()),
-            ("REDIS_PREFIX", name),
+            ("REDIS_PREFIX", name.to_string()),
             ("LISTEN", format!("127.0.0.1:{port}")),
             ("SHUTDOWN_DRAIN_MS", WINDOW.as_millis().to_string()),
             ("HTTP_SHARDS", "2".to_owned()),
@@ -106,14 +106,14 @@ async fn a_replica_told_to_stop_closes_its_viewers_over_its_drain_window() {
 async fn a_replica_past_its_limit_sheds_the_excess_over_its_window_and_keeps_the_rest() {
     const LIMIT: usize = 100;
     let kept = LIMIT * 9 / 10;
-    let name = support::unique("shed");
+    let name = support::owned("shed");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let _api = Role::start(
         "api",
         &[
             ("REDIS_URL", support::redis_url()),
-            ("REDIS_PREFIX", name),
+            ("REDIS_PREFIX", name.to_string()),
             ("LISTEN", format!("127.0.0.1:{port}")),
             ("SHUTDOWN_DRAIN_MS", WINDOW.as_millis().to_string()),
             ("SHED_ABOVE_CONNECTIONS", LIMIT.to_string()),

@@ -77,8 +77,10 @@ struct Setup {
     a: Option<Replica>,
     b: Replica,
     replays: ReplayManager,
-    /// The Redis of the test's own, if it has one (dropped last: it stops the server).
+    /// The Redis of the test's own, if it has one.
     _redis: Option<Server>,
+    /// The replicas' key prefix, its keys deleted once the rest is gone.
+    _prefix: support::Owned,
 }
 
 /// The replay runs at this speed between holds: 1500x, a minute of football in 40 ms.
@@ -96,7 +98,7 @@ async fn setup_on_own_redis() -> Setup {
 }
 
 async fn setup_on(redis_url: String, redis: Option<Server>) -> Setup {
-    let prefix = support::unique("failover");
+    let prefix = support::owned("failover");
     let store = support::redis_store_at(&redis_url, &prefix).await;
     let a = replica(&redis_url, &prefix).await;
     let b = replica(&redis_url, &prefix).await;
@@ -112,6 +114,7 @@ async fn setup_on(redis_url: String, redis: Option<Server>) -> Setup {
         b,
         replays,
         _redis: redis,
+        _prefix: prefix,
     };
     setup.wait_until_held().await;
     setup

@@ -36,7 +36,7 @@ async fn every_client_gets_every_entry_in_order_through_sendmsg() {
 }
 
 async fn every_client_gets_every_entry_in_order(io_uring: bool) {
-    let prefix = support::unique("fanout");
+    let prefix = support::owned("fanout");
     let store = support::redis_store(&prefix).await;
     // The replica has a store connection, and so a subscription, of its own.
     let replica_store = support::redis_store(&prefix).await;

@@ -109,7 +109,7 @@ fn percentile(values: &mut [u64], p: usize) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clients_that_flood_requests_and_never_read_are_closed_and_cost_nothing_to_the_others() {
-    let prefix = support::unique("hostile");
+    let prefix = support::owned("hostile");
     let store = support::redis_store(&prefix).await;
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
@@ -117,7 +117,7 @@ async fn clients_that_flood_requests_and_never_read_are_closed_and_cost_nothing_
         "api",
         &[
             ("REDIS_URL", support::redis_url()),
-            ("REDIS_PREFIX", prefix.clone()),
+            ("REDIS_PREFIX", prefix.to_string()),
             ("LISTEN", addr.clone()),
             ("HTTP_SHARDS", "1".into()),
         ],

@@ -42,24 +42,26 @@ struct Roles {
     api: String,
     store: Arc<dyn MatchStore>,
     http: reqwest::Client,
+    /// The roles' topic and key prefix (their keys deleted once the roles are gone).
+    _name: support::Owned,
 }
 
 async fn start_roles(brokers: &str, redis_url: &str, delivery_timeout: Duration) -> Roles {
-    let name = support::unique("outage");
+    let name = support::owned("outage");
     let (producer_port, api_port) = (free_port(), free_port());
     let repo = env!("CARGO_MANIFEST_DIR");
     let env = |listen: u16| {
         vec![
             ("KAFKA_BROKERS", brokers.to_owned()),
-            ("KAFKA_TOPIC", name.clone()),
+            ("KAFKA_TOPIC", name.to_string()),
             ("KAFKA_PARTITIONS", "3".to_owned()),
             (
                 "DELIVERY_TIMEOUT_MS",
                 delivery_timeout.as_millis().to_string(),
             ),
             ("REDIS_URL", redis_url.to_owned()),
-            ("REDIS_PREFIX", name.clone()),
-            ("PROJECTOR_GROUP", name.clone()),
+            ("REDIS_PREFIX", name.to_string()),
+            ("PROJECTOR_GROUP", name.to_string()),
             ("ADMIN_TOKEN", TOKEN.to_owned()),
             ("DATA_DIR", format!("{repo}/data")),
             ("WEB_DIR", format!("{repo}/web")),
@@ -78,12 +80,13 @@ async fn start_roles(brokers: &str, redis_url: &str, delivery_timeout: Duration)
         store: Arc::new(
             RedisStore::connect(RedisConfig {
                 server: RedisServer::Url(redis_url.to_owned()),
-                prefix: name,
+                prefix: name.to_string(),
             })
             .await
             .unwrap(),
         ),
         http: support::http_client(),
+        _name: name,
     };
     for url in [
         format!("{}/healthz", roles.producer),
@@ -358,14 +361,14 @@ async fn a_projector_whose_broker_went_away_still_stops_after_sigterm() {
     // reproduced on demand; this checks that such a projector stops, cleanly or cut short.
     let mut broker = Server::tansu().await;
     let redis = support::redis_url();
-    let name = support::unique("stuck");
+    let name = support::owned("stuck");
     let mut projector = std::process::Command::new(env!("CARGO_BIN_EXE_livescore"))
         .arg("projector")
         .env("KAFKA_BROKERS", broker.brokers())
-        .env("KAFKA_TOPIC", &name)
+        .env("KAFKA_TOPIC", &*name)
         .env("REDIS_URL", &redis)
-        .env("REDIS_PREFIX", &name)
-        .env("PROJECTOR_GROUP", &name)
+        .env("REDIS_PREFIX", &*name)
+        .env("PROJECTOR_GROUP", &*name)
         .env("PROJECTOR_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info,rdkafka=off,librdkafka=off")
         .stderr(std::process::Stdio::piped())

@@ -38,6 +38,9 @@ struct Pipeline {
     kafka: Option<KafkaConfig>,
     /// The store, for tests that make it lose writes: in process, or a Redis of the test's own.
     restorable: Option<Restorable>,
+    /// The key prefix on the shared Redis, its keys deleted at the end. (The topic stays: this
+    /// process's own consumers read it until the test's runtime ends; see `support::Owned`.)
+    _prefix: support::Owned,
 }
 
 enum Restorable {
@@ -66,12 +69,13 @@ async fn pipeline(engines: Engines, name: &str) -> Pipeline {
             )
         }
     };
+    let prefix = support::owned(&format!("pipeline:{name}"));
     let store: Arc<dyn MatchStore> = match engines {
         Engines::InProcess => Arc::new(MemoryStore::new()),
         Engines::Real => Arc::new(
             RedisStore::connect(RedisConfig {
                 server: RedisServer::Url(support::redis_url()),
-                prefix: support::unique(&format!("pipeline:{name}")),
+                prefix: prefix.to_string(),
             })
             .await
             .expect("Redis must be running: scripts/test starts it"),
@@ -86,6 +90,7 @@ async fn pipeline(engines: Engines, name: &str) -> Pipeline {
         memory_log,
         kafka,
         restorable: None,
+        _prefix: prefix,
     }
 }
 

@@ -66,18 +66,18 @@ fn partitions(metrics: &str) -> BTreeSet<i32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projector_stopped_mid_replay_hands_its_partitions_over_and_nothing_is_lost() {
-    let name = support::unique("projectors");
+    let name = support::owned_topic("projectors");
     let repo = env!("CARGO_MANIFEST_DIR");
     let producer_port = free_port();
     let projector_ports = [free_port(), free_port()];
     let env = |listen: u16, projector_listen: u16| {
         vec![
             ("KAFKA_BROKERS", support::kafka_brokers()),
-            ("KAFKA_TOPIC", name.clone()),
+            ("KAFKA_TOPIC", name.to_string()),
             ("KAFKA_PARTITIONS", "3".to_owned()),
             ("REDIS_URL", support::redis_url()),
-            ("REDIS_PREFIX", name.clone()),
-            ("PROJECTOR_GROUP", name.clone()),
+            ("REDIS_PREFIX", name.to_string()),
+            ("PROJECTOR_GROUP", name.to_string()),
             ("ADMIN_TOKEN", TOKEN.to_owned()),
             ("DATA_DIR", format!("{repo}/data")),
             ("LISTEN", format!("127.0.0.1:{listen}")),
@@ -90,7 +90,7 @@ async fn a_projector_stopped_mid_replay_hands_its_partitions_over_and_nothing_is
     let store: Arc<dyn MatchStore> = Arc::new(
         RedisStore::connect(RedisConfig {
             server: RedisServer::Url(support::redis_url()),
-            prefix: name.clone(),
+            prefix: name.to_string(),
         })
         .await
         .unwrap(),

@@ -78,7 +78,8 @@ async fn producer_projector_and_api_each_serve_their_metrics_over_kafka_and_redi
     settings.log.kafka_topic = support::unique("roles");
     settings.log.kafka_partitions = 2;
     settings.store.redis_url = Some(support::redis_url());
-    settings.store.redis_prefix = support::unique("roles");
+    let prefix = support::owned("roles");
+    settings.store.redis_prefix = prefix.to_string();
     settings.projector.projector_group = support::unique("roles");
 
     let (projector, stop_projector, projecting) = start(Role::Projector, settings.clone()).await;

@@ -98,17 +98,17 @@ async fn a_redis_primary_killed_mid_match_fails_over_and_no_viewer_misses_an_ent
         .map(|sentinel| format!("127.0.0.1:{}", sentinel.port))
         .collect();
 
-    let name = support::unique("sentinel");
+    let name = support::owned_topic("sentinel");
     let repo = env!("CARGO_MANIFEST_DIR");
     let (producer_port, api_port, projector_port) = (free_port(), free_port(), free_port());
     let env = |extra: &[(&'static str, String)]| {
         let mut env = vec![
             ("KAFKA_BROKERS", support::kafka_brokers()),
-            ("KAFKA_TOPIC", name.clone()),
-            ("PROJECTOR_GROUP", name.clone()),
+            ("KAFKA_TOPIC", name.to_string()),
+            ("PROJECTOR_GROUP", name.to_string()),
             ("REDIS_SENTINELS", addresses.join(",")),
             ("REDIS_SENTINEL_MASTER", MASTER.to_owned()),
-            ("REDIS_PREFIX", name.clone()),
+            ("REDIS_PREFIX", name.to_string()),
             ("ADMIN_TOKEN", TOKEN.to_owned()),
             ("DATA_DIR", format!("{repo}/data")),
         ];
@@ -137,7 +137,7 @@ async fn a_redis_primary_killed_mid_match_fails_over_and_no_viewer_misses_an_ent
                 master: MASTER.to_owned(),
                 read_from: ReadFrom::Primary,
             }),
-            prefix: name.clone(),
+            prefix: name.to_string(),
         })
         .await
         .unwrap(),

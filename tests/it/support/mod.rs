@@ -146,6 +146,111 @@ pub fn unique(name: &str) -> String {
     format!("{name}-{nanos}")
 }
 
+/// A name for what a test makes on the shared servers, unique to the run ([`unique`]), and
+/// removed when the test ends, passed or failed: every Redis key under it as a prefix and, for
+/// [`owned_topic`], the Kafka topic of that name and its dead-letter topic.
+///
+/// Declare it before what uses it, so that it is dropped after them. Topics are deleted only
+/// for tests whose Kafka clients are other processes (roles), killed by then: librdkafka 2.12
+/// was seen to crash when a topic it was reading vanished (docs/RELIABILITY.md), and a test's
+/// own consumers run until its runtime ends.
+pub struct Owned {
+    name: String,
+    topics: bool,
+}
+
+/// A key prefix (and group, and so on) of the test's own, its Redis keys deleted at the end.
+pub fn owned(name: &str) -> Owned {
+    Owned {
+        name: unique(name),
+        topics: false,
+    }
+}
+
+/// As [`owned`], for a test whose roles use it as their topic too: deleted at the end as well.
+pub fn owned_topic(name: &str) -> Owned {
+    Owned {
+        name: unique(name),
+        topics: true,
+    }
+}
+
+impl std::ops::Deref for Owned {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Display for Owned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // Best effort: a test whose server is gone has nothing left there to remove.
+        let (name, topics) = (self.name.clone(), self.topics);
+        // On a thread of its own, with a runtime of its own: the test's is being torn down.
+        let cleaning = std::thread::spawn(move || {
+            delete_redis_keys(&name);
+            if topics && let Ok(brokers) = std::env::var("KAFKA_BROKERS") {
+                delete_topics(&brokers, &[name.clone(), format!("{name}-dlq")]);
+            }
+        });
+        let _ = cleaning.join();
+    }
+}
+
+/// Deletes every key of the test Redis under `prefix` (SCAN, never KEYS or FLUSHDB).
+fn delete_redis_keys(prefix: &str) {
+    let Ok(mut conn) = redis::Client::open(redis_url())
+        .and_then(|client| client.get_connection_with_timeout(std::time::Duration::from_secs(2)))
+    else {
+        return;
+    };
+    let keys: Vec<String> = match redis::cmd("SCAN")
+        .cursor_arg(0)
+        .arg("MATCH")
+        .arg(format!("{prefix}*"))
+        .arg("COUNT")
+        .arg(1000)
+        .clone()
+        .iter(&mut conn)
+    {
+        Ok(keys) => keys.filter_map(Result::ok).collect(),
+        Err(_) => return,
+    };
+    for chunk in keys.chunks(500) {
+        let _: redis::RedisResult<i64> = redis::cmd("UNLINK").arg(chunk).query(&mut conn);
+    }
+}
+
+/// Deletes `topics` from the broker (those it does not have are skipped).
+fn delete_topics(brokers: &str, topics: &[String]) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let Ok(admin) = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create::<AdminClient<DefaultClientContext>>()
+    else {
+        return;
+    };
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let options = AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(5)));
+    let _ = runtime.block_on(tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        admin.delete_topics(&names, &options),
+    ));
+}
+
 /// The test Kafka broker (KAFKA_BROKERS, which `scripts/test` provides: tansu).
 pub fn kafka_brokers() -> String {
     std::env::var("KAFKA_BROKERS")
