@@ -49,7 +49,7 @@ impl Setup {
             .await
             .unwrap();
         self.replays.pause(GAME).unwrap();
-        self.until(|| async {
+        self.until("the game paused in the store", || async {
             let game = self.store.load(GAME).await.unwrap();
             game.is_some_and(|m| m.replay.status == ReplayStatus::Paused)
         })
@@ -72,8 +72,8 @@ impl Setup {
     }
 
     /// Waits (30 s at most) for `condition`.
-    async fn until<F: Future<Output = bool>>(&self, condition: impl Fn() -> F) {
-        support::until("the condition", Duration::from_secs(30), condition).await;
+    async fn until<F: Future<Output = bool>>(&self, what: &str, condition: impl Fn() -> F) {
+        support::until(what, Duration::from_secs(30), condition).await;
     }
 }
 
@@ -184,7 +184,9 @@ async fn a_stream_after_other_requests_on_the_same_connection_is_handed_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_that_stops_reading_is_let_go_and_the_others_carry_on() {
     let setup = setup(|http| {
-        http.slow_client_ms = 500;
+        // Long beside any pause of a healthy reader on a loaded machine (the reader below must
+        // not be let go), short beside the test's 30 s wait for the stalled one's close.
+        http.slow_client_ms = 5000;
         // A few messages' worth.
         http.client_queue_bytes = 4096;
         http.send_buffer_bytes = Some(4096);
@@ -206,7 +208,9 @@ async fn a_viewer_that_stops_reading_is_let_go_and_the_others_carry_on() {
         })
     };
     setup
-        .until(|| async { setup.metric("livescore_topic_subscribers").await == 2 })
+        .until("both viewers subscribed", || async {
+            setup.metric("livescore_topic_subscribers").await == 2
+        })
         .await;
     setup.run_at_max_speed();
 
@@ -216,7 +220,9 @@ async fn a_viewer_that_stops_reading_is_let_go_and_the_others_carry_on() {
         .unwrap();
     assert_exact(setup.store.as_ref(), GAME, &seen).await;
     setup
-        .until(|| async { setup.metric("livescore_slow_client_closes_total").await == 1 })
+        .until("the stalled viewer let go", || async {
+            setup.metric("livescore_slow_client_closes_total").await == 1
+        })
         .await;
     // The stalled viewer's socket was closed: reading it now ends.
     let mut rest = Vec::new();
@@ -259,7 +265,9 @@ async fn a_viewer_too_slow_for_its_queue_catches_up_and_misses_nothing() {
         .await
     );
     setup
-        .until(|| async { setup.metric("livescore_topic_subscribers").await == 1 })
+        .until("the viewer subscribed", || async {
+            setup.metric("livescore_topic_subscribers").await == 1
+        })
         .await;
     setup.run_at_max_speed();
     let mut seen = Vec::new();
@@ -308,11 +316,15 @@ async fn viewers_leaving_mid_match_do_not_disturb_the_others() {
         }
     }
     setup
-        .until(|| async { setup.metric("livescore_topic_subscribers").await == 40 })
+        .until("40 viewers subscribed", || async {
+            setup.metric("livescore_topic_subscribers").await == 40
+        })
         .await;
     setup.run_at_max_speed();
     setup
-        .until(|| async { setup.metric("livescore_messages_sent_total").await > 40 * 20 })
+        .until("20 messages to each viewer", || async {
+            setup.metric("livescore_messages_sent_total").await > 40 * 20
+        })
         .await;
     for leaver in leavers {
         leaver.abort();
