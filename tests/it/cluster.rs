@@ -88,6 +88,8 @@ async fn start_cluster() -> Cluster {
         .env("CLUSTER_PORT", port.to_string())
         .env("CLUSTER_DIR", &dir)
         .env("LIVESCORE_BIN", env!("CARGO_BIN_EXE_livescore"))
+        // A missing tool is an error here, not an install (scripts/test installs them first).
+        .env("NO_INSTALL", "1")
         .env("REDIS_URL", support::redis_url())
         .env("KAFKA_BROKERS", support::kafka_brokers())
         .env("REDIS_PREFIX", &*name)
@@ -171,22 +173,41 @@ impl Cluster {
             .unwrap()
     }
 
-    /// Starts a replay of `game` through nginx (the producer's admin route) and waits until the
-    /// API serves it.
+    /// Starts a replay of `game` through nginx (the producer's admin route), held at the end of
+    /// minute 10, and waits until the API serves it held there.
     async fn start_replay(&self, game: u64, speed: u32) {
+        self.admin(&format!("games/{game}?speed={speed}&pause_at=10"))
+            .await;
+        self.wait_until_held(game, 10).await;
+    }
+
+    /// Lets the held replay of `game` run to the end of `minute`, and waits until it holds
+    /// there: what the test does next happens at that minute, whatever the machine's load.
+    async fn run_to(&self, game: u64, minute: u64) {
+        self.admin(&format!("replays/{game}/pause?at={minute}"))
+            .await;
+        self.resume(game).await;
+        self.wait_until_held(game, minute).await;
+    }
+
+    async fn resume(&self, game: u64) {
+        self.admin(&format!("replays/{game}/resume")).await;
+    }
+
+    /// POSTs to an admin route through nginx.
+    async fn admin(&self, path: &str) {
         let response = self
             .http
-            .post(format!("{}/games/{game}?speed={speed}", self.base))
+            .post(format!("{}/{path}", self.base))
             .bearer_auth(TOKEN)
             .send()
             .await
             .unwrap();
         assert!(
             response.status().is_success(),
-            "{}",
+            "{path}: {}",
             response.text().await.unwrap()
         );
-        self.wait_for_minute(game, 0).await;
     }
 
     /// The match as the API serves it through nginx.
@@ -203,18 +224,20 @@ impl Cluster {
         serde_json::from_slice(&response.bytes().await.ok()?).ok()
     }
 
-    /// Waits until the match's clock has reached `minute` (a deadline, not a sleep).
-    async fn wait_for_minute(&self, game: u64, minute: u64) {
+    /// Waits until the API serves the match paused with its clock at `minute` (a deadline, not
+    /// a sleep).
+    async fn wait_until_held(&self, game: u64, minute: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(view) = self.game(game).await
-                && view["state"]["clock"]["minute"].as_u64() >= Some(minute)
+                && view["state"]["clock"]["minute"].as_u64() == Some(minute)
+                && view["replay"]["status"] == "paused"
             {
                 return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "game {game} never reached minute {minute}"
+                "game {game} never held at minute {minute}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -261,19 +284,24 @@ async fn an_api_replica_killed_mid_match_loses_no_viewer_and_no_update() {
     };
 
     // Mid-match, one replica dies without a goodbye; nginx spreads viewers over all three, so
-    // some of them were on it.
-    cluster.wait_for_minute(GAME, 30).await;
+    // some of them were on it. The match goes on at once.
+    cluster.run_to(GAME, 30).await;
     let killed = cluster.pid("api-2");
     signal("KILL", killed);
+    cluster.resume(GAME).await;
 
     let mut reconnects = 0;
     for viewer in viewers {
-        let followed = viewer.await.unwrap();
+        let followed = support::within("a viewer's end", Duration::from_secs(90), viewer)
+            .await
+            .unwrap();
         reconnects += followed.reconnects;
         assert_exact(cluster.store.as_ref(), GAME, &followed.seen).await;
     }
     done.store(true, Ordering::Relaxed);
-    poller.await.unwrap();
+    support::within("the poller's end", Duration::from_secs(10), poller)
+        .await
+        .unwrap();
     assert!(reconnects > 0, "some viewers were on the killed replica");
     assert_eq!(
         failed.load(Ordering::Relaxed),
@@ -295,12 +323,16 @@ async fn the_projector_killed_mid_match_comes_back_and_the_match_ends_right() {
     cluster.start_replay(GAME, 1000).await;
     let viewers = cluster.viewers(GAME, 4);
 
-    cluster.wait_for_minute(GAME, 30).await;
+    // Held at minute 30, the projector dies; the match goes on while it is away.
+    cluster.run_to(GAME, 30).await;
     let killed = cluster.pid("projector");
     signal("KILL", killed);
+    cluster.resume(GAME).await;
 
     for viewer in viewers {
-        let followed = viewer.await.unwrap();
+        let followed = support::within("a viewer's end", Duration::from_secs(90), viewer)
+            .await
+            .unwrap();
         assert_exact(cluster.store.as_ref(), GAME, &followed.seen).await;
     }
     assert_ne!(
@@ -322,6 +354,7 @@ fn the_nginx_template_and_the_compose_file_are_valid() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(support::unique("cluster-check"));
     let output = Command::new(repo().join("scripts/cluster"))
         .arg("check")
+        .env("NO_INSTALL", "1")
         .env("CLUSTER_DIR", &dir)
         .output()
         .unwrap();
