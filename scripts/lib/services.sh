@@ -24,7 +24,13 @@ wait_for() { # host port what
   echo "$3 did not start listening on $1:$2" >&2
   return 1
 }
+# Installs Debian packages, unless NO_INSTALL=1 (the tests set it: scripts/test installs
+# everything up front, so that no test runs a package manager or races another for its lock).
 apt_install() {
+  if [ "${NO_INSTALL:-0}" = 1 ]; then
+    echo "missing: $* (NO_INSTALL=1: scripts/test installs it before the tests run)" >&2
+    return 1
+  fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
 }
 stop_started() {
@@ -119,6 +125,10 @@ redis_primary_port() {
 install_tansu() {
   if command -v tansu >/dev/null && grep -qa sqlite3_open_v2 "$(command -v tansu)"; then
     return 0
+  fi
+  if [ "${NO_INSTALL:-0}" = 1 ]; then
+    echo "missing: tansu with SQLite (NO_INSTALL=1: scripts/test installs it before the tests run)" >&2
+    return 1
   fi
   echo "installing tansu 0.6.0 from crates.io, with its memory and SQLite engines (about 15 minutes, once)"
   cargo install tansu --version 0.6.0 --locked --force --features dynostore,libsql
