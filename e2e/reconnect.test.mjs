@@ -1,11 +1,13 @@
 // The web UI across a server restart: the producer and the projector run as their own processes
 // on Kafka (KAFKA_BROKERS) and Redis (REDIS_URL); the API that serves the page is killed in the
-// middle of the match and started again. The badge shows Reconnecting, then Live; the match
-// centre ends with exactly the server's timeline, nothing missing and nothing twice.
+// middle of the match and started again. The replay is held at chosen minutes (`pause_at`), so
+// that the API dies mid-match and the match moves on while it is away, whatever the machine's
+// load. The badge shows Reconnecting, then Live; the match centre ends with exactly the server's
+// timeline, nothing missing and nothing twice.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { answers, bin, freePort, launchChromium, root } from './support.mjs';
+import { answers, bin, freePort, launchChromium, root, until } from './support.mjs';
 
 const token = 'e2e-admin-token';
 const running = [];
@@ -37,10 +39,15 @@ for (const transport of ['sse', 'ws']) {
       answers(`${api}/healthz`, `${api} did not start`),
       answers(`${producer}/catalog`, 'the producer did not start'),
     ]);
-    const started = await fetch(`${producer}/games/7457?speed=400`, {
-      method: 'POST', headers: { Authorization: `Bearer ${token}` },
+    const admin = (path) => fetch(`${producer}/${path}`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    const replay = async () => (await fetch(`${producer}/replays/7457`, { headers: { Authorization: `Bearer ${token}` } })).json();
+    const heldAt = (minute) => until(`the replay held at ${minute}'`, async () => {
+      const r = await replay();
+      return r.status === 'paused' && r.clock?.minute === minute;
     });
+    const started = await admin('games/7457?speed=400&pause_at=35');
     assert.equal(started.status, 202);
+    await heldAt(35);
 
     const browser = await launchChromium();
     try {
@@ -53,13 +60,17 @@ for (const transport of ['sse', 'ws']) {
       await page.locator('#badge', { hasText: 'Live' }).waitFor();
       await page.locator('.timeline li').first().waitFor({ timeout: 30_000 });
 
-      // Kill the API in the middle of the match; bring it back on the same port.
+      // Held at 35', the API dies; the match runs on to 70' while the page cannot hear it; the
+      // API comes back on the same port, and the match on to its end.
       server.kill('SIGKILL');
       await page.locator('#badge', { hasText: /Reconnecting|Offline/ }).waitFor();
+      assert.equal((await admin('replays/7457/pause?at=70')).status, 200);
+      assert.equal((await admin('replays/7457/resume')).status, 200);
+      await heldAt(70);
       assert.notEqual(await page.locator('.match-head .status').textContent(), 'FT');
-      await new Promise((r) => setTimeout(r, 1500));
       server = livescore('api', apiPort, unique);
       await page.locator('#badge', { hasText: 'Live' }).waitFor({ timeout: 30_000 });
+      assert.equal((await admin('replays/7457/resume')).status, 200);
 
       await page.locator('.match-head .status', { hasText: 'FT' }).waitFor({ timeout: 90_000 });
       const shown = await page.locator('.timeline li').evaluateAll((items) => items.map((li) => li.dataset.incident));
