@@ -272,6 +272,7 @@ impl Projector {
             tracing::info!("rebuilding the store from the start of the log, on request");
             self.store.clear().await?;
             consumer.rewind().await?;
+            ProjectorStats::add(&self.stats.rebuilds, 1);
         }
         let mut position = Position {
             epoch: self.store.epoch().await?,
