@@ -479,7 +479,7 @@ async fn a_paused_replay_is_resumed_paused_and_an_ended_one_not_at_all() {
     .await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while replays.status(7457).unwrap().status != ReplayStatus::Finished {
-        assert!(Instant::now() < deadline);
+        assert!(Instant::now() < deadline, "7457 never finished");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let records_before = full.records().len();

@@ -24,7 +24,10 @@ async fn fixture() -> (Arc<dyn MatchStore>, livescore_producer::ReplayManager) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     // Paused once it has kicked off.
     while replays.status(15986).unwrap().events_sent < 10 {
-        assert!(tokio::time::Instant::now() < deadline);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "15986 never sent 10 events"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     replays.pause(15986).unwrap();
@@ -38,7 +41,10 @@ async fn fixture() -> (Arc<dyn MatchStore>, livescore_producer::ReplayManager) {
         if done == 2 && paused {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not two replays finished and one paused within 30 s: {done} finished, paused {paused}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     (store, replays)
@@ -305,10 +311,11 @@ async fn the_web_ui_names_the_wire_as_the_server_does() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(served, checked_in);
     let (_, page) = get(&app, "/").await;
-    assert!(
-        page.find("/wire.js") < page.find("/app.js"),
-        "wire.js loads before app.js"
-    );
+    // Both are found first: `None < Some(_)`, so comparing the two Options passed without
+    // wire.js on the page.
+    let wire_at = page.find("/wire.js").expect("the page loads /wire.js");
+    let app_at = page.find("/app.js").expect("the page loads /app.js");
+    assert!(wire_at < app_at, "wire.js loads before app.js");
     let doc = get_json(&app, "/openapi.json").await;
     let kinds = doc["components"]["schemas"]["Kind"]["enum"]
         .as_array()

@@ -16,6 +16,7 @@ mod hostile_clients;
 mod http_limits;
 mod outages;
 mod pipeline;
+mod processes;
 mod projectors;
 mod roles;
 mod sentinel;

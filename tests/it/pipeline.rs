@@ -278,7 +278,10 @@ async fn a_projector_killed_again_and_again_loses_and_repeats_nothing(engines: E
     pipeline.replay_at_max_speed().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while pipeline.replays.status(GAME).unwrap().status != ReplayStatus::Finished {
-        assert!(tokio::time::Instant::now() < deadline);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replay never finished within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let seed = support::seed("crash test");

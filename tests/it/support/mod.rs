@@ -245,10 +245,14 @@ fn delete_topics(brokers: &str, topics: &[String]) {
     };
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let options = AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(5)));
-    let _ = runtime.block_on(tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        admin.delete_topics(&names, &options),
-    ));
+    // The timer is made inside the runtime, which it needs.
+    let _ = runtime.block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            admin.delete_topics(&names, &options),
+        )
+        .await
+    });
 }
 
 /// The test Kafka broker (KAFKA_BROKERS, which `scripts/test` provides: tansu).

@@ -252,6 +252,11 @@ impl Role {
     /// would otherwise put a role the test meant on the in-process engines on the shared
     /// servers, under the default topic, group and prefix. An empty value is left unset.
     pub fn start(role: &str, env: &[(&str, String)]) -> Role {
+        Role::start_with_args(role, &[], env)
+    }
+
+    /// As [`Role::start`], with command-line arguments after the role (`--rebuild`, say).
+    pub fn start_with_args(role: &str, args: &[&str], env: &[(&str, String)]) -> Role {
         let mut command = Command::new(env!("CARGO_BIN_EXE_livescore"));
         command.env_clear();
         for kept in ["PATH", "HOME", "RUST_BACKTRACE"] {
@@ -261,6 +266,7 @@ impl Role {
         }
         command
             .arg(role)
+            .args(args)
             // ROLE_RUST_LOG=info (or librdkafka=debug with KAFKA_DEBUG=cgrp) to see the roles.
             .env(
                 "RUST_LOG",
