@@ -18,6 +18,7 @@ mod outages;
 mod pipeline;
 mod processes;
 mod projectors;
+mod resync;
 mod roles;
 mod sentinel;
 mod shared_reads;
