@@ -40,11 +40,7 @@ async fn a_cursor_trimmed_from_the_log_gets_a_fresh_snapshot_and_no_gap() {
 
     // Entries 0..40 of the log (72 long at 30') are trimmed: a cursor among them is no longer held.
     let log = log_of(store.as_ref(), GAME).await;
-    assert!(
-        log.len() > 60,
-        "the match has a log to trim: {}",
-        log.len()
-    );
+    assert!(log.len() > 60, "the match has a log to trim: {}", log.len());
     let trimmed = log[5].0.to_string();
     let held = log[50].0.to_string();
     let mut redis = redis::Client::open(support::redis_url())
