@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { answers, bin, freePort, launchChromium, root, until } from './support.mjs';
+import { answers, bin, deleteKeys, freePort, launchChromium, root, until } from './support.mjs';
 
 const token = 'e2e-admin-token';
 const running = [];
@@ -82,6 +82,7 @@ for (const transport of ['sse', 'ws']) {
     } finally {
       await browser.close();
       running.splice(0).forEach((child) => child.kill('SIGKILL'));
+      deleteKeys(unique);
     }
   });
 }

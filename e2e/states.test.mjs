@@ -14,7 +14,7 @@ import { mkdtempSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { answers, bin, freePort, launchChromium, root, startUp, until } from './support.mjs';
+import { answers, bin, deleteKeys, freePort, launchChromium, root, startUp, until } from './support.mjs';
 
 const token = 'e2e-states-token';
 let browser;
@@ -158,4 +158,5 @@ test('a match whose broker dies says Updates delayed, then Replay failed once th
   await board.locator('.card[data-game="7471"] .status', { hasText: 'Replay failed' }).waitFor();
   assert.equal((await game()).replay.status, 'failed');
   await context.close();
+  deleteKeys(unique);
 });

@@ -2,7 +2,7 @@
 // wait for a URL to answer (and for any condition), `livescore up` started on the in-process
 // engines, and Debian's Chromium launched headless.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { chromium } from 'playwright-core';
 
@@ -54,4 +54,13 @@ export async function until(what, check, ms = 30_000) {
     assert.ok(Date.now() < deadline, `${what}: not within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+// Deletes the test Redis's keys under `prefix` (SCAN, then UNLINK: never a server-wide command),
+// with Debian's redis-cli, which comes with redis-server.
+export function deleteKeys(prefix) {
+  const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const done = spawnSync('sh', ['-c',
+    'redis-cli -u "$1" --scan --pattern "$2*" | xargs -r redis-cli -u "$1" unlink >/dev/null', '_', url, prefix]);
+  assert.equal(done.status, 0, `deleting the keys under ${prefix}: ${done.stderr}`);
 }
