@@ -16,6 +16,12 @@
 //! expiry is assigned partitions beside the dead member, which then keeps its own for good.
 //! Apache Kafka starts a new generation on every rebalance.
 //!
+//! Holding every match (`pause_at`) until both projectors were at work, then stopping one, was
+//! tried and failed: with no records flowing, some matches' records were not applied while both
+//! projectors were in the group (after 60 s, 3 of 7 matches held at 10', one marked stalled after
+//! 11 s of quiet), which fits the assignment problem above. Not investigated further; the stop
+//! comes during a 400x replay instead, and the test checks the replay was not over by then.
+//!
 //! Kafka only: the in-process log has no partition assignment (one process has one projector).
 
 use crate::support;
