@@ -39,7 +39,8 @@ struct Cluster {
     run_dir: PathBuf,
     store: Arc<dyn MatchStore>,
     http: reqwest::Client,
-    /// The cluster's topic and key prefix, deleted once the script has stopped every role.
+    /// The cluster's topic and key prefix (its Redis keys deleted once the script has stopped
+    /// every role).
     _name: support::Owned,
 }
 
@@ -82,7 +83,7 @@ fn free_base_port() -> u16 {
 
 async fn start_cluster() -> Cluster {
     let port = free_base_port();
-    let name = support::owned_topic("cluster");
+    let name = support::owned("cluster");
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&*name);
     let mut script = Command::new(repo().join("scripts/cluster"))
         .env("CLUSTER_PORT", port.to_string())

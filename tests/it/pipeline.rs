@@ -38,8 +38,7 @@ struct Pipeline {
     kafka: Option<KafkaConfig>,
     /// The store, for tests that make it lose writes: in process, or a Redis of the test's own.
     restorable: Option<Restorable>,
-    /// The key prefix on the shared Redis, its keys deleted at the end. (The topic stays: this
-    /// process's own consumers read it until the test's runtime ends; see `support::Owned`.)
+    /// The key prefix on the shared Redis, its keys deleted at the end (see `support::Owned`).
     _prefix: support::Owned,
 }
 

@@ -46,7 +46,7 @@ async fn answers(http: &reqwest::Client, url: &str, status: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_producer_refuses_its_admin_routes_without_the_right_token() {
-    let name = support::owned_topic("auth");
+    let name = support::owned("auth");
     let port = free_port();
     let _producer = Role::start("producer", &env(&name, port, 0));
     let http = support::http_client();
@@ -94,7 +94,7 @@ async fn the_producer_refuses_its_admin_routes_without_the_right_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projector_started_with_rebuild_clears_the_store_and_rebuilds_it_from_the_log() {
-    let name = support::owned_topic("rebuild-role");
+    let name = support::owned("rebuild-role");
     let (producer_port, projector_port) = (free_port(), free_port());
     let _producer = Role::start("producer", &env(&name, producer_port, 0));
     let mut projector = Role::start("projector", &env(&name, 0, projector_port));

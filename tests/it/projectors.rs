@@ -72,7 +72,7 @@ fn partitions(metrics: &str) -> BTreeSet<i32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projector_stopped_mid_replay_hands_its_partitions_over_and_nothing_is_lost() {
-    let name = support::owned_topic("projectors");
+    let name = support::owned("projectors");
     let repo = env!("CARGO_MANIFEST_DIR");
     let producer_port = free_port();
     let projector_ports = [free_port(), free_port()];

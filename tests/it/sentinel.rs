@@ -98,7 +98,7 @@ async fn a_redis_primary_killed_mid_match_fails_over_and_no_viewer_misses_an_ent
         .map(|sentinel| format!("127.0.0.1:{}", sentinel.port))
         .collect();
 
-    let name = support::owned_topic("sentinel");
+    let name = support::owned("sentinel");
     let repo = env!("CARGO_MANIFEST_DIR");
     let (producer_port, api_port, projector_port) = (free_port(), free_port(), free_port());
     let env = |extra: &[(&'static str, String)]| {

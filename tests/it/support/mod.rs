@@ -146,33 +146,22 @@ pub fn unique(name: &str) -> String {
     format!("{name}-{nanos}")
 }
 
-/// A name for what a test makes on the shared servers, unique to the run ([`unique`]), and
-/// removed when the test ends, passed or failed: every Redis key under it as a prefix and, for
-/// [`owned_topic`], the Kafka topic of that name and its dead-letter topic.
+/// A name for what a test makes on the shared servers (a Redis key prefix, a topic, a group),
+/// unique to the run ([`unique`]); every Redis key under it as a prefix is removed when the test
+/// ends, passed or failed. Declare it before what uses it, so that it is dropped after them.
 ///
-/// Declare it before what uses it, so that it is dropped after them. Topics are deleted only
-/// for tests whose Kafka clients are other processes (roles), killed by then: librdkafka 2.12
-/// was seen to crash when a topic it was reading vanished (docs/RELIABILITY.md), and a test's
-/// own consumers run until its runtime ends.
+/// Topics are not deleted: deleting them from the shared tansu 0.6 while other tests ran was
+/// followed by every Kafka test of the run slowing from about 5 s to about 45 s, and by a
+/// projector never handed a partition its group gave up (tests/it/projectors.rs timed out), on a
+/// broker that had been through several runs. scripts/test's tansu keeps topics in memory, and
+/// they go with it.
 pub struct Owned {
     name: String,
-    topics: bool,
 }
 
-/// A key prefix (and group, and so on) of the test's own, its Redis keys deleted at the end.
+/// A key prefix (and topic, group, and so on) of the test's own, its Redis keys deleted at the end.
 pub fn owned(name: &str) -> Owned {
-    Owned {
-        name: unique(name),
-        topics: false,
-    }
-}
-
-/// As [`owned`], for a test whose roles use it as their topic too: deleted at the end as well.
-pub fn owned_topic(name: &str) -> Owned {
-    Owned {
-        name: unique(name),
-        topics: true,
-    }
+    Owned { name: unique(name) }
 }
 
 impl std::ops::Deref for Owned {
@@ -190,16 +179,10 @@ impl std::fmt::Display for Owned {
 
 impl Drop for Owned {
     fn drop(&mut self) {
-        // Best effort: a test whose server is gone has nothing left there to remove.
-        let (name, topics) = (self.name.clone(), self.topics);
-        // On a thread of its own, with a runtime of its own: the test's is being torn down.
-        let cleaning = std::thread::spawn(move || {
-            delete_redis_keys(&name);
-            if topics && let Ok(brokers) = std::env::var("KAFKA_BROKERS") {
-                delete_topics(&brokers, &[name.clone(), format!("{name}-dlq")]);
-            }
-        });
-        let _ = cleaning.join();
+        // On a thread of its own: the test's runtime is being torn down. Best effort: a test
+        // whose server is gone has nothing left there to remove.
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || delete_redis_keys(&name)).join();
     }
 }
 
@@ -225,34 +208,6 @@ fn delete_redis_keys(prefix: &str) {
     for chunk in keys.chunks(500) {
         let _: redis::RedisResult<i64> = redis::cmd("UNLINK").arg(chunk).query(&mut conn);
     }
-}
-
-/// Deletes `topics` from the broker (those it does not have are skipped).
-fn delete_topics(brokers: &str, topics: &[String]) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return;
-    };
-    let Ok(admin) = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create::<AdminClient<DefaultClientContext>>()
-    else {
-        return;
-    };
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let options = AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(5)));
-    // The timer is made inside the runtime, which it needs.
-    let _ = runtime.block_on(async {
-        tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            admin.delete_topics(&names, &options),
-        )
-        .await
-    });
 }
 
 /// The test Kafka broker (KAFKA_BROKERS, which `scripts/test` provides: tansu).
