@@ -480,23 +480,32 @@ fn projector(
 pub fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
+    // The listeners are registered here, before the task first runs: registered in the task, a
+    // SIGTERM that came while the role was still starting met the default action and killed the
+    // process without a word (seen once in a full test run: tests/it/cli.rs's signal test).
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        [SignalKind::terminate(), SignalKind::interrupt()].map(|kind| signal(kind).ok())
+    };
     tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
+        {
+            let [terminate, interrupt] = signals.map(|listener| async move {
+                match listener {
+                    Some(mut listener) => {
+                        listener.recv().await;
+                    }
+                    None => std::future::pending().await,
                 }
-                Err(_) => std::future::pending().await,
+            });
+            tokio::select! {
+                () = terminate => {},
+                () = interrupt => {},
             }
-        };
-        #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
-        tokio::select! {
-            _ = ctrl_c => {},
-            () = terminate => {},
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
         cancel.cancel();
     });
