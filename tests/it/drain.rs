@@ -162,14 +162,7 @@ async fn a_replica_past_its_limit_sheds_the_excess_over_its_window_and_keeps_the
         spread >= WINDOW / 2,
         "the {shed} viewers were shed within {spread:?}: not spread over the {WINDOW:?} window"
     );
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::scrape(&base).await;
     assert_eq!(
         support::metric(&metrics, "livescore_viewers_shed_total"),
         Some(shed as f64),

@@ -151,24 +151,6 @@ impl Setup {
         self.wait_until_held().await;
     }
 
-    /// Waits until `base` has `count` viewers subscribed.
-    async fn wait_for_viewers(&self, base: &str, count: usize) {
-        let http = support::http_client();
-        let expected = count as f64;
-        support::until(
-            &format!("{count} viewers subscribed on {base}"),
-            Duration::from_secs(30),
-            async || {
-                let text = match http.get(format!("{base}/metrics")).send().await {
-                    Ok(response) => response.text().await.unwrap_or_default(),
-                    Err(_) => return false,
-                };
-                support::metric(&text, "livescore_topic_subscribers") == Some(expected)
-            },
-        )
-        .await;
-    }
-
     async fn assert_exact(&self, seen: &[Seen]) {
         assert_exact(self.store.as_ref(), GAME, seen).await;
     }
@@ -200,7 +182,7 @@ async fn clients_fail_over(transport: Transport) {
 
     // Every client on A, the match runs to minute 30 and holds; A dies; the match goes on
     // while the clients move to B.
-    setup.wait_for_viewers(&a_base, 8).await;
+    support::wait_for_subscribers(&a_base, 8).await;
     setup.run_to(30).await;
     setup.a = None;
     setup.replays.resume(GAME).unwrap();
@@ -293,7 +275,7 @@ async fn a_replica_whose_redis_subscription_drops_backfills_what_it_missed() {
             })
         })
         .collect();
-    setup.wait_for_viewers(&b_base, 4).await;
+    support::wait_for_subscribers(&b_base, 4).await;
     // Held at minute 30, every pub/sub connection of the server is cut: the replicas
     // resubscribe, and what the match publishes meanwhile reaches the clients from the streams.
     setup.run_to(30).await;
@@ -321,14 +303,7 @@ async fn a_replica_whose_redis_subscription_drops_backfills_what_it_missed() {
             .unwrap();
         setup.assert_exact(&seen).await;
     }
-    let metrics = support::http_client()
-        .get(format!("{b_base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::scrape(&b_base).await;
     let interruptions = support::metric(&metrics, "livescore_live_interruptions_total");
     assert!(
         interruptions.is_some_and(|count| count > 0.0),

@@ -75,31 +75,10 @@ async fn every_client_gets_every_entry_in_order(io_uring: bool) {
         }
     }
     // Every client has its snapshot before the matches run.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("livescore_topic_subscribers "))
-        .is_none_or(|l| l != format!("livescore_topic_subscribers {}", 2 * CLIENTS_PER_TRANSPORT))
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the clients never all connected"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::wait_for_subscribers(&base, 2 * CLIENTS_PER_TRANSPORT).await;
     // The writer asked for is the one at work (a kernel that refuses io_uring would have the
     // engine fall back to sendmsg, and this test would prove nothing about io_uring).
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::scrape(&base).await;
     let writer = if io_uring { "io_uring" } else { "sendmsg" };
     let shards = support::metric(
         &metrics,

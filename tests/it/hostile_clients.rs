@@ -219,12 +219,7 @@ async fn clients_that_flood_requests_and_never_read_are_closed_and_cost_nothing_
         }
     }
     let grown = peak.saturating_sub(before);
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::scrape(&base).await;
     let refused = support::metric(&metrics, "livescore_requests_refused_total").unwrap();
     let closed = support::metric(&metrics, "livescore_policy_closes_total").unwrap();
     eprintln!(

@@ -147,14 +147,7 @@ async fn a_projector_started_with_rebuild_clears_the_store_and_rebuilds_it_from_
     assert_eq!(stored.fold.state, fold.state, "rebuilt exactly to the fold");
     let updates_after = support::clients::logged_updates(store.as_ref(), GAME).await;
     assert_eq!(updates_after, updates_before, "the same updates, each once");
-    let metrics = http
-        .get(format!("{projector_base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::scrape(&projector_base).await;
     assert_eq!(
         support::metric(&metrics, "livescore_projector_rebuilds_total"),
         Some(1.0),

@@ -73,26 +73,7 @@ async fn a_cursor_trimmed_from_the_log_gets_a_fresh_snapshot_and_no_gap() {
         viewer(Transport::WebSocket, trimmed),
     ];
     let resumed = viewer(Transport::Sse, held.clone());
-    let metrics = async || {
-        let text = support::http_client()
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        (
-            support::metric(&text, "livescore_topic_subscribers"),
-            support::metric(&text, "livescore_resync_snapshots_total"),
-        )
-    };
-    support::until(
-        "three viewers subscribed",
-        Duration::from_secs(30),
-        async || metrics().await.0 == Some(3.0),
-    )
-    .await;
+    support::wait_for_subscribers(&base, 3).await;
     replays.resume(GAME).unwrap();
 
     for viewer in resynced {
@@ -123,7 +104,10 @@ async fn a_cursor_trimmed_from_the_log_gets_a_fresh_snapshot_and_no_gap() {
         "everything after the held cursor, once, in order"
     );
     assert_eq!(
-        metrics().await.1,
+        support::metric(
+            &support::scrape(&base).await,
+            "livescore_resync_snapshots_total"
+        ),
         Some(2.0),
         "the replica counted the two resyncs, not the resume"
     );

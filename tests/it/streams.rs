@@ -62,12 +62,7 @@ impl Setup {
     }
 
     async fn metric(&self, name: &str) -> i64 {
-        let text = reqwest::get(format!("{}/metrics", self.served.base))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = support::scrape(&self.served.base).await;
         support::metric(&text, name).unwrap() as i64
     }
 

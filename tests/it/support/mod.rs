@@ -268,6 +268,38 @@ pub async fn within<T>(
         .unwrap_or_else(|_| panic!("{what}: not within {within:?}"))
 }
 
+/// The `/metrics` text of the role at `base`, or `None` if it does not answer (yet).
+pub async fn try_scrape(base: &str) -> Option<String> {
+    let response = http_client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?;
+    response.text().await.ok()
+}
+
+/// The `/metrics` text of the role at `base`, which must answer.
+pub async fn scrape(base: &str) -> String {
+    try_scrape(base)
+        .await
+        .unwrap_or_else(|| panic!("{base}/metrics did not answer"))
+}
+
+/// Waits (30 s at most) until the replica at `base` has `count` topic subscriptions
+/// (`livescore_topic_subscribers`): its viewers have their snapshots.
+pub async fn wait_for_subscribers(base: &str, count: usize) {
+    let expected = Some(count as f64);
+    until(
+        &format!("{count} viewers subscribed on {base}"),
+        std::time::Duration::from_secs(30),
+        async || {
+            let text = try_scrape(base).await.unwrap_or_default();
+            metric(&text, "livescore_topic_subscribers") == expected
+        },
+    )
+    .await;
+}
+
 /// The value of the first sample of `name` (with any labels, or the labels given in `name`) in
 /// a Prometheus text exposition.
 pub fn metric(text: &str, name: &str) -> Option<f64> {
