@@ -4,8 +4,7 @@
 // scoreboard shows it finished. Once over SSE, once over WebSocket.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { answers, bin, freePort, launchChromium, root } from './support.mjs';
+import { launchChromium, startUp } from './support.mjs';
 
 const token = 'e2e-admin-token';
 let browser;
@@ -15,13 +14,8 @@ const servers = [];
 // one server, the second test's centre showed the first run's FT 3-4 until the new run's
 // snapshot arrived, and its wait for FT passed on that stale state.)
 async function startServer() {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const env = { ...process.env, LISTEN: `127.0.0.1:${port}`, ADMIN_TOKEN: token, RUST_LOG: 'warn' };
-  delete env.KAFKA_BROKERS; // in-process engines: this test is about the browser
-  delete env.REDIS_URL;
-  servers.push(spawn(bin, ['up'], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] }));
-  await answers(`${base}/healthz`, 'livescore up did not start');
+  const { base, child } = await startUp(token);
+  servers.push(child);
   return base;
 }
 
