@@ -207,11 +207,14 @@ impl Collector for ShardSums {
             None,
             writers.metric_type(),
         )?;
-        let on_uring = lock(&self.shards)
-            .iter()
-            .filter(|shard| shard.io_uring.load(Ordering::Relaxed))
-            .count() as i64;
-        let shards = lock(&self.shards).len() as i64;
+        let (on_uring, shards) = {
+            let shards = lock(&self.shards);
+            let on_uring = shards
+                .iter()
+                .filter(|shard| shard.io_uring.load(Ordering::Relaxed))
+                .count();
+            (on_uring as i64, shards.len() as i64)
+        };
         for (writer, count) in [("io_uring", on_uring), ("sendmsg", shards - on_uring)] {
             ConstGauge::new(count).encode(family.encode_family(&[("writer", writer)])?)?;
         }
