@@ -212,13 +212,18 @@ fn run(role: Role, settings: Settings) -> anyhow::Result<()> {
 
 fn print_banner(app: &Application, generated: bool) {
     let base = format!("http://localhost:{}", app.local_addr().port());
-    let token = app.admin_token().unwrap_or_default();
     println!("livescore is up: {base}/games");
-    if generated {
+    // A token the operator chose is a secret of theirs: it stays out of stdout (and so out of
+    // container logs). Only a generated one, which nobody else knows, is printed.
+    let token = if generated {
+        let token = app.admin_token().unwrap_or_default();
         println!("admin token: {token}   (generated; set ADMIN_TOKEN to choose one)");
-    }
+        token.to_owned()
+    } else {
+        "$ADMIN_TOKEN".to_owned()
+    };
     println!("start a replay at 600x real time (a whole match in about 10 s):");
-    println!("  curl -X POST -H 'Authorization: Bearer {token}' '{base}/games/7471?speed=600'");
+    println!("  curl -X POST -H \"Authorization: Bearer {token}\" '{base}/games/7471?speed=600'");
     println!("replayable games: {base}/catalog");
 }
 

@@ -402,6 +402,7 @@ fn control(
         half_time: Duration::from_secs(settings.half_time_seconds),
         ..Breaks::default()
     };
+    // The command line refuses a blank token; one built in code is checked here too.
     let admin_token = match &settings.admin_token {
         Some(token) if !token.trim().is_empty() => token.clone(),
         _ => generate_token(),

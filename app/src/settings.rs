@@ -43,6 +43,28 @@ fn millis() -> clap::builder::RangedU64ValueParser<u64> {
     clap::value_parser!(u64).range(100..=3_600_000)
 }
 
+/// `.env.example`'s value of `ADMIN_TOKEN`: a placeholder anyone can read, never a token.
+pub const ADMIN_TOKEN_PLACEHOLDER: &str = "change-me";
+
+/// Parses `ADMIN_TOKEN`: anything but blank or the published placeholder. (Unset, a token is
+/// generated; set to one of these, the operator meant to choose one and has not.)
+fn admin_token(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err(
+            "the admin token is blank: choose one, or unset ADMIN_TOKEN to have one \
+                    generated and printed"
+                .into(),
+        );
+    }
+    if value.trim() == ADMIN_TOKEN_PLACEHOLDER {
+        return Err(format!(
+            "`{ADMIN_TOKEN_PLACEHOLDER}` is .env.example's placeholder, which anyone can read: \
+             set ADMIN_TOKEN in .env to a secret of your own"
+        ));
+    }
+    Ok(value.to_owned())
+}
+
 /// The event log: Kafka when `KAFKA_BROKERS` is set, else (for `up` only) in-process.
 #[derive(Args, Debug, Clone)]
 pub struct LogSettings {
@@ -218,8 +240,9 @@ pub struct ProducerSettings {
     /// The data directory: StatsBomb `matches/`, `events/` and `lineups/`.
     #[arg(long, env = "DATA_DIR", default_value = defaults::DATA_DIR)]
     pub data_dir: PathBuf,
-    /// The bearer token of the control routes; generated and printed when not set.
-    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    /// The bearer token of the control routes; generated and printed when not set. Refused
+    /// when blank or `.env.example`'s placeholder.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, value_parser = admin_token)]
     pub admin_token: Option<String>,
     /// Half-time on the replay's virtual clock, in match seconds.
     #[arg(long, env = "HALF_TIME_SECONDS", default_value_t = defaults::HALF_TIME_SECONDS)]
@@ -344,6 +367,21 @@ mod tests {
     struct Everything {
         #[command(flatten)]
         settings: Settings,
+    }
+
+    #[test]
+    fn the_admin_token_placeholder_and_a_blank_token_are_refused() {
+        for bad in ["change-me", " change-me ", "", "   "] {
+            let parsed = Everything::try_parse_from(["livescore", "--admin-token", bad]);
+            let error = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                error.contains("admin token") || error.contains("placeholder"),
+                "{bad:?}: {error}"
+            );
+        }
+        let parsed = Everything::try_parse_from(["livescore", "--admin-token", "s3cret"])
+            .map(|e| e.settings.producer.admin_token);
+        assert_eq!(parsed.ok().flatten().as_deref(), Some("s3cret"));
     }
 
     #[test]

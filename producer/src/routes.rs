@@ -100,9 +100,17 @@ impl FromRequestParts<ControlState> for Admin {
     }
 }
 
-/// Compares without an early exit, so the time taken says nothing about the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares `given` with the `expected` token without an early exit: every byte of the token is
+/// looked at whatever `given` holds (a shorter or longer guess included), and the result is
+/// behind `black_box` so the optimiser cannot turn the fold back into a loop that stops at the
+/// first difference. The time taken says nothing about how much of a guess was right.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut difference = u8::from(given.len() != expected.len());
+    for (i, byte) in expected.iter().enumerate() {
+        difference |= byte ^ given.get(i).copied().unwrap_or(!byte);
+        difference = std::hint::black_box(difference);
+    }
+    difference == 0
 }
 
 /// A game id from a path, checked like every game id (digits only) and known to the catalog.
@@ -223,4 +231,25 @@ async fn speed(
     let id = game_id(&state, &raw_id)?;
     let speed = speed_body(&body)?;
     Ok(Json(state.replays.set_speed(id, speed)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn only_the_same_bytes_compare_equal() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        for guess in [
+            &b""[..],
+            b"s",
+            b"s3cre",
+            b"s3creT",
+            b"s3cret ",
+            b"x3cret",
+            b"\0\0\0\0\0\0",
+        ] {
+            assert!(!constant_time_eq(guess, b"s3cret"), "{guess:?}");
+        }
+    }
 }

@@ -201,3 +201,86 @@ fn a_role_stuck_on_an_unreachable_broker_still_stops_after_sigterm() {
     assert!(!exit.success(), "cut short, not a clean stop: {rest}");
     assert!(rest.contains("exiting now"), "{rest}");
 }
+
+/// The lines `livescore up` prints on stdout until it says where the games are, read on a
+/// thread of their own so that a role that prints nothing fails the test after `deadline`.
+fn banner_of_up(admin_token: Option<&str>) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_livescore"));
+    command
+        .arg("up")
+        .env_remove("KAFKA_BROKERS")
+        .env_remove("REDIS_URL")
+        .env_remove("ADMIN_TOKEN")
+        .env("LISTEN", "127.0.0.1:0")
+        .env(
+            "DATA_DIR",
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data"),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped());
+    if let Some(token) = admin_token {
+        command.env("ADMIN_TOKEN", token);
+    }
+    let mut child = command.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut banner = String::new();
+    while !banner.contains("replayable games") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match received.recv_timeout(left) {
+            Ok(line) => banner.push_str(&format!("{line}\n")),
+            Err(error) => panic!("no banner from `livescore up` ({error}); so far: {banner}"),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    banner
+}
+
+#[test]
+fn up_prints_the_admin_token_only_when_it_generated_it() {
+    let chosen = "a-token-the-operator-chose";
+    let banner = banner_of_up(Some(chosen));
+    assert!(!banner.contains(chosen), "{banner}");
+    assert!(banner.contains("Bearer $ADMIN_TOKEN"), "{banner}");
+
+    let banner = banner_of_up(None);
+    let generated = banner
+        .lines()
+        .find_map(|line| line.strip_prefix("admin token: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no generated token in {banner}"));
+    assert_eq!(generated.len(), 32, "{generated}");
+    assert!(
+        generated.chars().all(|c| c.is_ascii_hexdigit()),
+        "{generated}"
+    );
+    assert!(banner.contains(&format!("Bearer {generated}")), "{banner}");
+}
+
+#[test]
+fn the_env_example_placeholder_is_refused_as_an_admin_token() {
+    let output = Command::new(env!("CARGO_BIN_EXE_livescore"))
+        .arg("up")
+        .env_remove("KAFKA_BROKERS")
+        .env_remove("REDIS_URL")
+        .env("LISTEN", "127.0.0.1:0")
+        .env("ADMIN_TOKEN", "change-me")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains(".env.example's placeholder") && message.contains("ADMIN_TOKEN"),
+        "{message}"
+    );
+}
