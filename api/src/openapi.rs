@@ -27,6 +27,8 @@ use utoipa_swagger_ui::SwaggerUi;
         livescore_wire::Kind,
         livescore_wire::Topic,
         livescore_wire::Cursor,
+        livescore_wire::SnapshotReason,
+        livescore_wire::join::Resumed,
         crate::ErrorBody
     )),
     tags(

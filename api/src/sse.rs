@@ -1,12 +1,14 @@
 //! Server-Sent Events: `GET /sse/games` (every game's summary as it changes) and
 //! `GET /sse/games/{game_id}` (one match's log).
 //!
-//! The stream opens with `retry:` (how long a browser waits before reconnecting); the first event
-//! is a snapshot; every event has `id:` = its cursor and `event:` = its kind (`snapshot`,
-//! `update`, `replay`, `game`); a comment heartbeat goes out when nothing else was sent for 10
-//! to 15 s, so no stream is silent longer than 15 s. A reconnecting browser sends
-//! `Last-Event-ID` and resumes exactly after it (a first connection can pass `?last_event_id=`);
-//! a cursor the store no longer holds gets a fresh snapshot.
+//! The stream opens with `retry:` (how long a browser waits before reconnecting). Its first
+//! event says how it joined: `resumed` (data `{"kind":"resumed","after":"<cursor>"}`, no `id:`)
+//! when it resumed after the client's cursor with nothing missed, else a `snapshot` whose data
+//! names its `reason` (`no_cursor`, `cursor_unknown`, `too_far_behind`, `store_rebuilt`). Every
+//! log event has `id:` = its cursor and `event:` = its kind (`snapshot`, `update`, `replay`,
+//! `game`); a comment heartbeat goes out when nothing else was sent for 10 to 15 s, so no
+//! stream is silent longer than 15 s. A reconnecting browser sends `Last-Event-ID` and resumes
+//! exactly after it (a first connection can pass `?last_event_id=`).
 //!
 //! These handlers answer the request and leave the stream to the shard's fan-out engine: once
 //! the response head is written, the server hands the socket over (`livescore_server::Detach`).

@@ -6,7 +6,10 @@
 //!
 //! Server to client:
 //! - `{"topic": "...", "kind": "snapshot" | "update" | "replay" | "game", "cursor": "...", "data": {...}}`:
-//!   a snapshot first (or, with a cursor the store holds, what came after it), then entries
+//!   each subscription opens with how it joined: `{"kind": "resumed", "data": {"kind":
+//!   "resumed", "after": "<cursor>"}}` then exactly what came after the client's cursor, or a
+//!   `snapshot` whose data names its `reason` (`no_cursor`, `cursor_unknown`, `too_far_behind`,
+//!   `store_rebuilt`: `livescore_wire::SnapshotReason`); then entries
 //! - `{"topic": "...", "kind": "unsubscribed"}`
 //! - `{"kind": "error", "message": "..."}`: the request was not understood; the connection stays
 //!

@@ -107,6 +107,7 @@ fn step(current: Option<&StoredMatch>, envelope: &Envelope, contiguous: bool) ->
                         .map(|update| Entry::Update {
                             update: Box::new(update),
                             emitted_at_ms: envelope.emitted_at_ms,
+                            republished: false,
                         }),
                 )
                 .collect()
@@ -129,6 +130,21 @@ fn step(current: Option<&StoredMatch>, envelope: &Envelope, contiguous: bool) ->
     Step::Applied {
         stored: Box::new(stored),
         entries,
+    }
+}
+
+/// Whether a record emitted at `emitted_at_ms` is old news in a store whose epoch began at
+/// `epoch_began_ms`: the store was rebuilt from the event log after the record first went out,
+/// so its viewers saw it then. (Records without an emission time, and epochs without a start,
+/// are never old news.)
+pub fn republished(emitted_at_ms: u64, epoch_began_ms: Option<u64>) -> bool {
+    epoch_began_ms.is_some_and(|began| emitted_at_ms > 0 && emitted_at_ms < began)
+}
+
+/// Marks `entry` as republished (see [`republished`]): only updates carry the mark.
+pub fn mark_republished(entry: &mut Entry) {
+    if let Entry::Update { republished, .. } = entry {
+        *republished = true;
     }
 }
 

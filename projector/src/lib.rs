@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use livescore_eventlog::{Envelope, EventLog, LogConsumer, LogError, LogRecord, first_offsets};
 use livescore_store::{
-    Entry, LogMark, MatchStore, MatchWrite, Reflected, StoreError, StoredMatch, WriteOutcome,
-    now_ms,
+    Entry, LogMark, MatchStore, MatchSummary, MatchWrite, Reflected, StoreError, StoredMatch,
+    WriteOutcome, now_ms,
 };
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -234,6 +234,9 @@ const RETRY_PAUSE_MAX: Duration = Duration::from_secs(5);
 /// and how often in a row the log has delivered a gap.
 struct Position {
     epoch: String,
+    /// When the epoch began (see `livescore_store::epoch_began_ms`): entries of records emitted
+    /// before are marked republished.
+    epoch_began_ms: Option<u64>,
     known: HashMap<u64, StoredMatch>,
     /// Per partition, how far the store reflects it as this projector last saw: its next write
     /// there expects that count of writes. A partition missing here is read from the store
@@ -274,8 +277,10 @@ impl Projector {
             consumer.rewind().await?;
             ProjectorStats::add(&self.stats.rebuilds, 1);
         }
+        let epoch = self.store.epoch().await?;
         let mut position = Position {
-            epoch: self.store.epoch().await?,
+            epoch_began_ms: livescore_store::epoch_began_ms(&epoch),
+            epoch,
             known: HashMap::new(),
             marks: HashMap::new(),
             gap_retries: 0,
@@ -525,6 +530,7 @@ impl Projector {
         position.heard.clear();
         consumer.rewind().await?;
         position.epoch = self.store.epoch().await?;
+        position.epoch_began_ms = livescore_store::epoch_began_ms(&position.epoch);
         Ok(())
     }
 
@@ -635,6 +641,7 @@ impl Projector {
     ) -> Result<Batch, ProjectorError> {
         let Position {
             epoch,
+            epoch_began_ms,
             known,
             marks,
             heard,
@@ -652,6 +659,7 @@ impl Projector {
             let mut entries = Vec::new();
             let (mut applied, mut already, mut without_run) = (0, 0, 0);
             let mut last_emitted_at_ms = 0;
+            let mut last_republished = false;
             let mut gap = false;
             for envelope in envelopes {
                 let mut step = apply(current.as_ref(), envelope);
@@ -675,9 +683,14 @@ impl Projector {
                 match step {
                     Step::Applied {
                         stored,
-                        entries: new,
+                        entries: mut new,
                     } => {
                         current = Some(*stored);
+                        last_republished =
+                            apply::republished(envelope.emitted_at_ms, *epoch_began_ms);
+                        if last_republished {
+                            new.iter_mut().for_each(apply::mark_republished);
+                        }
                         entries.extend(new.iter().map(Entry::encode));
                         applied += 1;
                         last_emitted_at_ms = envelope.emitted_at_ms;
@@ -703,8 +716,10 @@ impl Projector {
                 known.insert(match_id, after);
                 return Ok(done);
             }
-            let summary = summary_changed(before.as_ref(), &after)
-                .then(|| after.summary(now_ms(), last_emitted_at_ms));
+            let summary = summary_changed(before.as_ref(), &after).then(|| MatchSummary {
+                republished: last_republished,
+                ..after.summary(now_ms(), last_emitted_at_ms)
+            });
             let mark = marks.get(&partition).copied().unwrap_or(Reflected::NONE);
             let write = MatchWrite {
                 expected: before.as_ref().map(StoredMatch::position),

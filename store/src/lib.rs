@@ -8,7 +8,8 @@
 //!   with its cursor, or does none of it;
 //! - a match's log and the feed are streams whose entry ids are the clients' resume cursors;
 //! - the epoch names the store's lifetime: if the store loses its data, the epoch changes and the
-//!   projector rebuilds it from the event log;
+//!   projector rebuilds it from the event log; an epoch begins with the Unix milliseconds it
+//!   began at ([`epoch_began_ms`]), and a cursor from before it reads as [`LogRead::Rebuilt`];
 //! - per partition of the event log, the store keeps the offset it reflects ([`LogMark`]): if it
 //!   loses only its last writes, the projector reads them again from there.
 
@@ -90,6 +91,12 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// When an epoch began, in Unix milliseconds: its first part (both stores write epochs as
+/// `<ms>-...`; Redis's with its own clock). `None` for an epoch of another form.
+pub fn epoch_began_ms(epoch: &str) -> Option<u64> {
+    epoch.split('-').next()?.parse().ok()
 }
 
 /// A match's snapshot entry.

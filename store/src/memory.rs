@@ -25,6 +25,8 @@ struct Shared {
 struct StoreState {
     epoch: Option<String>,
     epochs_made: u64,
+    /// The last stream id handed out when the epoch began: cursors up to it are from before.
+    epoch_began: u64,
     matches: HashMap<u64, StoredMatch>,
     summaries: HashMap<u64, MatchSummary>,
     logs: HashMap<Topic, VecDeque<Published>>,
@@ -108,7 +110,8 @@ impl MatchStore for MemoryStore {
         let mut state = self.lock();
         if state.epoch.is_none() {
             state.epochs_made += 1;
-            state.epoch = Some(format!("memory-{}", state.epochs_made));
+            state.epoch = Some(format!("{}-memory-{}", crate::now_ms(), state.epochs_made));
+            state.epoch_began = state.last_id;
         }
         Ok(state.epoch.clone().unwrap_or_default())
     }
@@ -186,10 +189,17 @@ impl MatchStore for MemoryStore {
         limit: usize,
     ) -> Result<LogRead, StoreError> {
         let state = self.lock();
+        let unknown = |after: Cursor| {
+            if state.epoch.is_some() && after.ms <= state.epoch_began {
+                LogRead::Rebuilt
+            } else {
+                LogRead::Unknown
+            }
+        };
         let Some(log) = state.logs.get(&topic) else {
             return Ok(match cursor {
                 None => LogRead::After(Vec::new()),
-                Some(_) => LogRead::Unknown,
+                Some(after) => unknown(after),
             });
         };
         let Some(after) = cursor else {
@@ -197,12 +207,12 @@ impl MatchStore for MemoryStore {
         };
         let retained = |p: &Published| p.cursor;
         let (Some(first), Some(last)) = (log.front(), log.back()) else {
-            return Ok(LogRead::Unknown);
+            return Ok(unknown(after));
         };
-        // Outside the retained range: entries after it may be trimmed, or it was never handed
-        // out by this store (it lost its data since).
+        // Outside the retained range: from before the store lost its data, trimmed, or never
+        // handed out.
         if after < retained(first) || after > retained(last) {
-            return Ok(LogRead::Unknown);
+            return Ok(unknown(after));
         }
         let rest = log.iter().filter(|p| retained(p) > after);
         Ok(at_most(

@@ -53,6 +53,7 @@ impl StoredMatch {
             replay: self.replay,
             updated_at_ms,
             emitted_at_ms,
+            republished: false,
         }
     }
 }
@@ -74,6 +75,10 @@ pub struct MatchSummary {
     /// a viewer's end-to-end latency is its clock minus this (the load test measures it).
     #[serde(default)]
     pub emitted_at_ms: u64,
+    /// The change comes from a record emitted before the store's epoch began (a rebuild from
+    /// the event log): not news. Clients do not alert for it. Left out of the JSON when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub republished: bool,
 }
 
 /// One entry of a match's log, as clients receive it.
@@ -92,6 +97,11 @@ pub enum Entry {
         update: Box<Update>,
         #[serde(default)]
         emitted_at_ms: u64,
+        /// From a record emitted before the store's epoch began: the store was rebuilt from the
+        /// event log, and viewers saw this when it happened. Clients show it but do not alert.
+        /// Left out of the JSON when false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        republished: bool,
     },
     /// The replay was paused, resumed, sped up, stopped or finished.
     Replay { replay: ReplayInfo },
@@ -256,11 +266,14 @@ pub enum Live {
 pub enum LogRead {
     /// Everything after the cursor, in order (possibly nothing).
     After(Vec<Published>),
-    /// The cursor is not in the retained log (too old, from a store that lost its data, or not
-    /// a cursor at all): the client needs a fresh snapshot.
+    /// The cursor is not in the retained log (trimmed, or never handed out by this store): the
+    /// client needs a fresh snapshot.
     Unknown,
     /// More entries than the reader's limit follow the cursor: a snapshot serves it better.
     TooMany,
+    /// The cursor is from before the store's epoch began: the store lost its data since and was
+    /// rebuilt from the event log. The client needs a fresh snapshot.
+    Rebuilt,
 }
 
 /// A topic as it stands, with the cursor of the last entry it reflects: a client shows it, then

@@ -45,6 +45,16 @@ impl From<redis::RedisError> for StoreError {
 /// ([`MatchStore::write`]'s contract).
 const WRITE_SCRIPT: &str = include_str!("write.lua");
 
+/// Creates the epoch if there is none (`<Redis ms>-<pid>-<n>`) and answers the one there is.
+const EPOCH_SCRIPT: &str = r"
+local now = redis.call('TIME')
+local fresh = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000)) .. '-' .. ARGV[1]
+local before = redis.call('SET', KEYS[1], fresh, 'NX', 'GET')
+if before then return before end
+return fresh
+";
+
+
 use node::Node;
 pub use node::{ReadFrom, SentinelConfig};
 
@@ -268,18 +278,17 @@ impl MatchStore for RedisStore {
         // Unique across processes (pid) and within one (a counter), whatever the clock does.
         static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let fresh = format!("{}-{}-{made}", crate::now_ms(), std::process::id());
-        // One command (Redis 7): sets the epoch if there is none and answers the one before,
-        // so a `clear` in between cannot leave us reading a key that just vanished.
-        let before: Option<String> = redis::cmd("SET")
-            .arg(&key)
-            .arg(&fresh)
-            .arg("NX")
-            .arg("GET")
-            .query_async(&mut conn)
+        // One script: sets the epoch if there is none and answers the one there is, so a
+        // `clear` in between cannot leave us reading a key that just vanished. A new epoch
+        // begins with Redis's own clock in milliseconds, the clock of the stream ids: a cursor
+        // at or before it is from an earlier lifetime of the store (`read_after`).
+        let epoch: String = redis::Script::new(EPOCH_SCRIPT)
+            .key(&key)
+            .arg(format!("{}-{made}", std::process::id()))
+            .invoke_async(&mut conn)
             .await
             .map_err(|err| self.node.failed(on, err))?;
-        Ok(before.unwrap_or(fresh))
+        Ok(epoch)
     }
 
     async fn load(&self, match_id: u64) -> Result<Option<StoredMatch>, StoreError> {
@@ -427,34 +436,43 @@ impl MatchStore for RedisStore {
                 .map_err(|err| self.node.failed(on, err))?;
             return at_most(all);
         };
-        let (first, last, rest): (StreamRangeReply, StreamRangeReply, StreamRangeReply) =
-            redis::pipe()
-                .cmd("XRANGE")
-                .arg(&key)
-                .arg("-")
-                .arg("+")
-                .arg("COUNT")
-                .arg(1)
-                .cmd("XREVRANGE")
-                .arg(&key)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .cmd("XRANGE")
-                .arg(&key)
-                .arg(format!("({after}"))
-                .arg("+")
-                .arg("COUNT")
-                .arg(count)
-                .query_async(&mut conn)
-                .await
-                .map_err(|err| self.node.failed(on, err))?;
+        let (first, last, rest, epoch): (
+            StreamRangeReply,
+            StreamRangeReply,
+            StreamRangeReply,
+            Option<String>,
+        ) = redis::pipe()
+            .cmd("XRANGE")
+            .arg(&key)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .cmd("XREVRANGE")
+            .arg(&key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .cmd("XRANGE")
+            .arg(&key)
+            .arg(format!("({after}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .cmd("GET")
+            .arg(self.key("epoch"))
+            .query_async(&mut conn)
+            .await
+            .map_err(|err| self.node.failed(on, err))?;
         match (cursor_of(&first)?, cursor_of(&last)?) {
-            // Outside the retained range: entries after it may be trimmed, or it was never
-            // handed out by this store (it lost its data since).
             (Some(first), Some(last)) if after >= first && after <= last => at_most(rest),
-            _ => Ok(LogRead::Unknown),
+            // Outside the retained range: from before the store lost its data (at or before
+            // the epoch's first millisecond), trimmed, or never handed out.
+            _ => match epoch.as_deref().and_then(crate::epoch_began_ms) {
+                Some(began) if after.ms <= began => Ok(LogRead::Rebuilt),
+                _ => Ok(LogRead::Unknown),
+            },
         }
     }
 

@@ -190,15 +190,19 @@ async fn entries_are_published_and_read_back_by_cursor(store: &dyn MatchStore) {
     assert_eq!(limited(None, 2).await.unwrap(), LogRead::TooMany);
     assert_eq!(jsons(limited(None, 3).await.unwrap()).len(), 3);
     assert_eq!(jsons(limited(Some(cursors[2]), 0).await.unwrap()).len(), 0);
-    // Before the first entry, after the last: not cursors this store handed out.
-    for unknown in [Cursor::new(0, 1), Cursor::new(99_999_999_999_999, 0)] {
+    // Before the epoch began (so before the first entry), after the last: not cursors this
+    // store handed out; the first is from an earlier lifetime of the store.
+    for (cursor, read) in [
+        (Cursor::new(0, 1), LogRead::Rebuilt),
+        (Cursor::new(99_999_999_999_999, 0), LogRead::Unknown),
+    ] {
         assert_eq!(
             store
-                .read_after(Topic::Match(9), Some(unknown), usize::MAX)
+                .read_after(Topic::Match(9), Some(cursor), usize::MAX)
                 .await
                 .unwrap(),
-            LogRead::Unknown,
-            "{unknown:?}"
+            read,
+            "{cursor:?}"
         );
     }
     let list = store.list().await.unwrap();
@@ -265,10 +269,7 @@ async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors(store: &dyn MatchSt
         .await
         .unwrap();
     assert_eq!(outcome, WriteOutcome::EpochChanged);
-    let fresh = store.epoch().await.unwrap();
-    assert_ne!(fresh, epoch);
-    assert_eq!(store.load(3).await.unwrap(), None);
-    assert!(store.list().await.unwrap().is_empty());
+    // No epoch yet: the store cannot tell where an unknown cursor is from.
     assert_eq!(
         store
             .read_after(Topic::Match(3), Some(cursors[0]), usize::MAX)
@@ -276,6 +277,29 @@ async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors(store: &dyn MatchSt
             .unwrap(),
         LogRead::Unknown
     );
+    let fresh = store.epoch().await.unwrap();
+    assert_ne!(fresh, epoch);
+    assert_eq!(store.load(3).await.unwrap(), None);
+    assert!(store.list().await.unwrap().is_empty());
+    // Once the new epoch began, a cursor from before it is known to be from the lost store,
+    // whether or not the match has entries again; one past the log is merely unknown.
+    let read = async |cursor| {
+        store
+            .read_after(Topic::Match(3), Some(cursor), usize::MAX)
+            .await
+            .unwrap()
+    };
+    assert_eq!(read(cursors[0]).await, LogRead::Rebuilt);
+    let again = written(
+        store
+            .write(&fresh, &write(3, None, 0, &[r#"{"kind":"update"}"#]))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(read(cursors[0]).await, LogRead::Rebuilt);
+    assert_eq!(read(again[0]).await, LogRead::After(Vec::new()));
+    let beyond = Cursor::new(again[0].ms + 60_000, 0);
+    assert_eq!(read(beyond).await, LogRead::Unknown);
 }
 
 /// Runs each behaviour above as a test against both implementations: `memory::<name>` on a

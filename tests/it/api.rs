@@ -325,6 +325,14 @@ async fn the_web_ui_names_the_wire_as_the_server_does() {
         let kind = kind.as_str().unwrap();
         assert!(served.contains(&format!("{kind}: '{kind}'")), "{kind}");
     }
+    let reasons = doc["components"]["schemas"]["SnapshotReason"]["enum"]
+        .as_array()
+        .expect("SnapshotReason is an enum");
+    assert_eq!(reasons.len(), livescore_wire::SnapshotReason::ALL.len());
+    for reason in reasons {
+        let reason = reason.as_str().unwrap();
+        assert!(served.contains(&format!("{reason}: '{reason}'")), "{reason}");
+    }
     let topic = &doc["components"]["schemas"]["Topic"]["pattern"];
     assert_eq!(topic, "^(games|game:[0-9]{1,19})$");
     assert!(served.contains("feedTopic: 'games'") && served.contains("`game:${id}`"));
@@ -357,13 +365,14 @@ async fn the_formation_view_places_every_position_the_shipped_matches_name() {
     }
 }
 
-/// The first SSE event of `uri` (with an optional Last-Event-ID header): (id, event name).
-/// Checks on the way that the response is an uncached event stream that opens with `retry:`.
-async fn first_sse_event(
+/// The first `n` SSE events of `uri` (with an optional Last-Event-ID header). Checks on the
+/// way that the response is an uncached event stream that opens with `retry:`.
+async fn first_sse_events(
     base: &str,
     uri: &str,
     last_event_id: Option<&str>,
-) -> (Option<String>, String) {
+    n: usize,
+) -> Vec<livescore_wire::sse::Event> {
     let mut request = reqwest::Client::new().get(format!("{base}{uri}"));
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id);
@@ -375,6 +384,7 @@ async fn first_sse_event(
     let mut body = response.bytes_stream();
     let mut reader = livescore_wire::sse::Reader::default();
     let mut stream = Vec::new();
+    let mut events = Vec::new();
     loop {
         let data = tokio::time::timeout(Duration::from_secs(10), body.next())
             .await
@@ -383,36 +393,55 @@ async fn first_sse_event(
             .unwrap();
         stream.extend_from_slice(&data);
         reader.push(&data);
-        if let Some(event) = reader.next_event() {
+        while let Some(event) = reader.next_event() {
             // The stream opens with how long a browser waits before reconnecting.
             assert!(stream.starts_with(b"retry: "), "{stream:?}");
             let retry = reader.retry.expect("a retry: line");
             assert!(livescore_api::fanout::RETRY_MS.contains(&retry), "{retry}");
-            return (event.id, event.event);
+            events.push(event);
+            if events.len() == n {
+                return events;
+            }
         }
     }
+}
+
+/// A snapshot's `reason`.
+fn reason_of(event: &livescore_wire::sse::Event) -> String {
+    assert_eq!(event.event, "snapshot", "{event:?}");
+    let data: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+    data["reason"].as_str().unwrap_or_default().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_resumes_after_the_cursor_from_the_header_or_the_query() {
     let (app, _stop) = api().await;
-    let (last, event) = first_sse_event(&app, "/sse/games/7457", None).await;
-    assert_eq!(event, "snapshot");
-    let last = last.expect("the snapshot carries the cursor it reflects");
+    let first = first_sse_events(&app, "/sse/games/7457", None, 1).await;
+    assert_eq!(reason_of(&first[0]), "no_cursor");
+    let last = first[0]
+        .id
+        .clone()
+        .expect("the snapshot carries the cursor it reflects");
     let (n, _) = last.split_once('-').unwrap();
-    // A cursor a few entries back: resuming sends what came after it, not a snapshot.
+    // A cursor a few entries back: resuming says so, then sends what came after it.
     let earlier = format!("{}-0", n.parse::<u64>().unwrap() - 3);
     let uri = format!("/sse/games/7457?last_event_id={earlier}");
-    let (id, event) = first_sse_event(&app, &uri, None).await;
-    assert_ne!(event, "snapshot");
+    let events = first_sse_events(&app, &uri, None, 2).await;
+    assert_eq!(events[0].event, "resumed");
+    assert_eq!(events[0].id, None, "resumed moves no cursor");
+    let resumed: livescore_wire::join::Resumed = serde_json::from_str(&events[0].data).unwrap();
+    assert_eq!(resumed.after.to_string(), earlier);
     let after = |id: &str| id.split_once('-').unwrap().0.parse::<u64>().unwrap();
-    assert!(after(&id.unwrap()) > after(&earlier));
-    // The header wins over the query; a garbage cursor gets a fresh snapshot.
-    let (_, event) = first_sse_event(&app, &uri, Some("garbage")).await;
-    assert_eq!(event, "snapshot");
-    let (id, event) = first_sse_event(&app, "/sse/games?last_event_id=nonsense", None).await;
-    assert_eq!(event, "snapshot");
-    assert!(id.is_some());
+    assert!(after(events[1].id.as_deref().unwrap()) > after(&earlier));
+    // The header wins over the query; a garbage cursor is no cursor: a fresh snapshot.
+    let garbage = first_sse_events(&app, &uri, Some("garbage"), 1).await;
+    assert_eq!(reason_of(&garbage[0]), "no_cursor");
+    let games = first_sse_events(&app, "/sse/games?last_event_id=nonsense", None, 1).await;
+    assert_eq!(reason_of(&games[0]), "no_cursor");
+    assert!(games[0].id.is_some());
+    // A cursor past the log's end was never handed out.
+    let unknown = first_sse_events(&app, "/sse/games/7457?last_event_id=99999999-0", None, 1).await;
+    assert_eq!(reason_of(&unknown[0]), "cursor_unknown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

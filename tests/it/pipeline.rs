@@ -191,7 +191,9 @@ impl Pipeline {
                 .iter()
                 .map(|e| serde_json::from_str(&e.json).unwrap())
                 .collect(),
-            LogRead::Unknown | LogRead::TooMany => panic!("the log is readable from the start"),
+            LogRead::Unknown | LogRead::TooMany | LogRead::Rebuilt => {
+                panic!("the log is readable from the start")
+            }
         }
     }
 }

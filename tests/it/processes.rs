@@ -92,6 +92,28 @@ async fn the_producer_refuses_its_admin_routes_without_the_right_token() {
     assert_eq!(replays, "[]");
 }
 
+/// How many of the match's log updates, and of the feed's game lines, are marked republished.
+async fn republished(store: &dyn livescore_store::MatchStore) -> (usize, usize) {
+    let updates = support::clients::log_of(store, GAME)
+        .await
+        .into_iter()
+        .filter(|(_, entry)| entry["kind"] == "update" && entry["republished"] == true)
+        .count();
+    let feed = match store
+        .read_after(livescore_store::Topic::Feed, None, usize::MAX)
+        .await
+        .unwrap()
+    {
+        livescore_store::LogRead::After(entries) => entries,
+        other => panic!("the feed: {other:?}"),
+    };
+    let lines = feed
+        .iter()
+        .filter(|entry| entry.json.contains(r#""republished":true"#))
+        .count();
+    (updates, lines)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projector_started_with_rebuild_clears_the_store_and_rebuilds_it_from_the_log() {
     let name = support::owned("rebuild-role");
@@ -129,6 +151,7 @@ async fn a_projector_started_with_rebuild_clears_the_store_and_rebuilds_it_from_
     .await;
     let before = store.epoch().await.unwrap();
     let updates_before = support::clients::logged_updates(store.as_ref(), GAME).await;
+    assert_eq!(republished(store.as_ref()).await, (0, 0), "news when first written");
     projector.terminate();
 
     let _rebuilding =
@@ -147,6 +170,11 @@ async fn a_projector_started_with_rebuild_clears_the_store_and_rebuilds_it_from_
     assert_eq!(stored.fold.state, fold.state, "rebuilt exactly to the fold");
     let updates_after = support::clients::logged_updates(store.as_ref(), GAME).await;
     assert_eq!(updates_after, updates_before, "the same updates, each once");
+    // Viewers saw these when they happened: every update and game line the rebuild wrote
+    // again says so, and browsers do not alert for them.
+    let (updates, lines) = republished(store.as_ref()).await;
+    assert_eq!(updates, updates_after.len(), "every update marked republished");
+    assert!(lines > 0, "the games list's lines marked republished");
     let metrics = support::scrape(&projector_base).await;
     assert_eq!(
         support::metric(&metrics, "livescore_projector_rebuilds_total"),

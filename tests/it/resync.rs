@@ -10,7 +10,7 @@ use crate::support;
 use std::time::Duration;
 
 use livescore_domain::{ReplayStatus, Speed};
-use support::clients::{Seen, Transport, assert_exact, listen_once, log_of};
+use support::clients::{Seen, Transport, assert_exact, listen_once, log_of, snapshot_reason};
 
 const GAME: u64 = 7471;
 
@@ -80,16 +80,24 @@ async fn a_cursor_trimmed_from_the_log_gets_a_fresh_snapshot_and_no_gap() {
         let seen = support::within("a resynced viewer's end", Duration::from_secs(60), viewer)
             .await
             .unwrap();
-        assert_eq!(seen[0].event, "snapshot", "a fresh snapshot first");
+        assert_eq!(
+            snapshot_reason(&seen[0]),
+            "cursor_unknown",
+            "a fresh snapshot first, saying why"
+        );
         // From the snapshot on, exactly the log.
         assert_exact(store.as_ref(), GAME, &seen).await;
     }
     let seen = support::within("the resumed viewer's end", Duration::from_secs(60), resumed)
         .await
         .unwrap();
-    assert_ne!(
-        seen[0].event, "snapshot",
-        "a held cursor resumes without a snapshot"
+    assert_eq!(
+        (seen[0].event.as_str(), seen[0].data.as_str()),
+        (
+            "resumed",
+            format!(r#"{{"kind":"resumed","after":"{held}"}}"#).as_str()
+        ),
+        "a held cursor resumes without a snapshot, and says so first"
     );
     let after: Vec<String> = log_of(store.as_ref(), GAME)
         .await

@@ -3,7 +3,7 @@
 //! checks the checked-in file is this one and that it agrees with `/openapi.json`;
 //! `cargo run -p livescore-wire --example wire_js > web/wire.js` writes it again.
 
-use crate::{Kind, Topic, topic};
+use crate::{Kind, SnapshotReason, Topic, topic};
 
 /// The text of `web/wire.js`.
 pub fn module() -> String {
@@ -12,9 +12,13 @@ pub fn module() -> String {
         // Each kind's key is its name (all are one word).
         .map(|kind| format!("    {0}: '{0}',", kind.as_str()))
         .collect();
-    let sse_kinds: Vec<String> = [Kind::Snapshot, Kind::Update, Kind::Replay, Kind::Game]
+    let sse_kinds: Vec<String> = Kind::SSE
         .iter()
         .map(|kind| format!("'{}'", kind.as_str()))
+        .collect();
+    let reasons: Vec<String> = SnapshotReason::ALL
+        .iter()
+        .map(|reason| format!("    {0}: '{0}',", reason.as_str()))
         .collect();
     format!(
         "// Generated from the livescore-wire crate (wire/src/js.rs): do not edit by hand.\n\
@@ -23,6 +27,8 @@ pub fn module() -> String {
          \n\
          const WIRE = Object.freeze({{\n\
          \x20 kind: Object.freeze({{\n{kinds}\n  }}),\n\
+         \x20 // Why a stream began with a snapshot rather than resuming (the snapshot's `reason`).\n\
+         \x20 snapshotReason: Object.freeze({{\n{reasons}\n  }}),\n\
          \x20 // The SSE event names (the WebSocket adds unsubscribed and error).\n\
          \x20 sseKinds: Object.freeze([{sse_kinds}]),\n\
          \x20 feedTopic: '{feed}',\n\
@@ -30,6 +36,7 @@ pub fn module() -> String {
          \x20 ssePath: (topic) => topic === '{feed}' ? '{feed_path}' : `/sse/games/${{topic.slice({len})}}`,\n\
          }});\n",
         kinds = kinds.join("\n"),
+        reasons = reasons.join("\n"),
         sse_kinds = sse_kinds.join(", "),
         feed = topic::FEED,
         prefix = topic::MATCH_PREFIX,
@@ -45,6 +52,9 @@ mod tests {
         let js = super::module();
         for kind in crate::Kind::ALL {
             assert!(js.contains(&format!("'{}'", kind.as_str())), "{kind}");
+        }
+        for reason in crate::SnapshotReason::ALL {
+            assert!(js.contains(&format!("'{}'", reason.as_str())), "{reason:?}");
         }
         assert!(js.contains("feedTopic: 'games'"));
         assert!(js.contains("`game:${id}`"));

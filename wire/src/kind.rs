@@ -8,14 +8,23 @@ use crate::{Topic, WireError};
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Kind {
-    /// A topic as it stands: the first message of a stream (and after a lost cursor).
+    /// A topic as it stands: the first message of a stream that could not resume (its data
+    /// says why, in `reason`: see [`crate::SnapshotReason`]), and in a match's log the first
+    /// entry of each run (no `reason`).
     Snapshot,
+    /// The first message of a stream that resumed after the client's cursor: nothing was
+    /// missed, what follows is exactly what came after it. Its data: `{"kind":"resumed","after"}`.
+    Resumed,
     /// A change in a match (an `Entry::Update`).
     Update,
     /// A match's replay was started, paused, resumed, sped up, stopped or finished.
     Replay,
     /// A game's summary changed (on the `games` topic).
     Game,
+    /// How many are watching, at most every few seconds and only when it changed: on a match,
+    /// `{"kind":"presence","watching","site"}`; on `games`, `{"kind":"presence","site","games"}`.
+    /// Not in the log: it has no cursor, and a client resuming gets the next one.
+    Presence,
     /// WebSocket only: the topic is no longer followed.
     Unsubscribed,
     /// WebSocket only: the request was not understood; the connection stays.
@@ -24,21 +33,35 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in declaration order (for `web/wire.js` and its test).
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Snapshot,
+        Kind::Resumed,
         Kind::Update,
         Kind::Replay,
         Kind::Game,
+        Kind::Presence,
         Kind::Unsubscribed,
         Kind::Error,
+    ];
+
+    /// The kinds an SSE stream carries (a WebSocket adds `unsubscribed` and `error`).
+    pub const SSE: [Kind; 6] = [
+        Kind::Snapshot,
+        Kind::Resumed,
+        Kind::Update,
+        Kind::Replay,
+        Kind::Game,
+        Kind::Presence,
     ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Kind::Snapshot => "snapshot",
+            Kind::Resumed => "resumed",
             Kind::Update => "update",
             Kind::Replay => "replay",
             Kind::Game => "game",
+            Kind::Presence => "presence",
             Kind::Unsubscribed => "unsubscribed",
             Kind::Error => "error",
         }

@@ -6,6 +6,8 @@
 //!   `game:<id>` (one match's log).
 //! - [`Kind`]: what a message is (`snapshot`, `update`, `replay`, `game`, and on a WebSocket
 //!   `unsubscribed` and `error`).
+//! - [`join`]: what a stream's first message says: it resumed after the client's cursor, or
+//!   why it starts with a snapshot; and the marks of the messages that are not log entries.
 //! - [`sse`]: the Server-Sent Events a stream carries, written and read.
 //! - [`frame`]: the WebSocket frames, both ways.
 //! - [`js`]: the same names for the browser (`web/wire.js` is generated from them).
@@ -49,6 +51,7 @@ macro_rules! string_on_the_wire {
 
 pub mod cursor;
 pub mod frame;
+pub mod join;
 pub mod js;
 pub mod kind;
 pub mod sse;
@@ -56,6 +59,7 @@ pub mod topic;
 
 pub use cursor::Cursor;
 pub use frame::{ClientRequest, ServerFrame};
+pub use join::SnapshotReason;
 pub use kind::Kind;
 pub use topic::Topic;
 

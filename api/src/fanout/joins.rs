@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use livescore_store::{Cursor, Kind, LogRead, MatchStore, StoreError, Topic};
+use livescore_wire::{SnapshotReason, join};
 use tokio::sync::mpsc;
 
 use super::connections::ConnKey;
@@ -46,14 +47,16 @@ impl From<StoreError> for Ended {
 
 /// What the store said when a follower joined a topic.
 pub(crate) struct Joined {
-    /// A snapshot (first, or the cursor was unknown or too far behind), or the entries after
-    /// `after`.
+    /// A snapshot (its data says why: [`SnapshotReason`]), or the entries after `after`.
     pub messages: Vec<Arc<Message>>,
     pub snapshot: bool,
     /// The cursor caught up after (None for a snapshot).
     pub after: Option<Cursor>,
-    /// A snapshot sent because the follower's cursor was unknown or too far behind.
+    /// A snapshot sent because the follower's cursor could not be resumed after.
     pub resync: bool,
+    /// For entries after a cursor: the `resumed` message that opens a new subscription (a
+    /// follower catching up on a subscription it has does not get it again).
+    pub resumed: Option<Arc<Message>>,
 }
 
 /// A store read in flight for followers joining `topic` from `cursor`.
@@ -148,9 +151,9 @@ async fn join(
     topic: Topic,
     cursor: Option<Cursor>,
 ) -> Result<Joined, Ended> {
-    let mut resync = false;
-    if let Some(cursor) = cursor {
-        match store
+    let reason = match cursor {
+        None => SnapshotReason::NoCursor,
+        Some(cursor) => match store
             .read_after(topic, Some(cursor), CATCH_UP_ENTRIES)
             .await?
         {
@@ -160,22 +163,31 @@ async fn join(
                     snapshot: false,
                     after: Some(cursor),
                     resync: false,
+                    resumed: Some(Message::new(
+                        topic,
+                        None,
+                        Kind::Resumed,
+                        Arc::from(join::resumed(cursor)),
+                    )),
                 });
             }
-            LogRead::Unknown | LogRead::TooMany => resync = true,
-        }
-    }
+            LogRead::Unknown => SnapshotReason::CursorUnknown,
+            LogRead::TooMany => SnapshotReason::TooFarBehind,
+            LogRead::Rebuilt => SnapshotReason::StoreRebuilt,
+        },
+    };
     let snapshot = store.snapshot(topic).await?.ok_or(Ended::NoSuchTopic)?;
     Ok(Joined {
         messages: vec![Message::new(
             topic,
             snapshot.cursor,
             Kind::Snapshot,
-            Arc::from(snapshot.json),
+            Arc::from(join::with_reason(&snapshot.json, reason)),
         )],
         snapshot: true,
         after: None,
-        resync,
+        resync: cursor.is_some(),
+        resumed: None,
     })
 }
 
@@ -219,6 +231,17 @@ impl Engine {
         };
         if !joined.snapshot && sub.last.is_none() {
             sub.last = joined.after;
+        }
+        // A new subscription that resumed says so first (it has no cursor: `last` stays).
+        let first = std::mem::take(&mut sub.first);
+        if first
+            && let Some(resumed) = &joined.resumed
+            && self
+                .outbox
+                .stage(conn, index, resumed.bytes_for(conn.websocket))
+                .is_ok()
+        {
+            ShardMetrics::add(&self.metrics.messages_sent, 1);
         }
         // A snapshot goes out whatever its cursor; entries and held messages only if new.
         let (snapshot, stored) = if joined.snapshot {

@@ -23,6 +23,8 @@ pub(crate) struct Sub {
     /// The position of the last message queued for it.
     pub last: Option<Cursor>,
     pub phase: Phase,
+    /// Its first join is still to be answered: the answer opens with how it joined.
+    pub first: bool,
 }
 
 pub(crate) enum Phase {
@@ -86,6 +88,7 @@ impl Topics {
             next: followers.head(),
             last: None,
             phase: Phase::joining(),
+            first: true,
         });
         followers.subs.len() - 1
     }

@@ -230,6 +230,13 @@ pub async fn follow_to_the_end(
     }
 }
 
+/// Why the stream that `seen` begins with started with a snapshot (its `reason`).
+pub fn snapshot_reason(seen: &Seen) -> String {
+    assert_eq!(seen.event, "snapshot", "{seen:?}");
+    let data: serde_json::Value = serde_json::from_str(&seen.data).unwrap();
+    data["reason"].as_str().unwrap_or_default().to_owned()
+}
+
 /// The match's whole log, as (cursor, JSON value) pairs.
 pub async fn log_of(store: &dyn MatchStore, game: u64) -> Vec<(Cursor, serde_json::Value)> {
     match store
@@ -241,7 +248,7 @@ pub async fn log_of(store: &dyn MatchStore, game: u64) -> Vec<(Cursor, serde_jso
             .iter()
             .map(|e| (e.cursor, serde_json::from_str(&e.json).unwrap()))
             .collect(),
-        LogRead::Unknown | LogRead::TooMany => panic!("game {game} has no log"),
+        LogRead::Unknown | LogRead::TooMany | LogRead::Rebuilt => panic!("game {game} has no log"),
     }
 }
 
@@ -259,9 +266,10 @@ pub async fn logged_updates(store: &dyn MatchStore, game: u64) -> Vec<livescore_
 }
 
 /// Checks that what a client saw after its first snapshot is exactly the log after it: nothing
-/// missing, nothing twice, in order. (A client that reconnects with a cursor the server still
-/// has gets no second snapshot.)
-pub async fn assert_exact(store: &dyn MatchStore, game: u64, seen: &[Seen]) {
+/// missing, nothing twice, in order. A client that reconnects with a cursor the server still has gets no second
+/// snapshot but a `resumed` naming that very cursor. Presence counts are not log entries.
+/// Returns how many times it resumed.
+pub async fn assert_exact(store: &dyn MatchStore, game: u64, seen: &[Seen]) -> usize {
     assert_eq!(seen[0].event, "snapshot");
     let from: Cursor = seen[0].id.as_deref().unwrap().parse().unwrap();
     let expected: Vec<(Cursor, serde_json::Value)> = log_of(store, game)
@@ -269,15 +277,26 @@ pub async fn assert_exact(store: &dyn MatchStore, game: u64, seen: &[Seen]) {
         .into_iter()
         .filter(|(cursor, _)| *cursor > from)
         .collect();
-    let got: Vec<(Cursor, serde_json::Value)> = seen[1..]
-        .iter()
-        .map(|e| {
-            (
-                e.id.as_deref().unwrap().parse().unwrap(),
-                serde_json::from_str(&e.data).unwrap(),
-            )
-        })
-        .collect();
+    let mut got: Vec<(Cursor, serde_json::Value)> = Vec::new();
+    let mut resumed = 0;
+    for event in &seen[1..] {
+        let data: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+        match event.event.as_str() {
+            "presence" => continue,
+            "resumed" => {
+                let last = got.last().map_or(from, |(cursor, _)| *cursor);
+                assert_eq!(
+                    data["after"],
+                    last.to_string(),
+                    "resumed after its last cursor"
+                );
+                assert_eq!(event.id, None, "a resumed message has no cursor of its own");
+                resumed += 1;
+            }
+            _ => got.push((event.id.as_deref().unwrap().parse().unwrap(), data)),
+        }
+    }
     assert_eq!(got.len(), expected.len(), "no gap, no duplicate");
     assert_eq!(got, expected);
+    resumed
 }
