@@ -24,6 +24,8 @@ pub mod defaults {
     pub const SHUTDOWN_DRAIN_MS: u64 = 5_000;
     /// Viewers a replica keeps before it sheds some to the others: none (0, off).
     pub const SHED_ABOVE_CONNECTIONS: u64 = 0;
+    /// Each replica adds its viewer counts to the store once per window this long.
+    pub const PRESENCE_INTERVAL_MS: u64 = 2_000;
 }
 
 /// An API replica's settings.
@@ -34,6 +36,9 @@ pub struct ApiConfig {
     pub fanout: FanoutConfig,
     /// The origins, besides the API's own, whose pages may use it from a browser.
     pub origins: AllowedOrigins,
+    /// The presence window: each replica adds its viewer counts to the store once per window,
+    /// and a dead replica's viewers drop out within two.
+    pub presence_interval: Duration,
 }
 
 /// How the fan-out engine treats its viewers.
@@ -69,6 +74,7 @@ impl Default for ApiConfig {
             web_dir: defaults::WEB_DIR.into(),
             fanout: FanoutConfig::default(),
             origins: AllowedOrigins::default(),
+            presence_interval: Duration::from_millis(defaults::PRESENCE_INTERVAL_MS),
         }
     }
 }

@@ -70,6 +70,11 @@ impl Hub {
         receiver
     }
 
+    /// Hands a message that is not a store entry (a `presence` count) to every shard.
+    pub(crate) fn publish(&self, message: Arc<Message>) {
+        self.broadcast(&HubEvent::Entry(message));
+    }
+
     /// Hands `event` to every shard; a full shard is told later that it missed entries.
     fn broadcast(&self, event: &HubEvent) {
         self.lock().retain_mut(|shard| {

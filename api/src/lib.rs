@@ -2,7 +2,8 @@
 //! of replicas can serve the same clients.
 //!
 //! - `GET /games`: every game the store knows, most recently changed first, with its headline
-//! - `GET /games/{game_id}`: one game's full state and replay status
+//!   and who is watching it (`presence.rs`)
+//! - `GET /games/{game_id}`: one game's full state, replay status and viewers
 //! - `GET /sse/games`, `GET /sse/games/{game_id}`: the same, live (see `sse.rs`)
 //! - `GET /ws`: WebSocket, the same topics, several per connection (see `ws.rs`)
 //! - `GET /healthz`: the process answers; `GET /readyz`: and the store answers (503 if not)
@@ -22,6 +23,7 @@ pub mod message;
 pub mod metrics;
 pub mod openapi;
 pub mod origins;
+pub mod presence;
 pub mod sse;
 pub mod ws;
 
@@ -52,6 +54,8 @@ pub struct Replica {
     /// projector's in it too): `/metrics` shows it.
     pub telemetry: Arc<Telemetry>,
     pub config: ApiConfig,
+    /// Who is watching, on every replica.
+    pub presence: Arc<presence::Presence>,
 }
 
 impl Replica {
@@ -65,12 +69,19 @@ impl Replica {
         let metrics = Arc::new(Metrics::default());
         telemetry.register(|registry| metrics.register(registry));
         let hub = Hub::start(store.as_ref(), Arc::clone(&metrics)).await?;
+        let presence = presence::Presence::new(config.presence_interval);
+        tokio::spawn(Arc::clone(&presence).run(
+            Arc::clone(&store),
+            Arc::clone(&hub),
+            Arc::clone(&metrics),
+        ));
         Ok(Arc::new(Replica {
             store,
             hub,
             metrics,
             telemetry,
             config,
+            presence,
         }))
     }
 
@@ -80,10 +91,12 @@ impl Replica {
         let engine = fanout::start(
             Arc::clone(&self.store),
             &self.hub,
+            Arc::clone(&self.presence),
             &self.metrics,
             &self.config.fanout,
             shard,
         );
+        self.presence.attach(engine.clone());
         ShardApi {
             replica: Arc::clone(self),
             engine,
@@ -197,14 +210,23 @@ struct GamesQuery {
     status: Option<String>,
 }
 
-/// Every game the store knows, most recently changed first.
+/// A line of `GET /games`: the game's summary and who is watching it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GameLine {
+    #[serde(flatten)]
+    pub summary: MatchSummary,
+    /// Viewers of the game and of the site, on every replica (a few seconds old at most).
+    pub presence: presence::Watching,
+}
+
+/// Every game the store knows, most recently changed first, with who is watching each.
 #[utoipa::path(get, path = "/games", tag = "games", params(GamesQuery),
-    responses((status = 200, description = "the games", body = Vec<MatchSummary>),
+    responses((status = 200, description = "the games", body = Vec<GameLine>),
               (status = 400, description = "unknown status", body = ErrorBody)))]
 async fn games(
     State(state): State<ShardApi>,
     Query(query): Query<GamesQuery>,
-) -> Result<Json<Vec<MatchSummary>>, ApiError> {
+) -> Result<Json<Vec<GameLine>>, ApiError> {
     let mut games = state.store.list().await?;
     if let Some(wanted) = query.status {
         let keep = status_filter(&wanted).ok_or_else(|| {
@@ -219,7 +241,16 @@ async fn games(
         })?;
         games.retain(|game| keep(game));
     }
-    Ok(Json(games))
+    let presence = state.presence.totals();
+    Ok(Json(
+        games
+            .into_iter()
+            .map(|summary| GameLine {
+                presence: presence.of_match(summary.match_id),
+                summary,
+            })
+            .collect(),
+    ))
 }
 
 /// Which games a `?status=` filter keeps.
@@ -247,6 +278,8 @@ fn status_filter(wanted: &str) -> Option<GameFilter> {
 pub struct GameView {
     pub state: MatchState,
     pub replay: ReplayInfo,
+    /// Viewers of the game and of the site, on every replica (a few seconds old at most).
+    pub presence: presence::Watching,
 }
 
 /// One game's full state and replay status.
@@ -267,5 +300,6 @@ async fn game(
     Ok(Json(GameView {
         state: stored.fold.state,
         replay: stored.replay,
+        presence: state.presence.totals().of_match(id),
     }))
 }

@@ -26,6 +26,12 @@ pub struct Metrics {
     pub subscription_lag_seconds: Histogram,
     /// Times the replica's store subscription was interrupted or fell behind.
     pub live_interruptions: Counter,
+    /// The site's viewers on every replica, as of the last presence window read.
+    pub presence_site_viewers: prometheus_client::metrics::gauge::Gauge,
+    /// `presence` messages this replica sent out (one per changed topic per push).
+    pub presence_messages: Counter,
+    /// Presence windows the store did not answer for.
+    pub presence_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -35,6 +41,9 @@ impl Default for Metrics {
             delivery_seconds: Histogram::new(livescore_server::telemetry::latency_buckets()),
             subscription_lag_seconds: Histogram::new(livescore_server::telemetry::latency_buckets()),
             live_interruptions: Counter::default(),
+            presence_site_viewers: Default::default(),
+            presence_messages: Counter::default(),
+            presence_failures: Counter::default(),
         }
     }
 }
@@ -115,6 +124,21 @@ impl Metrics {
             "livescore_live_interruptions",
             "Interruptions of the replica's store subscription",
             self.live_interruptions.clone(),
+        );
+        registry.register(
+            "livescore_presence_site_viewers",
+            "Viewers of the site on every replica, as of the last presence window",
+            self.presence_site_viewers.clone(),
+        );
+        registry.register(
+            "livescore_presence_messages",
+            "Presence messages sent out: one per topic whose counts changed, at most every 5 s",
+            self.presence_messages.clone(),
+        );
+        registry.register(
+            "livescore_presence_failures",
+            "Presence windows the store did not answer for",
+            self.presence_failures.clone(),
         );
         registry.register_collector(Box::new(ShardSums {
             shards: Arc::clone(&self.shards),

@@ -29,6 +29,8 @@ use utoipa_swagger_ui::SwaggerUi;
         livescore_wire::Cursor,
         livescore_wire::SnapshotReason,
         livescore_wire::join::Resumed,
+        crate::presence::Watching,
+        crate::GameLine,
         crate::ErrorBody
     )),
     tags(

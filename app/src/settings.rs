@@ -197,6 +197,11 @@ pub struct HttpSettings {
     /// replica's fair share (viewers / replicas), below what one replica can hold.
     #[arg(long, env = "SHED_ABOVE_CONNECTIONS", default_value_t = api::SHED_ABOVE_CONNECTIONS)]
     pub shed_above_connections: u64,
+    /// Who is watching: each replica adds its viewer counts to the store once per window this
+    /// long (milliseconds); a dead replica's viewers drop out within two windows.
+    #[arg(long, env = "PRESENCE_INTERVAL_MS", default_value_t = api::PRESENCE_INTERVAL_MS,
+          value_parser = millis())]
+    pub presence_interval_ms: u64,
 }
 
 impl HttpSettings {
@@ -230,6 +235,7 @@ impl HttpSettings {
                     .then(|| usize::try_from(self.shed_above_connections).unwrap_or(usize::MAX)),
             },
             origins: self.allowed_origins.clone(),
+            presence_interval: Duration::from_millis(self.presence_interval_ms),
         }
     }
 }
@@ -331,6 +337,7 @@ impl Default for HttpSettings {
             allowed_origins: AllowedOrigins::default(),
             shutdown_drain_ms: api::SHUTDOWN_DRAIN_MS,
             shed_above_connections: api::SHED_ABOVE_CONNECTIONS,
+            presence_interval_ms: api::PRESENCE_INTERVAL_MS,
         }
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod memory;
 pub mod model;
+pub mod presence;
 pub mod redis;
 
 pub use livescore_wire::{Cursor, Kind, Topic};
@@ -78,6 +79,24 @@ pub trait MatchStore: Send + Sync + 'static {
 
     /// Live entries of every topic, as they are written.
     async fn subscribe(&self) -> Result<broadcast::Receiver<Live>, StoreError>;
+
+    /// Adds one API replica's viewer counts (`site`, `games`, `game:<id>`: see
+    /// [`presence`]) to the presence window `window`, which the store forgets after `ttl`.
+    /// Every replica adds its own each window; a replica that stops (killed, say) is simply
+    /// absent from the next window.
+    async fn add_presence(
+        &self,
+        window: u64,
+        counts: &[(String, u64)],
+        ttl: std::time::Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Every replica's counts added to `window`, summed per field (empty if none, or
+    /// forgotten).
+    async fn presence(
+        &self,
+        window: u64,
+    ) -> Result<std::collections::HashMap<String, u64>, StoreError>;
 
     /// Deletes everything, epoch included: the projector will rebuild from the event log.
     async fn clear(&self) -> Result<(), StoreError>;

@@ -34,6 +34,8 @@ struct StoreState {
     last_id: u64,
     /// Per partition of the event log, how far it is reflected.
     reflected: HashMap<i32, Reflected>,
+    /// Presence windows: the summed counts, and when each window is forgotten.
+    presence: HashMap<u64, (HashMap<String, u64>, std::time::Instant)>,
 }
 
 /// A [`MemoryStore`] as it stood: see [`MemoryStore::checkpoint`].
@@ -244,6 +246,38 @@ impl MatchStore for MemoryStore {
 
     async fn subscribe(&self) -> Result<broadcast::Receiver<Live>, StoreError> {
         Ok(self.shared.live.subscribe())
+    }
+
+    async fn add_presence(
+        &self,
+        window: u64,
+        counts: &[(String, u64)],
+        ttl: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let now = std::time::Instant::now();
+        let mut state = self.lock();
+        state.presence.retain(|_, (_, expires)| *expires > now);
+        let (sums, expires) = state
+            .presence
+            .entry(window)
+            .or_insert_with(|| (HashMap::new(), now));
+        *expires = now + ttl;
+        sums.entry(crate::presence::SITE.to_owned()).or_insert(0);
+        for (field, count) in counts.iter().filter(|(_, count)| *count > 0) {
+            *sums.entry(field.clone()).or_insert(0) += count;
+        }
+        Ok(())
+    }
+
+    async fn presence(&self, window: u64) -> Result<HashMap<String, u64>, StoreError> {
+        let now = std::time::Instant::now();
+        let state = self.lock();
+        Ok(state
+            .presence
+            .get(&window)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(sums, _)| sums.clone())
+            .unwrap_or_default())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

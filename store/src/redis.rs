@@ -54,7 +54,6 @@ if before then return before end
 return fresh
 ";
 
-
 use node::Node;
 pub use node::{ReadFrom, SentinelConfig};
 
@@ -537,6 +536,47 @@ impl MatchStore for RedisStore {
             })
             .await?;
         Ok(sender.subscribe())
+    }
+
+    async fn add_presence(
+        &self,
+        window: u64,
+        counts: &[(String, u64)],
+        ttl: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let key = self.key(&format!("presence:{window}"));
+        let mut pipe = redis::pipe();
+        for (field, count) in counts.iter().filter(|(_, count)| *count > 0) {
+            pipe.cmd("HINCRBY")
+                .arg(&key)
+                .arg(field)
+                .arg(*count)
+                .ignore();
+        }
+        // Even with nobody watching: the window exists, and expires.
+        pipe.cmd("HINCRBY")
+            .arg(&key)
+            .arg(crate::presence::SITE)
+            .arg(0)
+            .ignore();
+        pipe.cmd("PEXPIRE")
+            .arg(&key)
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+            .ignore();
+        let (mut conn, on) = self.node.conn().await?;
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(|err| self.node.failed(on, err))
+    }
+
+    async fn presence(
+        &self,
+        window: u64,
+    ) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        let (mut conn, on) = self.node.conn().await?;
+        conn.hgetall(self.key(&format!("presence:{window}")))
+            .await
+            .map_err(|err| self.node.failed(on, err))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -302,6 +302,63 @@ async fn a_cleared_store_has_a_new_epoch_and_forgets_cursors(store: &dyn MatchSt
     assert_eq!(read(beyond).await, LogRead::Unknown);
 }
 
+async fn presence_sums_every_replicas_counts_per_window_and_forgets_them(store: &dyn MatchStore) {
+    use std::time::Duration;
+    // A window far from any other test's (and from now): its own.
+    let window = 7_000_000 + u64::from(std::process::id());
+    let counts = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+        pairs.iter().map(|(f, n)| ((*f).to_owned(), *n)).collect()
+    };
+    let ttl = Duration::from_secs(60);
+    assert!(store.presence(window).await.unwrap().is_empty());
+    store
+        .add_presence(
+            window,
+            &counts(&[("site", 3), ("game:7", 2), ("games", 1)]),
+            ttl,
+        )
+        .await
+        .unwrap();
+    store
+        .add_presence(
+            window,
+            &counts(&[("site", 4), ("game:7", 1), ("game:8", 3)]),
+            ttl,
+        )
+        .await
+        .unwrap();
+    let summed = store.presence(window).await.unwrap();
+    let expected = counts(&[("site", 7), ("game:7", 3), ("games", 1), ("game:8", 3)]);
+    assert_eq!(summed, expected.into_iter().collect());
+    assert!(
+        store.presence(window + 1).await.unwrap().is_empty(),
+        "windows apart"
+    );
+    // A replica with nobody watching still says so: the window exists with a zero site.
+    store.add_presence(window + 2, &[], ttl).await.unwrap();
+    assert_eq!(
+        store.presence(window + 2).await.unwrap().get("site"),
+        Some(&0)
+    );
+    // Forgotten after its time to live (polled: Redis expires keys on its own clock).
+    store
+        .add_presence(
+            window + 3,
+            &counts(&[("site", 1)]),
+            Duration::from_millis(50),
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !store.presence(window + 3).await.unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the window outlived its ttl"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Runs each behaviour above as a test against both implementations: `memory::<name>` on a
 /// fresh in-process store, `redis::<name>` on the test Redis under a key prefix of its own
 /// (cleared afterwards).
@@ -440,6 +497,7 @@ on_both_stores!(
     each_entry_keeps_the_kind_it_was_written_with,
     a_cleared_store_has_a_new_epoch_and_forgets_cursors,
     marks_count_writes_and_refuse_a_writer_that_saw_more,
+    presence_sums_every_replicas_counts_per_window_and_forgets_them,
 );
 
 /// A store under a key prefix of its own, on the test Redis.

@@ -331,7 +331,10 @@ async fn the_web_ui_names_the_wire_as_the_server_does() {
     assert_eq!(reasons.len(), livescore_wire::SnapshotReason::ALL.len());
     for reason in reasons {
         let reason = reason.as_str().unwrap();
-        assert!(served.contains(&format!("{reason}: '{reason}'")), "{reason}");
+        assert!(
+            served.contains(&format!("{reason}: '{reason}'")),
+            "{reason}"
+        );
     }
     let topic = &doc["components"]["schemas"]["Topic"]["pattern"];
     assert_eq!(topic, "^(games|game:[0-9]{1,19})$");

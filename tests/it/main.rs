@@ -16,6 +16,7 @@ mod hostile_clients;
 mod http_limits;
 mod outages;
 mod pipeline;
+mod presence;
 mod processes;
 mod projectors;
 mod resync;

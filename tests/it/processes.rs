@@ -151,7 +151,11 @@ async fn a_projector_started_with_rebuild_clears_the_store_and_rebuilds_it_from_
     .await;
     let before = store.epoch().await.unwrap();
     let updates_before = support::clients::logged_updates(store.as_ref(), GAME).await;
-    assert_eq!(republished(store.as_ref()).await, (0, 0), "news when first written");
+    assert_eq!(
+        republished(store.as_ref()).await,
+        (0, 0),
+        "news when first written"
+    );
     projector.terminate();
 
     let _rebuilding =
@@ -173,7 +177,11 @@ async fn a_projector_started_with_rebuild_clears_the_store_and_rebuilds_it_from_
     // Viewers saw these when they happened: every update and game line the rebuild wrote
     // again says so, and browsers do not alert for them.
     let (updates, lines) = republished(store.as_ref()).await;
-    assert_eq!(updates, updates_after.len(), "every update marked republished");
+    assert_eq!(
+        updates,
+        updates_after.len(),
+        "every update marked republished"
+    );
     assert!(lines > 0, "the games list's lines marked republished");
     let metrics = support::scrape(&projector_base).await;
     assert_eq!(

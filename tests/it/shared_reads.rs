@@ -62,6 +62,20 @@ impl MatchStore for Gated {
     async fn subscribe(&self) -> Result<broadcast::Receiver<Live>, StoreError> {
         self.inner.subscribe().await
     }
+    async fn add_presence(
+        &self,
+        window: u64,
+        counts: &[(String, u64)],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner.add_presence(window, counts, ttl).await
+    }
+    async fn presence(
+        &self,
+        window: u64,
+    ) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        self.inner.presence(window).await
+    }
     async fn clear(&self) -> Result<(), StoreError> {
         self.inner.clear().await
     }

@@ -78,6 +78,10 @@ pub(crate) enum Event {
     },
     /// A blocked socket can take more, or its deadline passed.
     Writable { conn: ConnKey, timed_out: bool },
+    /// The presence task asks for the shard's counts.
+    Count {
+        reply: tokio::sync::oneshot::Sender<crate::presence::Counts>,
+    },
 }
 
 /// What a socket's reader hands the engine, through a bounded queue.
@@ -108,6 +112,8 @@ pub(crate) struct Engine {
     pub(super) outbox: Outbox,
     pub(super) house: Housekeeping,
     pub(super) metrics: Arc<ShardMetrics>,
+    /// The replica's counts of viewers: a joining follower gets its topic's latest.
+    pub(super) presence: Arc<crate::presence::Presence>,
     /// Sockets with a topic that fell behind: each catches up once its socket has room.
     pub(super) behind: Vec<ConnKey>,
     readers: mpsc::Sender<FromReader>,
@@ -122,6 +128,7 @@ impl Engine {
     /// An engine, and the senders of its events (for the routes: `Adopt`).
     pub fn new(
         store: Arc<dyn MatchStore>,
+        presence: Arc<crate::presence::Presence>,
         config: &FanoutConfig,
         shards: usize,
         metrics: Arc<ShardMetrics>,
@@ -142,6 +149,7 @@ impl Engine {
             ),
             house: Housekeeping::new(config.idle_socket),
             metrics,
+            presence,
             behind: Vec::new(),
             readers,
             send_buffer: config.send_buffer,
@@ -254,6 +262,12 @@ impl Engine {
             Event::Adopt { detached, stream } => self.adopt(detached, stream),
             Event::Read { id, outcome } => self.read_answered(id, outcome),
             Event::Writable { conn, timed_out } => self.writable(conn, timed_out),
+            Event::Count { reply } => {
+                let _ = reply.send(crate::presence::Counts {
+                    site: self.conns.len() as u64,
+                    topics: self.topics.counts(),
+                });
+            }
         }
     }
 
@@ -349,7 +363,10 @@ impl Engine {
     pub(super) fn take(&mut self, event: HubEvent) {
         match event {
             HubEvent::Entry(message) => {
-                self.joins.topic_moved(message.topic);
+                // A presence count is no log entry: a store read in flight misses nothing.
+                if message.kind != livescore_store::Kind::Presence {
+                    self.joins.topic_moved(message.topic);
+                }
                 let waited = message.arrived.elapsed();
                 let first = !self.topics.is_sweep_due();
                 if self.topics.push(message) && first {

@@ -266,6 +266,18 @@ impl Engine {
             sub.last = message.cursor;
             sent += 1;
         }
+        // A new follower learns at once who else is watching (the counts go out only when
+        // they change).
+        if first
+            && !behind
+            && let Some(presence) = self.presence.latest(topic)
+            && self
+                .outbox
+                .stage(conn, index, presence.bytes_for(conn.websocket))
+                .is_ok()
+        {
+            sent += 1;
+        }
         ShardMetrics::add(&self.metrics.messages_sent, sent);
         if behind {
             sub.phase = Phase::Behind;

@@ -20,6 +20,8 @@
 //! A WebSocket client's frames come the other way: `reader.rs` reads them
 //! (`framing/websocket.rs` checks them) and `session.rs` answers, through the same outbox.
 //! `housekeeping.rs` sends heartbeats, closes idle sockets and says goodbye at shutdown.
+//! `presence` messages (`../presence.rs`) travel as live messages do, without a cursor: they
+//! are not in any log, are never held or caught up, and are dropped for a socket with no room.
 
 mod connections;
 mod engine;
@@ -41,6 +43,7 @@ use tokio::sync::mpsc;
 use crate::config::FanoutConfig;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 
 pub use engine::RETRY_MS;
 pub use housekeeping::HEARTBEAT;
@@ -66,6 +69,15 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
+    /// How many sockets the engine holds, and how many follow each topic.
+    pub async fn count(
+        &self,
+    ) -> Result<crate::presence::Counts, tokio::sync::oneshot::error::RecvError> {
+        let (reply, counted) = tokio::sync::oneshot::channel();
+        let _ = self.events.send(engine::Event::Count { reply });
+        counted.await
+    }
+
     /// Hands a socket whose response head was written to the engine.
     pub fn adopt(&self, detached: Detached, stream: Stream) {
         // The engine only stops at shutdown, when the socket may as well close.
@@ -77,12 +89,14 @@ impl EngineHandle {
 pub(crate) fn start(
     store: Arc<dyn MatchStore>,
     hub: &Hub,
+    presence: Arc<Presence>,
     metrics: &Metrics,
     config: &FanoutConfig,
     shard: &Shard,
 ) -> EngineHandle {
     let (engine, inputs, events) = engine::Engine::new(
         store,
+        presence,
         config,
         shard.count(),
         metrics.shard(),

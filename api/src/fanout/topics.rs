@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
-use livescore_store::{Cursor, Topic};
+use livescore_store::{Cursor, Kind, Topic};
 
 use super::connections::{ConnKey, Connections};
 use super::outbox::{Outbox, OverBudget};
@@ -158,12 +158,41 @@ impl Topics {
         }
     }
 
+    /// How many follow each topic followed here.
+    pub fn counts(&self) -> HashMap<Topic, u64> {
+        self.followers
+            .iter()
+            .filter(|(_, followers)| !followers.subs.is_empty())
+            .map(|(topic, followers)| (*topic, followers.subs.len() as u64))
+            .collect()
+    }
+
     /// Every subscription, for a catch-up of them all.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (Topic, &mut Sub)> {
         self.followers
             .iter_mut()
             .flat_map(|(topic, followers)| followers.subs.iter_mut().map(move |sub| (*topic, sub)))
     }
+}
+
+/// Stages a `presence` message for a live follower with room for it; it moves no cursor.
+fn stage_presence(
+    sub: &Sub,
+    message: &Message,
+    conns: &mut Connections,
+    outbox: &mut Outbox,
+) -> bool {
+    if !matches!(sub.phase, Phase::Live) {
+        return false;
+    }
+    let Some(conn) = conns
+        .get_mut(sub.conn.index)
+        .filter(|conn| !conn.doomed && !conn.closing)
+    else {
+        return false;
+    };
+    let bytes = message.bytes_for(conn.websocket);
+    outbox.stage(conn, sub.conn.index, bytes).is_ok()
 }
 
 /// Whether a message at `position` comes after `last` (a message without one never does).
@@ -183,6 +212,11 @@ pub(crate) fn route(
 ) -> u64 {
     let mut sent = 0;
     for message in messages {
+        if message.kind == Kind::Presence {
+            // Not in the log: only a follower that is live gets it, if its socket has room.
+            sent += u64::from(stage_presence(sub, message, conns, outbox));
+            continue;
+        }
         match &mut sub.phase {
             Phase::Joining {
                 held,
