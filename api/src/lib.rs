@@ -280,26 +280,114 @@ pub struct GameView {
     pub replay: ReplayInfo,
     /// Viewers of the game and of the site, on every replica (a few seconds old at most).
     pub presence: presence::Watching,
+    /// With `?at=`: the match minute whose end `state` shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<u16>,
 }
 
-/// One game's full state and replay status.
+#[derive(Deserialize, utoipa::IntoParams)]
+struct GameQuery {
+    /// The match as it stood at the end of this match minute (0 to 200): score, statistics,
+    /// timeline, shot map, line-ups. Stoppage time counts in its period's last regular minute
+    /// (45+2 is in 45); a minute the match has not reached gives the state as it stands.
+    at: Option<String>,
+}
+
+/// The most a minute can be: beyond extra time's 120 and any stoppage.
+const LAST_MINUTE: u16 = 200;
+
+/// `?at=` read: a whole number of minutes from 0 to [`LAST_MINUTE`].
+fn minute_of(raw: &str) -> Result<u16, ApiError> {
+    raw.parse::<u16>()
+        .ok()
+        .filter(|minute| *minute <= LAST_MINUTE)
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "at={:?} is not a match minute: give a whole number from 0 to {LAST_MINUTE}",
+                    livescore_domain::excerpt(raw)
+                ),
+            )
+        })
+}
+
+/// One game's full state, replay status and viewers; with `?at=<minute>`, its state as it
+/// stood at the end of that minute.
 #[utoipa::path(get, path = "/games/{game_id}", tag = "games",
-    params(("game_id" = String, Path, description = "a StatsBomb match id")),
+    params(("game_id" = String, Path, description = "a StatsBomb match id"), GameQuery),
     responses((status = 200, description = "the game", body = GameView),
-              (status = 404, description = "no such game", body = ErrorBody)))]
+              (status = 400, description = "`at` is not a match minute", body = ErrorBody),
+              (status = 404, description = "no such game", body = ErrorBody),
+              (status = 409, description = "the store no longer holds the run's first entries", body = ErrorBody)))]
 async fn game(
     State(state): State<ShardApi>,
     Path(raw_id): Path<String>,
+    Query(query): Query<GameQuery>,
 ) -> Result<Json<GameView>, ApiError> {
     let id = game_id(&raw_id)?;
+    let at = query.at.as_deref().map(minute_of).transpose()?;
     let stored = state
         .store
         .load(id)
         .await?
         .ok_or_else(|| ApiError::not_found(&raw_id))?;
+    let match_state = match at {
+        None => stored.fold.state,
+        Some(minute) => state_at_minute(state.store.as_ref(), id, minute).await?,
+    };
     Ok(Json(GameView {
-        state: stored.fold.state,
+        state: match_state,
         replay: stored.replay,
         presence: state.presence.totals().of_match(id),
+        at,
     }))
+}
+
+/// The match's state at the end of `minute`, from its log: the current run's snapshot (its
+/// first entry) and the updates after it, through `livescore_domain::history`.
+async fn state_at_minute(
+    store: &dyn MatchStore,
+    id: u64,
+    minute: u16,
+) -> Result<MatchState, ApiError> {
+    let gone = || {
+        ApiError(
+            StatusCode::CONFLICT,
+            format!("the store no longer holds the start of game {id}'s run"),
+        )
+    };
+    let entries = match store
+        .read_after(
+            livescore_store::Topic::Match(id),
+            None,
+            livescore_store::LOG_RETAINED,
+        )
+        .await?
+    {
+        livescore_store::LogRead::After(entries) => entries,
+        _ => return Err(gone()),
+    };
+    let mut start = None;
+    let mut updates = Vec::new();
+    for published in &entries {
+        let entry: livescore_store::Entry =
+            serde_json::from_str(&published.json).map_err(|source| StoreError::Corrupt {
+                match_id: id,
+                source,
+            })?;
+        match entry {
+            // A run starts again from its snapshot: what came before is another run.
+            livescore_store::Entry::Snapshot { state, .. } => {
+                start = Some(*state);
+                updates.clear();
+            }
+            livescore_store::Entry::Update { update, .. } => updates.push(*update),
+            livescore_store::Entry::Replay { .. } => {}
+        }
+    }
+    let start = start.ok_or_else(gone)?;
+    Ok(livescore_domain::history::state_at_minute(
+        start, &updates, minute,
+    ))
 }

@@ -5,12 +5,14 @@
 //! - [`state`]: [`MatchState`], everything a viewer sees of one match.
 //! - [`fold`]: events into state, with an [`Update`] per visible change.
 //! - [`update`]: the updates viewers receive, and how a client applies them.
+//! - [`history`]: the match as it stood at the end of any minute, from those updates.
 //! - [`schedule`]: when each event happens on the replay's virtual clock.
 //! - [`replay`]: a replay's speed and status, shared by the producer, the log and the store.
 //! - [`excerpt`](mod@excerpt): how outside input is quoted back in errors.
 
 pub mod excerpt;
 pub mod fold;
+pub mod history;
 pub mod info;
 pub mod replay;
 pub mod schedule;

@@ -12,6 +12,7 @@ mod cluster;
 mod drain;
 mod failover;
 mod fanout;
+mod history;
 mod hostile_clients;
 mod http_limits;
 mod outages;
