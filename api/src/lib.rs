@@ -122,6 +122,12 @@ impl std::ops::Deref for ShardApi {
 
 /// The API's routes, as one shard serves them.
 pub fn router(api: ShardApi) -> Router {
+    router_documenting(api, None)
+}
+
+/// The API's routes, with an OpenAPI document that also describes `also`: the routes another
+/// part of the same process serves beside them (`livescore up`: the producer's).
+pub fn router_documenting(api: ShardApi, also: Option<utoipa::openapi::OpenApi>) -> Router {
     let web = tower_http::services::ServeDir::new(&api.config.web_dir);
     Router::new()
         .route("/games", get(games))
@@ -129,9 +135,9 @@ pub fn router(api: ShardApi) -> Router {
         .route("/sse/games", get(sse::games))
         .route("/sse/games/{game_id}", get(sse::game))
         .route("/ws", get(ws::upgrade))
-        .merge(openapi::docs())
+        .merge(openapi::docs(also))
         .fallback_service(web)
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(openapi::healthz))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(

@@ -16,6 +16,7 @@ use utoipa_swagger_ui::SwaggerUi;
         crate::games,
         crate::game,
         crate::ready,
+        healthz,
         crate::metrics,
         crate::sse::games,
         crate::sse::game,
@@ -31,6 +32,11 @@ use utoipa_swagger_ui::SwaggerUi;
         livescore_wire::join::Resumed,
         crate::presence::Watching,
         crate::GameLine,
+        crate::sse::FeedEvent,
+        crate::sse::MatchEvent,
+        crate::sse::FeedSnapshot,
+        crate::sse::FeedPresence,
+        crate::sse::MatchPresence,
         crate::ErrorBody
     )),
     tags(
@@ -41,7 +47,24 @@ use utoipa_swagger_ui::SwaggerUi;
 )]
 pub struct ApiDoc;
 
-/// `/openapi.json` and the docs page at `/docs/`.
-pub fn docs() -> Router<crate::ShardApi> {
-    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+/// `/openapi.json` and the docs page at `/docs/`, describing the API's routes and those of
+/// `also` (the producer's admin routes, when one process serves both: `livescore up`).
+pub fn docs(also: Option<utoipa::openapi::OpenApi>) -> Router<crate::ShardApi> {
+    let mut doc = ApiDoc::openapi();
+    if let Some(also) = also {
+        doc.merge(also);
+    }
+    Router::new().merge(docs_of(doc))
+}
+
+/// `/openapi.json` and `/docs/` for `doc`, on a router of any state (the producer's alone).
+pub fn docs_of<S: Clone + Send + Sync + 'static>(doc: utoipa::openapi::OpenApi) -> Router<S> {
+    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+}
+
+/// `GET /healthz`: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "the process answers", body = String)))]
+pub async fn healthz() -> &'static str {
+    "ok"
 }

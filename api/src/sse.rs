@@ -41,12 +41,150 @@ fn resume_cursor(headers: &HeaderMap, query: ResumeQuery) -> Option<Cursor> {
         .and_then(|cursor| cursor.parse().ok())
 }
 
+/// One event of an SSE stream as the OpenAPI document describes it (the per-event schema of a
+/// `text/event-stream` response): `event` names its kind, `id` is its cursor (none on
+/// `resumed` and `presence`), `data` is JSON described by `data` (the schema named).
+fn sse_event_schema(
+    kinds: &[livescore_wire::Kind],
+    data: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::Ref;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let kinds: Vec<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .required("event")
+        .required("data")
+        .property(
+            "event",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(kinds)),
+        )
+        .property(
+            "id",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]+-[0-9]+$"))
+                .description(Some("the cursor to resume after (Last-Event-ID)")),
+        )
+        .property(
+            "data",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .content_media_type("application/json")
+                .content_schema(Some(Ref::from_schema_name(data))),
+        )
+        .property("retry", ObjectBuilder::new().schema_type(Type::Integer))
+        .into()
+}
+
+/// An event of `GET /sse/games`, for the OpenAPI document.
+pub struct FeedSseEvent;
+
+impl utoipa::PartialSchema for FeedSseEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use livescore_wire::Kind;
+        sse_event_schema(
+            &[Kind::Snapshot, Kind::Resumed, Kind::Game, Kind::Presence],
+            "FeedEvent",
+        )
+    }
+}
+
+impl utoipa::ToSchema for FeedSseEvent {}
+
+/// An event of `GET /sse/games/{game_id}`, for the OpenAPI document.
+pub struct MatchSseEvent;
+
+impl utoipa::PartialSchema for MatchSseEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use livescore_wire::Kind;
+        sse_event_schema(
+            &[
+                Kind::Snapshot,
+                Kind::Resumed,
+                Kind::Update,
+                Kind::Replay,
+                Kind::Presence,
+            ],
+            "MatchEvent",
+        )
+    }
+}
+
+impl utoipa::ToSchema for MatchSseEvent {}
+
+/// What an event of `GET /sse/games` carries (its `event:` names which): documentation only.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, clippy::large_enum_variant)]
+#[serde(untagged)]
+pub enum FeedEvent {
+    /// `snapshot`: every game, with why the stream did not resume.
+    Snapshot(FeedSnapshot),
+    /// `game`: one game's line changed.
+    Game(MatchSummary),
+    /// `presence`: who is watching the site and each game.
+    Presence(FeedPresence),
+    /// `resumed`: the stream picked up after the client's cursor.
+    Resumed(livescore_wire::join::Resumed),
+}
+
+/// The data of the games list's `snapshot` event.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct FeedSnapshot {
+    /// Always `snapshot`.
+    kind: livescore_wire::Kind,
+    /// Why the stream starts with a snapshot.
+    reason: livescore_wire::SnapshotReason,
+    games: Vec<MatchSummary>,
+}
+
+/// The data of the games list's `presence` event.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct FeedPresence {
+    /// Always `presence`.
+    kind: livescore_wire::Kind,
+    /// Viewers of the site, on every replica.
+    site: u64,
+    /// Viewers of each game watched, by game id.
+    games: std::collections::BTreeMap<String, u64>,
+}
+
+/// What an event of `GET /sse/games/{game_id}` carries (its `event:` names which):
+/// documentation only. A `snapshot` that opens a stream also has `reason`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, clippy::large_enum_variant)]
+#[serde(untagged)]
+pub enum MatchEvent {
+    /// `snapshot`, `update` or `replay`: an entry of the match's log.
+    Entry(Entry),
+    /// `presence`: who is watching the match and the site.
+    Presence(MatchPresence),
+    /// `resumed`: the stream picked up after the client's cursor.
+    Resumed(livescore_wire::join::Resumed),
+}
+
+/// The data of a match's `presence` event.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct MatchPresence {
+    /// Always `presence`.
+    kind: livescore_wire::Kind,
+    /// Viewers of the match, on every replica.
+    watching: u64,
+    /// Viewers of the site, on every replica.
+    site: u64,
+}
+
 /// Every game's summary, live: a `snapshot` event (`{"kind": "snapshot", "games": [...]}`),
 /// then a `game` event (a `MatchSummary`) whenever a game's headline or replay changes.
 #[utoipa::path(get, path = "/sse/games", tag = "live", params(ResumeQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "resume after this cursor")),
     responses((status = 200, description = "an event stream", content_type = "text/event-stream",
-        body = MatchSummary)))]
+        body = FeedSseEvent)))]
 pub async fn games(
     State(state): State<ShardApi>,
     headers: HeaderMap,
@@ -62,7 +200,7 @@ pub async fn games(
         ("game_id" = String, Path, description = "a StatsBomb match id"), ResumeQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "resume after this cursor")),
     responses((status = 200, description = "an event stream", content_type = "text/event-stream",
-        body = Entry),
+        body = MatchSseEvent),
         (status = 404, description = "no such game", body = crate::ErrorBody)))]
 pub async fn game(
     State(state): State<ShardApi>,

@@ -41,6 +41,13 @@ pub use crate::framing::websocket::MAX_CLIENT_MESSAGE;
 
 /// WebSocket: send `ClientRequest`s, receive `ServerFrame`s (see the module documentation).
 #[utoipa::path(get, path = "/ws", tag = "live",
+    params(
+        ("Upgrade" = String, Header, description = "`websocket`", pattern = "^websocket$"),
+        ("Connection" = String, Header, description = "`Upgrade`", pattern = "^Upgrade$"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`", pattern = "^13$"),
+        ("Sec-WebSocket-Key" = String, Header, description = "16 random bytes in base64 (RFC 6455)",
+            pattern = "^[A-Za-z0-9+/]{21}[AQgw]==$"),
+    ),
     responses((status = 101, description = "switching to the WebSocket protocol"),
               (status = 400, description = "not a WebSocket handshake", body = crate::ErrorBody)))]
 pub async fn upgrade(
@@ -94,6 +101,11 @@ fn accept_key(headers: &HeaderMap) -> Result<HeaderValue, ApiError> {
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or_else(|| bad("no Sec-WebSocket-Key"))?;
+    // RFC 6455 4.1: a nonce of 16 random bytes, in base64.
+    let nonce = base64::engine::general_purpose::STANDARD.decode(key.as_bytes());
+    if nonce.map_or(true, |nonce| nonce.len() != 16) {
+        return Err(bad("Sec-WebSocket-Key must be 16 bytes in base64"));
+    }
     let mut sha = sha1::Sha1::new();
     sha.update(key.as_bytes());
     sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");

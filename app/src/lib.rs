@@ -244,12 +244,14 @@ async fn build_up(mut parts: Parts) -> Result<Application, StartError> {
     let projector = projector(log, store, &settings, &telemetry);
     let server = Server::bind(&settings.http.server())?;
     let routes = control.clone();
-    let make_app: MakeApp = Arc::new(move |shard| {
-        traced(
-            livescore_producer::router(routes.clone())
-                .merge(livescore_api::router(api.on_shard(shard))),
-        )
-    });
+    // One OpenAPI document for everything `up` serves: the API's routes and the admin routes.
+    let make_app: MakeApp =
+        Arc::new(move |shard| {
+            let admin = <livescore_producer::routes::ProducerDoc as utoipa::OpenApi>::openapi();
+            traced(livescore_producer::router(routes.clone()).merge(
+                livescore_api::router_documenting(api.on_shard(shard), Some(admin)),
+            ))
+        });
     let local_addr = server.local_addr();
     let running: Running = Box::pin(async move {
         let serving = server.serve(make_app, watch_of(&shutdown));
@@ -287,7 +289,10 @@ async fn build_producer(mut parts: Parts) -> Result<Application, StartError> {
         traced(
             livescore_producer::router(control.clone())
                 .route("/healthz", get(|| async { "ok" }))
-                .merge(metrics.router()),
+                .merge(metrics.router())
+                .merge(livescore_api::openapi::docs_of(
+                    <livescore_producer::routes::ProducerDoc as utoipa::OpenApi>::openapi(),
+                )),
         )
     });
     Ok(Application {

@@ -43,6 +43,7 @@ pub enum CatalogError {
 
 /// A game that can be replayed, as the catalog lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Game {
     pub id: u64,
     /// `None` for an events file without match metadata (the public event dumps come so).
@@ -54,6 +55,7 @@ pub struct Game {
     pub home: TeamRef,
     pub away: TeamRef,
     /// The official final score from the match metadata.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<livescore_domain::state::ScoreSchema>))]
     pub official_score: Option<Score>,
     pub has_lineups: bool,
     /// What the data directory does not say about this game, for the people who list it:

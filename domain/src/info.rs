@@ -39,6 +39,8 @@ pub struct MatchInfo {
         skip_serializing_if = "BTreeMap::is_empty",
         deserialize_with = "player_ids::deserialize"
     )]
+    // JSON object keys are strings: the ids are written as digits.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub nicknames: BTreeMap<u64, String>,
 }
 

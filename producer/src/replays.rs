@@ -24,7 +24,7 @@ const IN_FLIGHT: usize = 64;
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A replay as the admin panel shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReplayState {
     pub match_id: u64,
     pub run: u64,
@@ -45,7 +45,7 @@ pub struct ReplayState {
 }
 
 /// Percentiles of how late events were sent, in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Lateness {
     pub samples: usize,
     pub p50_us: u64,

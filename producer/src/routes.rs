@@ -8,6 +8,11 @@
 //! - `GET  /replays`, `GET /replays/{game_id}`          status
 //! - `POST /replays/{game_id}/pause|resume|stop`   `pause?at=30`: at the end of minute 30, not now
 //! - `PUT  /replays/{game_id}/speed`      `{"speed": 600}` or `{"speed": "max"}`
+//!
+//! Every route is in the OpenAPI document ([`ProducerDoc`]; `livescore up` serves it merged
+//! with the API's at `/openapi.json`), the admin routes under the bearer scheme `admin_token`.
+//! Errors are `{"error": "..."}` with a status that says what was wrong, query parameters
+//! included (read here, not by axum's extractor, whose rejections are plain text).
 
 use std::sync::Arc;
 
@@ -18,11 +23,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use livescore_catalog::CatalogError;
+use livescore_catalog::{CatalogError, Game};
 use livescore_domain::{Speed, SpeedError};
 use serde::Deserialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
-use crate::replays::{ReplayError, ReplayManager};
+use crate::replays::{ReplayError, ReplayManager, ReplayState};
 
 /// What the control routes need.
 #[derive(Clone)]
@@ -38,8 +45,47 @@ pub fn router(state: ControlState) -> Router {
         .route("/replays", get(list))
         .route("/replays/{game_id}", get(status))
         .route("/replays/{game_id}/speed", put(speed))
-        .route("/replays/{game_id}/{action}", post(control))
+        .route("/replays/{game_id}/pause", post(pause))
+        .route("/replays/{game_id}/resume", post(resume))
+        .route("/replays/{game_id}/stop", post(stop))
         .with_state(state)
+}
+
+/// The admin routes' OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(catalog, start, list, status, pause, resume, stop, speed),
+    components(schemas(Game, ReplayState, crate::replays::Lateness, ErrorBody, SpeedBody)),
+    modifiers(&AdminToken),
+    tags((name = "admin", description = "Replays: start, pause, resume, stop, speed (the \
+        producer's routes; all but the catalog need Authorization: Bearer <ADMIN_TOKEN>)"))
+)]
+pub struct ProducerDoc;
+
+/// The security scheme of the admin routes: `Authorization: Bearer <ADMIN_TOKEN>`.
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "ADMIN_TOKEN (printed by `livescore up` when generated)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The body of every error answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
 }
 
 /// An error answer: a status code and `{"error": "..."}`.
@@ -47,7 +93,7 @@ pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
     }
 }
 
@@ -123,6 +169,9 @@ fn game_id(state: &ControlState, raw: &str) -> Result<u64, ApiError> {
         .id)
 }
 
+/// The replayable games (public).
+#[utoipa::path(get, path = "/catalog", tag = "admin",
+    responses((status = 200, description = "the games the data directory holds", body = Vec<Game>)))]
 async fn catalog(State(state): State<ControlState>) -> impl IntoResponse {
     let games: Vec<_> = state
         .replays
@@ -134,18 +183,56 @@ async fn catalog(State(state): State<ControlState>) -> impl IntoResponse {
     Json(games)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 struct StartQuery {
+    /// How fast: a factor of real time (`60`: a match in 90 s... of 90 minutes, 1.5 minutes)
+    /// or `max`; the default is 60. Instead of a JSON body.
     speed: Option<String>,
-    /// The match minute to hold the replay at.
-    pause_at: Option<u16>,
+    /// Hold the replay at the end of this match minute (0 to 200) until `resume`.
+    pause_at: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct SpeedBody {
+/// `{"speed": 60}` or `{"speed": "max"}`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct SpeedBody {
     speed: Speed,
 }
 
+/// The most a minute can be: beyond extra time's 120 and any stoppage.
+const LAST_MINUTE: u16 = 200;
+
+/// A match minute from a query parameter, with a JSON error naming it when it is not one.
+fn minute(name: &str, raw: Option<String>) -> Result<Option<u16>, ApiError> {
+    raw.map(|raw| {
+        raw.parse::<u16>()
+            .ok()
+            .filter(|minute| *minute <= LAST_MINUTE)
+            .ok_or_else(|| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "{name}={:?} is not a match minute: give a whole number from 0 to \
+                         {LAST_MINUTE}",
+                        livescore_domain::excerpt(&raw)
+                    ),
+                )
+            })
+    })
+    .transpose()
+}
+
+/// Starts a replay (a new run if the game was replayed before).
+#[utoipa::path(post, path = "/games/{game_id}", tag = "admin",
+    params(("game_id" = String, Path, description = "a StatsBomb match id of the catalog"), StartQuery),
+    request_body(content = Option<SpeedBody>, description = "the speed, if not in the query",
+        content_type = "application/json"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, description = "started", body = ReplayState),
+        (status = 400, description = "a bad speed, body or minute", body = ErrorBody),
+        (status = 401, description = "no admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "not a game of the catalog", body = ErrorBody),
+        (status = 500, description = "the game's data files cannot be read", body = ErrorBody)))]
 async fn start(
     _: Admin,
     State(state): State<ControlState>,
@@ -155,12 +242,16 @@ async fn start(
 ) -> Result<impl IntoResponse, ApiError> {
     let speed = match query.speed {
         Some(text) => Speed::parse(&text)?,
-        None if body.iter().all(u8::is_ascii_whitespace) => Speed::DEFAULT,
+        // No body, or JSON's `null`: the default speed.
+        None if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" => {
+            Speed::DEFAULT
+        }
         None => speed_body(&body)?,
     };
+    let pause_at = minute("pause_at", query.pause_at)?;
     let replay = state
         .replays
-        .start_holding(&raw_id, speed, query.pause_at)
+        .start_holding(&raw_id, speed, pause_at)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(replay)))
 }
@@ -177,10 +268,20 @@ fn speed_body(body: &[u8]) -> Result<Speed, ApiError> {
         })
 }
 
+/// Every replay this producer runs or ran.
+#[utoipa::path(get, path = "/replays", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, description = "the replays", body = Vec<ReplayState>),
+              (status = 401, description = "no admin token, or a wrong one", body = ErrorBody)))]
 async fn list(_: Admin, State(state): State<ControlState>) -> impl IntoResponse {
     Json(state.replays.list())
 }
 
+/// One game's replay.
+#[utoipa::path(get, path = "/replays/{game_id}", tag = "admin", security(("admin_token" = [])),
+    params(("game_id" = String, Path, description = "a StatsBomb match id")),
+    responses((status = 200, description = "the replay", body = ReplayState),
+              (status = 401, description = "no admin token, or a wrong one", body = ErrorBody),
+              (status = 404, description = "no such game, or never replayed", body = ErrorBody)))]
 async fn status(
     _: Admin,
     State(state): State<ControlState>,
@@ -190,38 +291,75 @@ async fn status(
     Ok(Json(state.replays.status(id)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 struct PauseQuery {
-    /// Pause when the match reaches this minute, not now.
-    at: Option<u16>,
+    /// Pause when the match reaches the end of this minute (0 to 200), not now.
+    at: Option<String>,
 }
 
-/// `pause` (`?at=<minute>`: when the match reaches it), `resume` or `stop`.
-async fn control(
+/// Pauses a replay, now or (`?at=`) at the end of a match minute.
+#[utoipa::path(post, path = "/replays/{game_id}/pause", tag = "admin", security(("admin_token" = [])),
+    params(("game_id" = String, Path, description = "a StatsBomb match id"), PauseQuery),
+    responses((status = 200, description = "paused, or to pause at the minute", body = ReplayState),
+              (status = 400, description = "`at` is not a match minute", body = ErrorBody),
+              (status = 401, description = "no admin token, or a wrong one", body = ErrorBody),
+              (status = 404, description = "no such game, or never replayed", body = ErrorBody),
+              (status = 409, description = "the replay is over", body = ErrorBody)))]
+async fn pause(
     _: Admin,
     State(state): State<ControlState>,
-    Path((raw_id, action)): Path<(String, String)>,
-    Query(pause): Query<PauseQuery>,
+    Path(raw_id): Path<String>,
+    Query(query): Query<PauseQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = game_id(&state, &raw_id)?;
-    let replays = &state.replays;
-    let replay = match action.as_str() {
-        "pause" => match pause.at {
-            Some(minute) => replays.pause_at(id, minute),
-            None => replays.pause(id),
-        },
-        "resume" => replays.resume(id),
-        "stop" => replays.stop(id),
-        _ => {
-            return Err(ApiError(
-                StatusCode::NOT_FOUND,
-                format!("no action {action:?}: use pause, resume or stop (or PUT .../speed)"),
-            ));
-        }
+    let replay = match minute("at", query.at)? {
+        Some(minute) => state.replays.pause_at(id, minute),
+        None => state.replays.pause(id),
     };
     Ok(Json(replay?))
 }
 
+/// Resumes a paused (or held) replay.
+#[utoipa::path(post, path = "/replays/{game_id}/resume", tag = "admin", security(("admin_token" = [])),
+    params(("game_id" = String, Path, description = "a StatsBomb match id")),
+    responses((status = 200, description = "running again", body = ReplayState),
+              (status = 401, description = "no admin token, or a wrong one", body = ErrorBody),
+              (status = 404, description = "no such game, or never replayed", body = ErrorBody),
+              (status = 409, description = "the replay is over", body = ErrorBody)))]
+async fn resume(
+    _: Admin,
+    State(state): State<ControlState>,
+    Path(raw_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = game_id(&state, &raw_id)?;
+    Ok(Json(state.replays.resume(id)?))
+}
+
+/// Stops a replay before its end.
+#[utoipa::path(post, path = "/replays/{game_id}/stop", tag = "admin", security(("admin_token" = [])),
+    params(("game_id" = String, Path, description = "a StatsBomb match id")),
+    responses((status = 200, description = "stopped", body = ReplayState),
+              (status = 401, description = "no admin token, or a wrong one", body = ErrorBody),
+              (status = 404, description = "no such game, or never replayed", body = ErrorBody),
+              (status = 409, description = "the replay is over", body = ErrorBody)))]
+async fn stop(
+    _: Admin,
+    State(state): State<ControlState>,
+    Path(raw_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = game_id(&state, &raw_id)?;
+    Ok(Json(state.replays.stop(id)?))
+}
+
+/// Changes a replay's speed.
+#[utoipa::path(put, path = "/replays/{game_id}/speed", tag = "admin", security(("admin_token" = [])),
+    params(("game_id" = String, Path, description = "a StatsBomb match id")),
+    request_body(content = SpeedBody, content_type = "application/json"),
+    responses((status = 200, description = "the new speed holds", body = ReplayState),
+              (status = 400, description = "not a speed", body = ErrorBody),
+              (status = 401, description = "no admin token, or a wrong one", body = ErrorBody),
+              (status = 404, description = "no such game, or never replayed", body = ErrorBody),
+              (status = 409, description = "the replay is over", body = ErrorBody)))]
 async fn speed(
     _: Admin,
     State(state): State<ControlState>,

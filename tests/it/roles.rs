@@ -135,3 +135,69 @@ async fn producer_projector_and_api_each_serve_their_metrics_over_kafka_and_redi
     producing.await.unwrap().unwrap();
     projecting.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_documents_every_route_it_serves_the_admin_routes_under_the_bearer_scheme() {
+    let (base, stop, _running) = start(Role::Up, settings()).await;
+    let (status, text) = get(&format!("{base}/openapi.json")).await;
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let scheme = &doc["components"]["securitySchemes"]["admin_token"];
+    assert_eq!(scheme["type"], "http", "{scheme}");
+    assert_eq!(scheme["scheme"], "bearer", "{scheme}");
+    let public = [
+        ("get", "/games"),
+        ("get", "/games/{game_id}"),
+        ("get", "/sse/games"),
+        ("get", "/sse/games/{game_id}"),
+        ("get", "/ws"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+        ("get", "/catalog"),
+    ];
+    let admin = [
+        ("post", "/games/{game_id}"),
+        ("get", "/replays"),
+        ("get", "/replays/{game_id}"),
+        ("post", "/replays/{game_id}/pause"),
+        ("post", "/replays/{game_id}/resume"),
+        ("post", "/replays/{game_id}/stop"),
+        ("put", "/replays/{game_id}/speed"),
+    ];
+    for (method, path) in public.iter().chain(&admin) {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is documented");
+        let secured = operation["security"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|s| s.get("admin_token").is_some()));
+        assert_eq!(
+            secured,
+            admin.contains(&(method, path)),
+            "{method} {path}: the bearer scheme exactly on the admin routes"
+        );
+        // Each documented admin operation answers as documented without the token: 401.
+        if secured {
+            let url = format!("{base}{}", path.replace("{game_id}", "7457"));
+            let request =
+                reqwest::Client::new().request(method.to_uppercase().parse().unwrap(), url);
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{method} {path}");
+            assert!(
+                operation["responses"].get("401").is_some(),
+                "{method} {path}"
+            );
+        }
+    }
+    // The docs page reads that very document.
+    let (_, initializer) = get(&format!("{base}/docs/swagger-initializer.js")).await;
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
+    // A method no route has is 405, with the methods it has.
+    let response = reqwest::Client::new()
+        .delete(format!("{base}/games/0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    stop.cancel();
+}
