@@ -21,7 +21,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
 use livescore_catalog::{CatalogError, Game};
 use livescore_domain::{Speed, SpeedError};
@@ -48,6 +48,8 @@ pub fn router(state: ControlState) -> Router {
         .route("/replays/{game_id}/pause", post(pause))
         .route("/replays/{game_id}/resume", post(resume))
         .route("/replays/{game_id}/stop", post(stop))
+        // Any other action: a JSON 404 that names the ones there are.
+        .route("/replays/{game_id}/{action}", any(unknown_action))
         .with_state(state)
 }
 
@@ -219,6 +221,16 @@ fn minute(name: &str, raw: Option<String>) -> Result<Option<u16>, ApiError> {
             })
     })
     .transpose()
+}
+
+async fn unknown_action(Path((_, action)): Path<(String, String)>) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no action {:?}: use pause, resume or stop (or PUT .../speed)",
+            livescore_domain::excerpt(&action)
+        ),
+    )
 }
 
 /// Starts a replay (a new run if the game was replayed before).
