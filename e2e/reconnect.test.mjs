@@ -70,6 +70,8 @@ for (const transport of ['sse', 'ws']) {
       assert.notEqual(await page.locator('.match-head .status').textContent(), 'FT');
       server = livescore('api', apiPort, unique);
       await page.locator('#badge', { hasText: 'Live' }).waitFor({ timeout: 30_000 });
+      // The page says, discreetly, that it picked up where it left off: nothing missed.
+      await page.locator('#joined[data-joined="resumed"]', { hasText: 'Resumed: nothing missed' }).waitFor({ timeout: 30_000 });
       assert.equal((await admin('replays/7457/resume')).status, 200);
 
       await page.locator('.match-head .status', { hasText: 'FT' }).waitFor({ timeout: 90_000 });

@@ -1,8 +1,7 @@
 // Generated from the livescore-wire crate (wire/src/js.rs): do not edit by hand.
-// The names of the live protocol, shared with the server. See docs/ARCHITECTURE.md.
-'use strict';
+// The names of the live protocol, shared with the server (an ES module). See docs/ARCHITECTURE.md.
 
-const WIRE = Object.freeze({
+export const WIRE = Object.freeze({
   kind: Object.freeze({
     snapshot: 'snapshot',
     resumed: 'resumed',

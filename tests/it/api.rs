@@ -310,12 +310,13 @@ async fn the_web_ui_names_the_wire_as_the_server_does() {
     let (status, served) = get(&app, "/wire.js").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(served, checked_in);
-    let (_, page) = get(&app, "/").await;
-    // Both are found first: `None < Some(_)`, so comparing the two Options passed without
-    // wire.js on the page.
-    let wire_at = page.find("/wire.js").expect("the page loads /wire.js");
-    let app_at = page.find("/app.js").expect("the page loads /app.js");
-    assert!(wire_at < app_at, "wire.js loads before app.js");
+    // The UI's modules take the names from it.
+    let modules = page_modules(&app).await;
+    assert!(
+        modules.iter().any(|(path, _)| path == "/wire.js"),
+        "the page's modules import /wire.js: {:?}",
+        modules.iter().map(|(path, _)| path).collect::<Vec<_>>()
+    );
     let doc = get_json(&app, "/openapi.json").await;
     let kinds = doc["components"]["schemas"]["Kind"]["enum"]
         .as_array()
@@ -344,7 +345,7 @@ async fn the_web_ui_names_the_wire_as_the_server_does() {
 #[tokio::test]
 async fn the_formation_view_places_every_position_the_shipped_matches_name() {
     let (app, _stop) = api().await;
-    let (_, script) = get(&app, "/app.js").await;
+    let (_, script) = get(&app, "/js/views/positions.js").await;
     let catalog = support::catalog();
     for game in catalog.games() {
         let loaded = catalog.load(&game.id.to_string()).unwrap();
@@ -353,7 +354,7 @@ async fn the_formation_view_places_every_position_the_shipped_matches_name() {
             .flat_map(|t| &t.lineup)
             .map(|entry| &entry.position.name)
         {
-            // A key of web/app.js's POSITIONS table, quoted when it has a space.
+            // A key of the POSITIONS table, quoted when it has a space.
             let key = if name.contains(' ') {
                 format!("'{name}':")
             } else {
@@ -361,11 +362,49 @@ async fn the_formation_view_places_every_position_the_shipped_matches_name() {
             };
             assert!(
                 script.contains(&key),
-                "{}: {name:?} has no place on the formation's pitch (POSITIONS in web/app.js)",
+                "{}: {name:?} has no place on the formation's pitch (web/js/views/positions.js)",
                 game.id
             );
         }
     }
+}
+
+/// The UI's ES modules, from the page's `<script type="module">` through every `import ... from`
+/// (relative paths resolved), each fetched once and required to be served: (path, source).
+async fn page_modules(app: &str) -> Vec<(String, String)> {
+    let (_, page) = get(app, "/").await;
+    let entry = page
+        .split("<script type=\"module\" src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page loads a module")
+        .to_owned();
+    let mut todo = vec![entry];
+    let mut seen: Vec<(String, String)> = Vec::new();
+    while let Some(path) = todo.pop() {
+        if seen.iter().any(|(known, _)| *known == path) {
+            continue;
+        }
+        let (status, source) = get(app, &path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let dir = &path[..path.rfind('/').unwrap_or(0)];
+        for import in source.split(" from '").skip(1) {
+            let target = import.split('\'').next().unwrap_or_default();
+            let mut parts: Vec<&str> = dir.split('/').collect();
+            for part in target.split('/') {
+                match part {
+                    "." => {}
+                    ".." => {
+                        parts.pop();
+                    }
+                    part => parts.push(part),
+                }
+            }
+            todo.push(parts.join("/"));
+        }
+        seen.push((path, source));
+    }
+    seen
 }
 
 /// The first `n` SSE events of `uri` (with an optional Last-Event-ID header). Checks on the
@@ -452,9 +491,15 @@ async fn the_web_ui_is_served_with_the_statsbomb_credit() {
     let (app, _stop) = api().await;
     let (status, page) = get(&app, "/").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("<script src=\"/app.js\">"), "{page}");
+    assert!(
+        page.contains("<script type=\"module\" src=\"/js/main.js\">"),
+        "{page}"
+    );
     assert!(page.contains("Data: StatsBomb"));
-    for asset in ["/app.js", "/style.css", "/statsbomb-logo.png"] {
+    // Every module the page loads, and every module they import, is served.
+    let modules = page_modules(&app).await;
+    assert!(modules.len() >= 9, "{modules:?}");
+    for asset in ["/style.css", "/statsbomb-logo.png", "/favicon.svg"] {
         let (status, body) = get(&app, asset).await;
         assert_eq!(status, StatusCode::OK, "{asset}");
         assert!(!body.is_empty(), "{asset}");

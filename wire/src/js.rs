@@ -22,10 +22,9 @@ pub fn module() -> String {
         .collect();
     format!(
         "// Generated from the livescore-wire crate (wire/src/js.rs): do not edit by hand.\n\
-         // The names of the live protocol, shared with the server. See docs/ARCHITECTURE.md.\n\
-         'use strict';\n\
+         // The names of the live protocol, shared with the server (an ES module). See docs/ARCHITECTURE.md.\n\
          \n\
-         const WIRE = Object.freeze({{\n\
+         export const WIRE = Object.freeze({{\n\
          \x20 kind: Object.freeze({{\n{kinds}\n  }}),\n\
          \x20 // Why a stream began with a snapshot rather than resuming (the snapshot's `reason`).\n\
          \x20 snapshotReason: Object.freeze({{\n{reasons}\n  }}),\n\
