@@ -25,8 +25,19 @@ use crate::hub::Hub;
 use crate::message::Message;
 use crate::metrics::Metrics;
 
-/// Viewers get a topic's counts at most this often (and only when they changed).
+/// Viewers get a topic's counts at most this often (and only when they changed as shown).
 pub const PUSH_EVERY: Duration = Duration::from_secs(5);
+
+/// A count as a screen shows it, to two significant figures (87, 1,200, 35,000): viewers get a
+/// new count only when this changes, so that a big audience coming and going does not send
+/// each of its members a message every few seconds. (The message carries the exact count.)
+pub fn as_shown(count: u64) -> u64 {
+    let mut scale = 1;
+    while count / scale >= 100 {
+        scale *= 10;
+    }
+    count / scale * scale
+}
 
 /// How long a shard may take to answer with its counts before the window goes without them.
 const COUNT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -88,29 +99,35 @@ impl Counts {
         }
     }
 
-    /// The `presence` message of `topic`: `{"kind":"presence","watching","site"}` for a match,
-    /// `{"kind":"presence","site","games":{"<id>": n}}` for the games list.
-    pub fn message_json(&self, topic: Topic) -> String {
-        match topic {
-            Topic::Match(id) => serde_json::json!({
-                "kind": Kind::Presence,
-                "watching": self.watching(Topic::Match(id)),
-                "site": self.site,
-            })
-            .to_string(),
-            Topic::Feed => {
-                let games: serde_json::Map<String, serde_json::Value> = self
-                    .topics
-                    .iter()
-                    .filter_map(|(topic, count)| match topic {
-                        Topic::Match(id) => Some((id.to_string(), (*count).into())),
-                        Topic::Feed => None,
-                    })
-                    .collect();
-                serde_json::json!({ "kind": Kind::Presence, "site": self.site, "games": games })
-                    .to_string()
-            }
-        }
+    /// The `presence` message of a match: `{"kind":"presence","watching","site"}`.
+    pub fn match_message_json(&self, match_id: u64) -> String {
+        serde_json::json!({
+            "kind": Kind::Presence,
+            "watching": self.watching(Topic::Match(match_id)),
+            "site": self.site,
+        })
+        .to_string()
+    }
+
+    /// The games list's `presence` message: `{"kind":"presence","site","games":{"<id>": n}}`,
+    /// with the counts of `games` (0 for a game nobody watches any more). The list's viewers
+    /// get every watched game's count when they join, then only the games whose count changed:
+    /// with a thousand matches live, the whole set would be some 15 KB to every list viewer
+    /// at every push.
+    pub fn list_message_json(&self, games: impl IntoIterator<Item = u64>) -> String {
+        let games: serde_json::Map<String, serde_json::Value> = games
+            .into_iter()
+            .map(|id| (id.to_string(), self.watching(Topic::Match(id)).into()))
+            .collect();
+        serde_json::json!({ "kind": Kind::Presence, "site": self.site, "games": games }).to_string()
+    }
+
+    /// The games watched now, for a list viewer who joins.
+    pub fn watched_games(&self) -> impl Iterator<Item = u64> + '_ {
+        self.topics.keys().filter_map(|topic| match topic {
+            Topic::Match(id) => Some(*id),
+            Topic::Feed => None,
+        })
     }
 }
 
@@ -216,49 +233,58 @@ impl Presence {
             metrics.presence_site_viewers.set(totals.site as i64);
             *self.totals.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(totals.clone());
             let due = pushed_at.is_none_or(|at| at.elapsed() >= PUSH_EVERY);
-            if due && totals != pushed {
+            if due {
                 let sent = self.push(&hub, &pushed, &totals);
-                metrics.presence_messages.inc_by(sent);
-                pushed = totals;
-                pushed_at = Some(tokio::time::Instant::now());
+                if sent > 0 {
+                    metrics.presence_messages.inc_by(sent);
+                    pushed = totals;
+                    pushed_at = Some(tokio::time::Instant::now());
+                }
             }
         }
     }
 
-    /// Sends a `presence` message on each topic whose counts changed from `before` to `now`
-    /// (a change of the site's count changes every topic's); returns how many.
+    /// Sends a `presence` message on each topic whose counts changed as shown ([`as_shown`])
+    /// from `before` to `now` (a change of the site's count changes every topic's); returns how
+    /// many.
     fn push(&self, hub: &Hub, before: &Counts, now: &Counts) -> u64 {
-        let site_changed = before.site != now.site;
+        let site_changed = as_shown(before.site) != as_shown(now.site);
         let mut topics: Vec<Topic> = now
             .topics
             .keys()
             .chain(before.topics.keys())
             .copied()
             .filter(|topic| *topic != Topic::Feed)
-            .filter(|topic| site_changed || before.watching(*topic) != now.watching(*topic))
+            .filter(|topic| {
+                site_changed || as_shown(before.watching(*topic)) != as_shown(now.watching(*topic))
+            })
             .collect();
         topics.sort_unstable_by_key(|topic| topic.to_string());
         topics.dedup();
-        let feed_changed = site_changed || !topics.is_empty();
-        if feed_changed {
-            topics.push(Topic::Feed);
-        }
+        let presence = |topic, json: String| Message::new(topic, None, Kind::Presence, json.into());
         let mut latest = self.latest.write().unwrap_or_else(|p| p.into_inner());
-        for topic in &topics {
-            let message = Message::new(
-                *topic,
-                None,
-                Kind::Presence,
-                Arc::from(now.message_json(*topic)),
-            );
-            if now.watching(*topic) == 0 && *topic != Topic::Feed {
-                latest.remove(topic);
+        let mut sent = 0;
+        let mut changed_games = Vec::with_capacity(topics.len());
+        for topic in topics {
+            let Topic::Match(id) = topic else { continue };
+            changed_games.push(id);
+            let message = presence(topic, now.match_message_json(id));
+            if now.watching(topic) == 0 {
+                latest.remove(&topic);
             } else {
-                latest.insert(*topic, Arc::clone(&message));
+                latest.insert(topic, Arc::clone(&message));
             }
             hub.publish(message);
+            sent += 1;
         }
-        topics.len() as u64
+        if site_changed || !changed_games.is_empty() {
+            // The list's followers get the games that changed; one who joins gets them all.
+            let joining = presence(Topic::Feed, now.list_message_json(now.watched_games()));
+            latest.insert(Topic::Feed, joining);
+            hub.publish(presence(Topic::Feed, now.list_message_json(changed_games)));
+            sent += 1;
+        }
+        sent
     }
 }
 
@@ -309,19 +335,40 @@ mod tests {
     }
 
     #[test]
-    fn messages_say_who_watches_a_match_and_every_match_on_the_list() {
-        let totals = counts(12, &[(Topic::Feed, 4), (Topic::Match(7), 5)]);
-        let game: serde_json::Value =
-            serde_json::from_str(&totals.message_json(Topic::Match(7))).unwrap();
+    fn counts_are_shown_to_two_significant_figures() {
+        for (count, shown) in [
+            (0, 0),
+            (7, 7),
+            (99, 99),
+            (100, 100),
+            (123, 120),
+            (1_234, 1_200),
+            (35_071, 35_000),
+            (1_999_999, 1_900_000),
+        ] {
+            assert_eq!(as_shown(count), shown, "{count}");
+        }
+    }
+
+    #[test]
+    fn messages_say_who_watches_a_match_and_the_matches_on_the_list() {
+        let totals = counts(
+            12,
+            &[(Topic::Feed, 4), (Topic::Match(7), 5), (Topic::Match(8), 3)],
+        );
+        let json = |text: String| serde_json::from_str::<serde_json::Value>(&text).unwrap();
         assert_eq!(
-            game,
+            json(totals.match_message_json(7)),
             serde_json::json!({"kind": "presence", "watching": 5, "site": 12})
         );
-        let list: serde_json::Value =
-            serde_json::from_str(&totals.message_json(Topic::Feed)).unwrap();
         assert_eq!(
-            list,
-            serde_json::json!({"kind": "presence", "site": 12, "games": {"7": 5}})
+            json(totals.list_message_json(totals.watched_games())),
+            serde_json::json!({"kind": "presence", "site": 12, "games": {"7": 5, "8": 3}})
+        );
+        // A change names only the games it is about, a game nobody watches any more with 0.
+        assert_eq!(
+            json(totals.list_message_json([8, 9])),
+            serde_json::json!({"kind": "presence", "site": 12, "games": {"8": 3, "9": 0}})
         );
     }
 }

@@ -149,7 +149,8 @@ pub struct FeedPresence {
     kind: livescore_wire::Kind,
     /// Viewers of the site, on every replica.
     site: u64,
-    /// Viewers of each game watched, by game id.
+    /// Viewers of games, by game id: every watched game in the first presence event a stream
+    /// gets, then only the games whose count changed (0: nobody watches it any more).
     games: std::collections::BTreeMap<String, u64>,
 }
 

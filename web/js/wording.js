@@ -20,7 +20,7 @@ export const clockText = (clock) => clock && clock.minute ? `${clock.minute}${cl
 export const statusText = (h) => PLAYING.has(h.status) && h.status !== 'shootout' ? clockText(h.clock) : STATUS[h.status] ?? h.status;
 
 // How many are watching: "12 watching".
-export const watchingText = (count) => `${count} watching`;
+export const watchingText = (count) => `${Number(count).toLocaleString('en')} watching`;
 
 // The name a player is known by: the lineups' nickname ("Lionel Messi") where the match info
 // has one, else the events' full name ("Lionel Andrés Messi Cuccittini"); `missing` when the

@@ -22,7 +22,8 @@ pub enum Kind {
     /// A game's summary changed (on the `games` topic).
     Game,
     /// How many are watching, at most every few seconds and only when it changed: on a match,
-    /// `{"kind":"presence","watching","site"}`; on `games`, `{"kind":"presence","site","games"}`.
+    /// `{"kind":"presence","watching","site"}`; on `games`, `{"kind":"presence","site","games"}`
+    /// (`games`: every watched game's count in the first, then only those that changed).
     /// Not in the log: it has no cursor, and a client resuming gets the next one.
     Presence,
     /// WebSocket only: the topic is no longer followed.

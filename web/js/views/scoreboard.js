@@ -91,7 +91,8 @@ export function scoreboard(view) {
       }
       games.set(data.match_id, data);
     } else if (kind === WIRE.kind.presence) {
-      presence = { site: data.site, games: data.games ?? {} };
+      // The first names every watched game; later ones only the games whose count changed.
+      presence = { site: data.site, games: { ...presence.games, ...data.games } };
     }
     render();
   });
