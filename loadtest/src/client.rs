@@ -153,6 +153,10 @@ impl Follow {
         data: &str,
     ) -> bool {
         Stats::add(&viewer.stats.messages, 1);
+        if kind == Kind::Presence {
+            Stats::add(&viewer.stats.presence, 1);
+            return false;
+        }
         let Ok(entry) = serde_json::from_str::<EntryView<'_>>(data) else {
             return false;
         };

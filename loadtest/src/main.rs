@@ -160,6 +160,7 @@ struct Report {
     connect_rate_per_s: f64,
     connect_time: Latency,
     messages: u64,
+    presence: u64,
     updates: u64,
     updates_per_s: f64,
     goals: u64,
@@ -436,6 +437,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         connect_rate_per_s: ramp_seconds.map_or(f64::NAN, |s| args.clients as f64 / s),
         connect_time: Latency::of(&stats.connect_time.merged()),
         messages: Stats::get(&stats.messages),
+        presence: Stats::get(&stats.presence),
         updates: Stats::get(&stats.updates),
         updates_per_s: Stats::get(&stats.updates) as f64 / seconds,
         goals: Stats::get(&stats.goals),
@@ -538,6 +540,7 @@ fn print_table(r: &Report) {
         "updates delivered",
         format!("{} ({:.0}/s)", r.updates, r.updates_per_s),
     );
+    row("presence messages", r.presence.to_string());
     row("latency, every update", lat(&r.latency));
     row(
         &format!("latency, goals ({})", r.goals),

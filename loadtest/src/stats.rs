@@ -62,6 +62,8 @@ pub struct Stats {
     pub failed_connects: AtomicU64,
     pub reconnects: AtomicU64,
     pub messages: AtomicU64,
+    /// `presence` messages: who is watching, no cursor.
+    pub presence: AtomicU64,
     pub updates: AtomicU64,
     pub goals: AtomicU64,
     pub finished_clients: AtomicU64,
@@ -84,6 +86,7 @@ impl Stats {
             failed_connects: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             messages: AtomicU64::new(0),
+            presence: AtomicU64::new(0),
             updates: AtomicU64::new(0),
             goals: AtomicU64::new(0),
             finished_clients: AtomicU64::new(0),
