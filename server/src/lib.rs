@@ -7,6 +7,8 @@
 //! - **Limits** (`limits.rs`): a header read timeout (hyper's; it also bounds an idle keep-alive
 //!   connection), a cap on open connections past which a client gets a JSON `503`, and every
 //!   error answer turned into JSON (`{"error": "..."}`), whoever produced it.
+//! - **Unread bodies** (`unread_body.rs`): an answer given without reading the request's body
+//!   to the end says `connection: close`, so that no client reuses a connection hyper closes.
 //! - **Hand-over** (`detach.rs`): a handler can ask for its connection once the response head
 //!   is written; the raw socket then leaves hyper (and its two 8 KiB buffers) for the caller.
 //!   The API's live streams (SSE and WebSocket) are written that way, by its fan-out engine.
@@ -19,6 +21,7 @@ mod detach;
 mod limits;
 mod shard;
 pub mod telemetry;
+mod unread_body;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +31,7 @@ pub use detach::{Detach, Detached, Permit};
 pub use limits::json_error_body;
 pub use shard::Shard;
 pub use telemetry::Telemetry;
+pub use unread_body::close_if_body_unread;
 
 /// What a server enforces and how it spreads its work; every field has a meaning at 0 or its
 /// default (see [`ServerConfig::default`]).

@@ -236,6 +236,7 @@ fn run(
         let app = (go.make_app)(&shard)
             .layer(axum::middleware::map_response(crate::json_error_body))
             .layer(DefaultBodyLimit::max(MAX_BODY))
+            .layer(axum::middleware::from_fn(crate::close_if_body_unread))
             .with_state(());
         let graceful = accept(listener, app, &go).await;
         tracker.close();

@@ -183,13 +183,17 @@ async fn error_answers_are_json_and_quote_only_a_prefix_of_bad_input() {
     assert!(body.len() < 200, "{} bytes: {body}", body.len());
     assert!(error.contains("no game"), "{error}");
 
-    // A huge body: 413, as JSON.
-    let huge = http
-        .post(format!("{base}/games/7471"))
-        .bearer_auth("limits-test")
-        .header("content-type", "application/json")
-        .body(vec![b' '; 1 << 20]);
-    error_answer(huge, 413).await;
+    // A huge body: 413, as JSON, and the connection closed (its body was not read), saying so,
+    // so that the next request does not go out on it.
+    let huge = || {
+        http.post(format!("{base}/games/7471"))
+            .bearer_auth("limits-test")
+            .header("content-type", "application/json")
+            .body(vec![b' '; 1 << 20])
+    };
+    error_answer(huge(), 413).await;
+    let refused = huge().send().await.unwrap();
+    assert_eq!(refused.headers()["connection"], "close");
 
     // A method the route does not take, and a bad speed: JSON too.
     let (_, error) = error_answer(http.delete(format!("{base}/games")), 405).await;
