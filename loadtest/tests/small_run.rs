@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -19,6 +20,22 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The base URL `livescore up` prints once it listens ("livescore is up: <base>/games"), within
+/// 30 s; the rest of its output is read and dropped, so that it never blocks on a full pipe.
+fn base_url(up: &mut Child) -> String {
+    let stdout = up.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(games) = line.strip_prefix("livescore is up: ") {
+                let _ = tx.send(games.trim_end_matches("/games").to_owned());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("livescore up never said it was up")
 }
 
 fn livescore_bin() -> PathBuf {
@@ -34,11 +51,6 @@ fn livescore_bin() -> PathBuf {
 
 #[test]
 fn three_hundred_viewers_get_every_update_once_and_in_order() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let unique = format!(
         "loadtest-{}",
         std::time::SystemTime::now()
@@ -48,7 +60,9 @@ fn three_hundred_viewers_get_every_update_once_and_in_order() {
     );
     let mut up = Command::new(livescore_bin());
     up.arg("up")
-        .env("LISTEN", format!("127.0.0.1:{port}"))
+        // Port 0, and the address read from what it prints: a port chosen here and freed for
+        // it to bind could go to another test's process first.
+        .env("LISTEN", "127.0.0.1:0")
         .env("ADMIN_TOKEN", "loadtest")
         .env("REDIS_PREFIX", &unique)
         .env("KAFKA_TOPIC", &unique)
@@ -58,22 +72,14 @@ fn three_hundred_viewers_get_every_update_once_and_in_order() {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data"),
         )
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null());
+        .stdout(Stdio::piped());
     for name in ["REDIS_URL", "KAFKA_BROKERS"] {
         if let Ok(value) = std::env::var(name) {
             up.env(name, value);
         }
     }
-    let _server = Server(up.spawn().unwrap());
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "livescore up never listened"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut server = Server(up.spawn().unwrap());
+    let base = base_url(&mut server.0);
 
     let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
         .args(["--url", &base, "--token", "loadtest", "--clients", "300"])

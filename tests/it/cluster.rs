@@ -60,29 +60,10 @@ fn signal(name: &str, pid: u32) {
     assert!(status.success(), "kill -{name} {pid}");
 }
 
-/// A port whose neighbours (+1..+3 for the replicas, +10 for the producer, +11 for the
-/// projector, +20 for Prometheus) are free too.
-fn free_base_port() -> u16 {
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port > 65_000 {
-            continue;
-        }
-        let free = [0, 1, 2, 3, 10, 11, 20]
-            .iter()
-            .all(|offset| std::net::TcpListener::bind(("127.0.0.1", port + offset)).is_ok());
-        if free {
-            return port;
-        }
-    }
-}
-
 async fn start_cluster() -> Cluster {
-    let port = free_base_port();
+    // The base port, its neighbours +1..+3 for the replicas, +10 for the producer, +11 for the
+    // projector, +20 for Prometheus.
+    let port = support::services::free_ports(21);
     let name = support::owned("cluster");
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&*name);
     let mut script = Command::new(repo().join("scripts/cluster"))

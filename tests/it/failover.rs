@@ -40,11 +40,7 @@ impl Drop for Replica {
 }
 
 async fn replica(redis_url: &str, prefix: &str) -> Replica {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::services::free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_livescore"))
         .arg("api")
         .env("REDIS_URL", redis_url)

@@ -7,13 +7,55 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A port nothing listens on now.
+/// A port for a process the test starts: one nothing listens on now and that no other test of
+/// the run gets.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports(1)
+}
+
+/// The first of `count` consecutive ports, as [`free_port`]: for a script that puts its
+/// processes on a base port and the ones after it.
+///
+/// They are taken below the kernel's ephemeral range (32768-60999 by default): a port from
+/// `bind(0)`, freed for the process to bind, could meanwhile go to another test's server or to
+/// any outgoing connection (seen: a producer failing with "address already in use", and the
+/// test's requests answered by another test's server). nextest runs each test in a process of
+/// its own, so the next port is kept in a file under the target directory, under a lock.
+pub fn free_ports(count: u16) -> u16 {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    const FIRST: u16 = 20_000;
+    const END: u16 = 32_000;
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("next-test-port");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .unwrap();
+    // Held until `file` is closed, at the end of this function.
+    // SAFETY: flock on a descriptor this function owns; it only takes an advisory lock.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let mut text = String::new();
+    file.read_to_string(&mut text).unwrap();
+    let mut next: u16 = text.trim().parse().unwrap_or(FIRST);
+    for _ in FIRST..END {
+        if !(FIRST..END - count).contains(&next) {
+            next = FIRST;
+        }
+        let base = next;
+        next += count;
+        let free = (base..base + count)
+            .all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        if free {
+            file.rewind().unwrap();
+            file.set_len(0).unwrap();
+            write!(file, "{next}").unwrap();
+            return base;
+        }
+    }
+    panic!("no {count} free ports from {FIRST} to {END}");
 }
 
 /// A directory of the test's own under the target directory, empty.
