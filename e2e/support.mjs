@@ -3,18 +3,43 @@
 // engines, and Debian's Chromium launched headless.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { dirname } from 'node:path';
 import { chromium } from 'playwright-core';
 
 export const root = new URL('..', import.meta.url).pathname;
 export const bin = process.env.LIVESCORE_BIN ?? `${root}target/debug/livescore`;
 
-export const freePort = () => new Promise((resolve) => {
-  const probe = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = probe.address();
-    probe.close(() => resolve(port));
-  });
+// A port for a process the test starts: one nothing listens on now, and that no other test file
+// of the run gets. Taken from 12000-18999, below the kernel's ephemeral range (32768-60999): a
+// port from listen(0), freed for the process to bind, could go to any outgoing connection or
+// another server first. Node's runner may run the files in parallel processes, so the next port
+// is kept in a file under target/, under flock(1) (util-linux).
+const PORTS = { first: 12_000, end: 19_000, file: `${root}target/tmp/e2e-next-port` };
+const nextPort = () => {
+  mkdirSync(dirname(PORTS.file), { recursive: true });
+  const taken = spawnSync('flock', [`${PORTS.file}.lock`, 'sh', '-c', `
+    n=$(cat "$1" 2>/dev/null)
+    case $n in ''|*[!0-9]*) n=${PORTS.first} ;; esac
+    { [ "$n" -ge ${PORTS.first} ] && [ "$n" -lt ${PORTS.end} ]; } || n=${PORTS.first}
+    echo $((n + 1)) >"$1"
+    echo "$n"`, 'sh', PORTS.file], { encoding: 'utf8' });
+  assert.equal(taken.status, 0, `flock: ${taken.stderr}`);
+  return Number(taken.stdout.trim());
+};
+const bindable = (port) => new Promise((resolve) => {
+  const probe = createServer();
+  probe.once('error', () => resolve(false));
+  probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
 });
+export async function freePort() {
+  for (let tries = PORTS.first; tries < PORTS.end; tries++) {
+    const port = nextPort();
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port from ${PORTS.first} to ${PORTS.end}`);
+}
 
 // Waits until `url` answers 2xx, for at most 30 s; fails with `what` otherwise.
 export async function answers(url, what) {
