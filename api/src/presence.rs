@@ -12,7 +12,7 @@
 //! and one to read, whatever the number of viewers; per push, one message per changed topic,
 //! fanned out as every entry is.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -244,30 +244,24 @@ impl Presence {
         }
     }
 
-    /// Sends a `presence` message on each topic whose counts changed as shown ([`as_shown`])
-    /// from `before` to `now` (a change of the site's count changes every topic's); returns how
-    /// many.
+    /// Sends a `presence` message on each match whose count changed as shown ([`as_shown`])
+    /// from `before` to `now` (a change of the site's count changes every match's), and one on
+    /// the list naming those matches; returns how many.
     fn push(&self, hub: &Hub, before: &Counts, now: &Counts) -> u64 {
         let site_changed = as_shown(before.site) != as_shown(now.site);
-        let mut topics: Vec<Topic> = now
-            .topics
-            .keys()
-            .chain(before.topics.keys())
-            .copied()
-            .filter(|topic| *topic != Topic::Feed)
-            .filter(|topic| {
-                site_changed || as_shown(before.watching(*topic)) != as_shown(now.watching(*topic))
-            })
+        let shown = |counts: &Counts, id| as_shown(counts.watching(Topic::Match(id)));
+        let changed_games: BTreeSet<u64> = now
+            .watched_games()
+            .chain(before.watched_games())
+            .filter(|id| site_changed || shown(before, *id) != shown(now, *id))
             .collect();
-        topics.sort_unstable_by_key(|topic| topic.to_string());
-        topics.dedup();
+        if !site_changed && changed_games.is_empty() {
+            return 0;
+        }
         let presence = |topic, json: String| Message::new(topic, None, Kind::Presence, json.into());
         let mut latest = self.latest.write().unwrap_or_else(|p| p.into_inner());
-        let mut sent = 0;
-        let mut changed_games = Vec::with_capacity(topics.len());
-        for topic in topics {
-            let Topic::Match(id) = topic else { continue };
-            changed_games.push(id);
+        for &id in &changed_games {
+            let topic = Topic::Match(id);
             let message = presence(topic, now.match_message_json(id));
             if now.watching(topic) == 0 {
                 latest.remove(&topic);
@@ -275,16 +269,13 @@ impl Presence {
                 latest.insert(topic, Arc::clone(&message));
             }
             hub.publish(message);
-            sent += 1;
         }
-        if site_changed || !changed_games.is_empty() {
-            // The list's followers get the games that changed; one who joins gets them all.
-            let joining = presence(Topic::Feed, now.list_message_json(now.watched_games()));
-            latest.insert(Topic::Feed, joining);
-            hub.publish(presence(Topic::Feed, now.list_message_json(changed_games)));
-            sent += 1;
-        }
-        sent
+        // The list's followers get the games that changed; one who joins gets them all.
+        let joining = presence(Topic::Feed, now.list_message_json(now.watched_games()));
+        latest.insert(Topic::Feed, joining);
+        let changed = now.list_message_json(changed_games.iter().copied());
+        hub.publish(presence(Topic::Feed, changed));
+        changed_games.len() as u64 + 1
     }
 }
 
