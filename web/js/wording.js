@@ -19,8 +19,16 @@ export const lostText = (replay) => replay?.lost_records ? `${replay.lost_record
 export const clockText = (clock) => clock && clock.minute ? `${clock.minute}${clock.added ? '+' + clock.added : ''}'` : '';
 export const statusText = (h) => PLAYING.has(h.status) && h.status !== 'shootout' ? clockText(h.clock) : STATUS[h.status] ?? h.status;
 
-// How many are watching: "12 watching".
-export const watchingText = (count) => `${Number(count).toLocaleString('en')} watching`;
+// A count to two significant figures (87, 1,200, 35,000): the server sends a new one only when
+// this changes (`presence::as_shown` in api/src/presence.rs), so more digits would be stale.
+export const asShown = (count) => {
+  let scale = 1;
+  while (Math.floor(count / scale) >= 100) scale *= 10;
+  return Math.floor(count / scale) * scale;
+};
+
+// How many are watching: "12 watching", "1,200 watching".
+export const watchingText = (count) => `${asShown(Number(count)).toLocaleString('en')} watching`;
 
 // The name a player is known by: the lineups' nickname ("Lionel Messi") where the match info
 // has one, else the events' full name ("Lionel Andrés Messi Cuccittini"); `missing` when the
