@@ -31,7 +31,7 @@ game=7471
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
-wait_http() { until curl -fsS -o /dev/null "$1"; do sleep 0.2; done; }
+. loadtest/lib.sh
 admin() { curl -fsS -o /dev/null -X "$1" -H "Authorization: Bearer bench" "http://127.0.0.1:18070$2"; }
 # The API processes' sockets: listening, and viewers held (established, on the API's port).
 listeners() { ss -Hltn 'sport = :18080' | wc -l; }

@@ -29,9 +29,7 @@ hold=${PRESENCE_HOLD:-60}
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
-wait_http() { until curl -fsS -o /dev/null "$1"; do sleep 0.2; done; }
-# A process's CPU time so far, in clock ticks (user + system).
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+. loadtest/lib.sh
 hz=$(getconf CLK_TCK)
 
 printf '%-12s %8s %12s %14s %20s\n' way viewers "cpu seconds" "presence sent" "received (viewers)" | tee "$out/summary.txt"
@@ -65,10 +63,10 @@ for way in off stable churning crossing crossing-off; do
       churn=$! ;;
   esac
   [ -n "$churn" ] && pids+=($churn)
-  before=$(ticks "$api")
+  before=$(cpu_ticks "$api")
   sent_before=$(curl -fsS http://127.0.0.1:18190/metrics | awk '$1 == "livescore_presence_messages_total" { print $2 }')
   sleep "$hold"
-  after=$(ticks "$api")
+  after=$(cpu_ticks "$api")
   sent_after=$(curl -fsS http://127.0.0.1:18190/metrics | awk '$1 == "livescore_presence_messages_total" { print $2 }')
   # The churn runs in a process group of its own (setsid), so that this stops all of it.
   [ -n "$churn" ] && kill -- "-$churn" 2>/dev/null || true

@@ -39,7 +39,7 @@ export RUST_LOG=warn ADMIN_TOKEN=bench
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
-wait_http() { until curl -fsS -o /dev/null "$1"; do sleep 0.2; done; }
+. loadtest/lib.sh
 pin() { # cpus, then the command
   local cpus=$1
   shift

@@ -28,7 +28,7 @@ viewers=${STORM_VIEWERS:-10000}
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
-wait_http() { until curl -fsS -o /dev/null "$1"; do sleep 0.2; done; }
+. loadtest/lib.sh
 # A replica's metric (summed over its labels), 0 if it does not answer.
 metric() {
   curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null |
