@@ -34,7 +34,7 @@ const bindable = (port) => new Promise((resolve) => {
   probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
 });
 export async function freePort() {
-  for (let tries = PORTS.first; tries < PORTS.end; tries++) {
+  for (let tries = 0; tries < PORTS.end - PORTS.first; tries++) {
     const port = nextPort();
     if (await bindable(port)) return port;
   }
